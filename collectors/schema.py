@@ -1,0 +1,77 @@
+"""The spool's record schemas: the contract between collectors and the warehouse.
+
+Every backend (simulated, NVML, AMD SMI, Prometheus exporters, inference-server
+request logs) writes exactly these columns. Units are in the column names;
+timestamps are UTC with microsecond precision.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+#: one row per device per sampling instant
+DEVICE_SAMPLES = pa.schema(
+    [
+        ("ts", TS),                      # collector clock at read time, UTC
+        ("node", pa.string()),           # host name
+        ("device_id", pa.string()),      # fleet-unique: "<node>/<index>"
+        ("device_index", pa.int32()),
+        ("device_uuid", pa.string()),
+        ("chip", pa.string()),           # catalog id: nvidia-h100-sxm, amd-mi300x, custom-asic ...
+        ("vendor", pa.string()),         # nvidia | amd | custom
+        ("power_w", pa.float64()),       # as the vendor reports it (see power_kind)
+        ("power_kind", pa.string()),     # avg_1s | instant | avg_window | unknown
+        ("energy_counter_j", pa.float64()),  # cumulative counter in joules (null if none); may reset/wrap
+        ("utilization_pct", pa.float64()),
+        ("memory_used_mib", pa.float64()),
+        ("temperature_c", pa.float64()),
+        ("sm_clock_mhz", pa.float64()),
+        ("power_limit_w", pa.float64()),
+        ("source", pa.string()),         # sim | nvml | amdsmi | dcgm-exporter | amd-exporter
+    ]
+)
+
+#: one row per finished (or failed) inference request; names follow vLLM's
+#: request stats (arrival/queued/scheduled/first_token/last_token) and the
+#: OpenAI usage object (prompt_tokens, completion_tokens)
+REQUESTS = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("node", pa.string()),
+        ("replica_id", pa.string()),
+        ("model", pa.string()),
+        ("task", pa.string()),           # chat translate summarize code-generate code-optimize code-fix
+        ("language", pa.string()),       # ISO 639-1: en fr de es ja zh ...
+        ("tier", pa.string()),           # free | subscription | api
+        ("arrival_ts", TS),
+        ("scheduled_ts", TS),            # prefill start (vLLM scheduled_ts); null -> arrival_ts
+        ("first_token_ts", TS),
+        ("finish_ts", TS),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("status", pa.string()),         # ok | error | aborted
+    ]
+)
+
+#: which devices serve a replica (written by the simulator, or by a deployment
+#: hook on a real fleet); a replica spans one or more devices of one node
+REPLICAS = pa.schema(
+    [
+        ("replica_id", pa.string()),
+        ("node", pa.string()),
+        ("model", pa.string()),
+        ("chip", pa.string()),
+        ("device_ids", pa.string()),     # comma-separated device_id list
+        ("valid_from", TS),
+    ]
+)
+
+KINDS = {
+    "device_samples": DEVICE_SAMPLES,
+    "requests": REQUESTS,
+    "replicas": REPLICAS,
+}
+
+TASKS = ("chat", "translate", "summarize", "code-generate", "code-optimize", "code-fix")
+TIERS = ("free", "subscription", "api")
