@@ -1,0 +1,275 @@
+"""AMD backend: per-device samples through AMD SMI (the ``amdsmi`` Python package).
+
+What is read, per device and per sample:
+
+* ``amdsmi_get_power_info``: ``current_socket_power`` (power_kind ``instant``)
+  where the device reports it, else ``average_socket_power`` (``avg_window``);
+  the library returns the string ``"N/A"`` for fields a device lacks.
+* ``amdsmi_get_energy_count``: accumulator x ``counter_resolution`` is in uJ;
+  the accumulator key is ``energy_accumulator`` in recent amdsmi and ``power``
+  in older releases. Converted to joules.
+* ``amdsmi_get_gpu_activity`` (``gfx_activity`` %), ``amdsmi_get_gpu_vram_usage``
+  (``vram_used``, MiB), hotspot (else edge) temperature, GFX clock, power cap (uW).
+* identity: ``amdsmi_get_gpu_device_uuid`` and ``amdsmi_get_gpu_asic_info``'s
+  ``market_name`` (-> catalog chip id, e.g. MI300X -> ``amd-mi300x``).
+
+``import amdsmi`` raises ``KeyError`` (not ``ImportError``) when
+``libamd_smi.so`` is missing; that, ``ImportError`` and ``OSError`` become
+:class:`BackendUnavailable` with an "AMD SMI library not found" message.
+
+Error handling mirrors :mod:`collectors.nvidia`: unsupported reads become null
+columns and are not asked again; other errors mark the device failed, counted,
+and retried after ``retry_after_s`` while the other devices keep sampling.
+``amdsmi`` is imported lazily; tests pass a fake module as ``smi=``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any, Callable
+
+from .base import BackendBase, BackendUnavailable
+
+#: AMDSMI_STATUS_NOT_SUPPORTED, _NOT_YET_IMPLEMENTED, _NO_PERM
+_UNSUPPORTED_CODES = (2, 3, 10)
+
+
+def chip_id_from_market_name(name: str) -> str:
+    """Catalog chip id for an AMD market name.
+
+    >>> chip_id_from_market_name("AMD Instinct MI300X")
+    'amd-mi300x'
+    >>> chip_id_from_market_name("Instinct MI325X OAM")
+    'amd-mi325x'
+    """
+    match = re.search(r"\bMI\s?(\d{3}[A-Z]*)", name.upper())
+    if match:
+        return f"amd-mi{match.group(1).lower()}"
+    stripped = re.sub(r"^\s*(amd\s*)?(instinct\s*)?", "", name, flags=re.I)
+    slug = re.sub(r"[^a-z0-9]+", "-", stripped.lower()).strip("-")
+    return f"amd-{slug or 'unknown'}"
+
+
+def number(value: Any) -> float | None:
+    """A reading as float, or None for ``"N/A"``, None, all-ones sentinels and junk."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, dict):  # some releases wrap readings as {"value": v, "unit": u}
+        return number(value.get("value"))
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().split()[0])
+        except (ValueError, IndexError):
+            return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    if result in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) or result != result:
+        return None
+    return result
+
+
+def load_amdsmi() -> ModuleType:
+    """Import ``amdsmi`` or raise :class:`BackendUnavailable` with a clear message."""
+    chatter = io.StringIO()  # amdsmi prints its own hint to stdout when the .so is missing
+    try:
+        with contextlib.redirect_stdout(chatter):
+            import amdsmi  # noqa: PLC0415 - vendor import stays lazy
+    except KeyError as exc:
+        hint = " ".join(chatter.getvalue().split())
+        raise BackendUnavailable(
+            f"AMD SMI library not found: {exc.args[0] if exc.args else exc} could not be loaded"
+            + (f" ({hint})" if hint else "")
+            + "; install amd-smi-lib (ROCm) or set ROCM_PATH"
+        ) from exc
+    except (ImportError, OSError) as exc:
+        raise BackendUnavailable(f"AMD SMI library not found: {exc}") from exc
+    return amdsmi
+
+
+@dataclass
+class _Device:
+    """What the backend knows about one AMD SMI processor handle."""
+
+    index: int
+    handle: Any
+    uuid: str | None = None
+    market_name: str | None = None
+    chip: str | None = None
+    unsupported: set[str] = field(default_factory=set)
+    opened: bool = False
+    failed_until_s: float | None = None
+
+
+class AmdSmiBackend(BackendBase):
+    """Samples every AMD GPU on this node through AMD SMI."""
+
+    source = "amdsmi"
+
+    def __init__(
+        self,
+        node: str | None = None,
+        smi: ModuleType | Any | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        retry_after_s: float = 30.0,
+    ) -> None:
+        super().__init__(node)
+        self._smi = smi if smi is not None else load_amdsmi()
+        self._clock = clock
+        self._monotonic = monotonic
+        self.retry_after_s = retry_after_s
+        self._closed = False
+        try:
+            self._smi.amdsmi_init()
+            handles = list(self._smi.amdsmi_get_processor_handles())
+        except self._smi.AmdSmiException as exc:
+            self._shutdown()
+            raise BackendUnavailable(f"AMD SMI not available: {exc}") from exc
+        if not handles:
+            self._shutdown()
+            raise BackendUnavailable("AMD SMI not available: no AMD GPU found")
+        self.devices = [_Device(index=i, handle=h) for i, h in enumerate(handles)]
+        now_s = self._monotonic()
+        for dev in self.devices:
+            try:
+                self._open(dev)
+            except self._smi.AmdSmiException as exc:
+                self._fail(dev, exc, now_s)
+
+    def _open(self, dev: _Device) -> None:
+        smi = self._smi
+        dev.uuid = str(smi.amdsmi_get_gpu_device_uuid(dev.handle))
+        try:
+            dev.market_name = str(smi.amdsmi_get_gpu_asic_info(dev.handle).get("market_name", "N/A"))
+        except smi.AmdSmiException:
+            dev.market_name = "N/A"
+        dev.chip = chip_id_from_market_name(dev.market_name) if dev.market_name != "N/A" else "amd-unknown"
+        dev.opened = True
+        dev.failed_until_s = None
+
+    def _fail(self, dev: _Device, exc: Exception, now_s: float) -> None:
+        dev.failed_until_s = now_s + self.retry_after_s
+        self.count_error(self.device_id(dev.index), f"{type(exc).__name__}: {exc}; retry in {self.retry_after_s:g} s")
+
+    @property
+    def failed_devices(self) -> list[str]:
+        """Device ids currently marked failed (waiting for a retry)."""
+        return [self.device_id(d.index) for d in self.devices if d.failed_until_s is not None]
+
+    def _is_unsupported(self, exc: Exception) -> bool:
+        code_of = getattr(exc, "get_error_code", None)
+        code = code_of() if callable(code_of) else getattr(exc, "err_code", None)
+        return code in _UNSUPPORTED_CODES
+
+    def _optional(self, dev: _Device, key: str, read: Callable[[], Any]) -> Any:
+        """``read()``, or None (and never again) if the device does not support it."""
+        if key in dev.unsupported:
+            return None
+        try:
+            return read()
+        except self._smi.AmdSmiException as exc:
+            if self._is_unsupported(exc):
+                dev.unsupported.add(key)
+                return None
+            raise
+
+    def _power(self, dev: _Device) -> tuple[float | None, str]:
+        info = self._optional(dev, "power", lambda: self._smi.amdsmi_get_power_info(dev.handle)) or {}
+        for key, kind in (
+            ("current_socket_power", "instant"),
+            ("average_socket_power", "avg_window"),
+            ("socket_power", "unknown"),
+        ):
+            watts = number(info.get(key))
+            if watts is not None and watts > 0:
+                return watts, kind
+        return None, "unknown"
+
+    def _energy_j(self, dev: _Device) -> float | None:
+        counts = self._optional(dev, "energy", lambda: self._smi.amdsmi_get_energy_count(dev.handle))
+        if not counts:
+            return None
+        accumulator = number(counts.get("energy_accumulator", counts.get("power")))
+        resolution_uj = number(counts.get("counter_resolution"))
+        if accumulator is None or resolution_uj is None:
+            return None
+        return accumulator * resolution_uj / 1e6
+
+    def _temperature_c(self, dev: _Device) -> float | None:
+        smi = self._smi
+        for key, sensor in (("temp_hotspot", "HOTSPOT"), ("temp_edge", "EDGE")):
+            value = self._optional(
+                dev,
+                key,
+                lambda s=sensor: smi.amdsmi_get_temp_metric(
+                    dev.handle,
+                    getattr(smi.AmdSmiTemperatureType, s),
+                    smi.AmdSmiTemperatureMetric.CURRENT,
+                ),
+            )
+            if number(value) is not None:
+                return number(value)
+        return None
+
+    def _read(self, dev: _Device) -> dict[str, Any]:
+        smi = self._smi
+        h = dev.handle
+        ts = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        power_w, power_kind = self._power(dev)
+        activity = self._optional(dev, "activity", lambda: smi.amdsmi_get_gpu_activity(h)) or {}
+        vram = self._optional(dev, "vram", lambda: smi.amdsmi_get_gpu_vram_usage(h)) or {}
+        clock = self._optional(dev, "clock", lambda: smi.amdsmi_get_clock_info(h, smi.AmdSmiClkType.GFX)) or {}
+        cap = self._optional(dev, "power_cap", lambda: smi.amdsmi_get_power_cap_info(h)) or {}
+        cap_uw = number(cap.get("power_cap"))
+        return {
+            "ts": ts,
+            "node": self.node,
+            "device_id": self.device_id(dev.index),
+            "device_index": dev.index,
+            "device_uuid": dev.uuid,
+            "chip": dev.chip,
+            "vendor": "amd",
+            "power_w": power_w,
+            "power_kind": power_kind,
+            "energy_counter_j": self._energy_j(dev),
+            "utilization_pct": number(activity.get("gfx_activity")),
+            "memory_used_mib": number(vram.get("vram_used")),
+            "temperature_c": self._temperature_c(dev),
+            "sm_clock_mhz": number(clock.get("clk")),
+            "power_limit_w": cap_uw / 1e6 if cap_uw is not None else None,
+            "source": self.source,
+        }
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One row per healthy device; failed devices are retried once their wait is over."""
+        now_s = self._monotonic()
+        rows: list[dict[str, Any]] = []
+        for dev in self.devices:
+            try:
+                if dev.failed_until_s is not None:
+                    if now_s < dev.failed_until_s:
+                        continue
+                    self._open(dev)
+                rows.append(self._read(dev))
+            except self._smi.AmdSmiException as exc:
+                self._fail(dev, exc, now_s)
+        return rows
+
+    def _shutdown(self) -> None:
+        try:
+            self._smi.amdsmi_shut_down()
+        except Exception:  # noqa: BLE001 - shutting down, nothing to do about it
+            pass
+
+    def close(self) -> None:
+        """Shut AMD SMI down (once)."""
+        if not self._closed:
+            self._closed = True
+            self._shutdown()

@@ -1,0 +1,170 @@
+"""The device-telemetry backend protocol, its exceptions and the backend factory.
+
+A backend reads every device it can see once per call to :meth:`Backend.sample`
+and returns one row per device in the :data:`collectors.schema.DEVICE_SAMPLES`
+layout (a plain ``dict`` per row; :func:`rows_to_table` turns a list of them into
+a typed Arrow table). Vendor libraries (``pynvml``, ``amdsmi``) are imported only
+inside their own modules, and only when that backend is built, so importing this
+module never needs a GPU driver.
+
+Vendor errors are translated into one small, vendor-neutral family:
+
+* :class:`BackendUnavailable` -- the backend cannot run on this machine at all
+  (library missing, no driver, no device). ``get_backend("auto")`` catches it
+  and tries the next vendor.
+* :class:`DeviceError` -- one device failed one read. Backends catch it per
+  device, count it in :attr:`BackendBase.errors_by_device` and keep sampling the
+  other devices.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from .schema import DEVICE_SAMPLES
+
+log = logging.getLogger(__name__)
+
+#: backend names accepted by :func:`get_backend` and ``tokenwatt collect --backend``
+BACKEND_NAMES = ("auto", "nvidia", "amd", "prometheus", "sim")
+
+
+class CollectorError(Exception):
+    """Root of the collectors' vendor-neutral exception family."""
+
+
+class BackendUnavailable(CollectorError):
+    """The backend cannot run here (library, driver or devices missing)."""
+
+
+class DeviceError(CollectorError):
+    """One device failed a read; the device is retried later, the others keep going."""
+
+    def __init__(self, device_id: str, message: str) -> None:
+        super().__init__(f"{device_id}: {message}")
+        self.device_id = device_id
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the sampling agent needs from a telemetry source."""
+
+    #: short name written to the ``source`` column (nvml, amdsmi, sim, ...)
+    source: str
+    #: node name used in ``device_id`` ("<node>/<index>") and the spool partition
+    node: str
+    #: cumulative read errors per device id (or per scrape URL)
+    errors_by_device: dict[str, int]
+
+    def sample(self) -> list[dict[str, Any]]:
+        """Read every device once; one DEVICE_SAMPLES row dict per readable device."""
+        ...
+
+    def close(self) -> None:
+        """Release the vendor library / sockets. Safe to call twice."""
+        ...
+
+
+class BackendBase:
+    """Shared bookkeeping for backends: node name, per-device error counters."""
+
+    source = "unknown"
+
+    def __init__(self, node: str | None = None) -> None:
+        self.node: str = node or default_node()
+        self.errors_by_device: dict[str, int] = {}
+        #: last error message per device id, for logs and tests
+        self.last_error: dict[str, str] = {}
+
+    def device_id(self, index: int) -> str:
+        """Fleet-unique device id, ``"<node>/<index>"``."""
+        return f"{self.node}/{index}"
+
+    def count_error(self, device_id: str, message: str) -> None:
+        """Record one failed read for ``device_id``."""
+        self.errors_by_device[device_id] = self.errors_by_device.get(device_id, 0) + 1
+        if self.last_error.get(device_id) != message:
+            log.warning("%s: %s", device_id, message)
+        self.last_error[device_id] = message
+
+    def close(self) -> None:  # pragma: no cover - trivial default
+        """Nothing to release by default."""
+
+
+def default_node() -> str:
+    """This host's short name, used when ``--node`` is not given."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def empty_row() -> dict[str, Any]:
+    """A DEVICE_SAMPLES row with every column present and null."""
+    return dict.fromkeys(DEVICE_SAMPLES.names)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Typed Arrow table in the DEVICE_SAMPLES schema from row dicts."""
+    return pa.Table.from_pylist(rows, schema=DEVICE_SAMPLES)
+
+
+def _construct(factory: Callable[..., Any], kw: dict[str, Any]) -> Any:
+    """Call ``factory`` with only the keyword arguments it declares."""
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return factory(**kw)
+    return factory(**{k: v for k, v in kw.items() if k in params})
+
+
+def get_backend(name: str, **kw: Any) -> Backend:
+    """Build a backend by name.
+
+    ``name`` is one of :data:`BACKEND_NAMES`. Keyword arguments are passed to the
+    chosen backend's constructor when it declares them (``node``, ``urls``,
+    ``devices``, ``chip``, ``nvml``, ``smi``, ...), so one call site can serve
+    every backend.
+
+    ``"auto"`` tries NVIDIA (NVML), then AMD (AMD SMI), then falls back to the
+    live simulator; each skipped vendor is logged with its reason, and the
+    reasons are kept on the returned backend as ``fallback_reasons``.
+
+    Raises :class:`BackendUnavailable` when a named vendor backend cannot run,
+    and :class:`ValueError` for an unknown name.
+    """
+    if name == "nvidia":
+        from .nvidia import NvmlBackend
+
+        return _construct(NvmlBackend, kw)
+    if name == "amd":
+        from .amd import AmdSmiBackend
+
+        return _construct(AmdSmiBackend, kw)
+    if name == "prometheus":
+        from .prometheus import PrometheusBackend
+
+        return _construct(PrometheusBackend, kw)
+    if name == "sim":
+        from .sim_live import SimLiveBackend
+
+        return _construct(SimLiveBackend, kw)
+    if name == "auto":
+        reasons: list[str] = []
+        for vendor in ("nvidia", "amd"):
+            try:
+                backend = get_backend(vendor, **kw)
+            except BackendUnavailable as exc:
+                reasons.append(str(exc))
+                log.info("backend %s unavailable: %s", vendor, exc)
+                continue
+            backend.fallback_reasons = reasons  # type: ignore[attr-defined]
+            return backend
+        log.warning(
+            "no GPU telemetry library usable (%s); falling back to the simulated backend",
+            "; ".join(reasons),
+        )
+        backend = get_backend("sim", **kw)
+        backend.fallback_reasons = reasons  # type: ignore[attr-defined]
+        return backend
+    raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")

@@ -1,0 +1,284 @@
+"""NVIDIA backend: per-device samples through NVML (package ``nvidia-ml-py``, module ``pynvml``).
+
+What is read, per device and per sample:
+
+* power: the NVML field values ``NVML_FI_DEV_POWER_INSTANT`` (power_kind
+  ``instant``) and ``NVML_FI_DEV_POWER_AVERAGE`` (``avg_1s``) through
+  ``nvmlDeviceGetFieldValues``, each entry's own ``nvmlReturn`` checked; where
+  neither is supported, ``nvmlDeviceGetPowerUsage`` (mW). On Ampere (except
+  GA100) and newer, Hopper included, that call returns a 1-second average
+  (``avg_1s``); on GA100 and older it is instantaneous.
+* ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load) -> ``energy_counter_j``
+* utilisation, memory used, GPU temperature, SM clock, enforced power limit.
+
+A read that the device does not support (``NVMLError_NotSupported``,
+``NoPermission``) leaves that column null and is not asked again. Any other
+NVML error (``GpuIsLost``, ``Unknown``, ...) marks the device failed: it is
+skipped, its error is counted in ``errors_by_device``, and it is re-opened
+after ``retry_after_s``. The other devices keep sampling.
+
+``pynvml`` is imported lazily; tests pass a fake module as ``nvml=``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any, Callable
+
+from .base import BackendBase, BackendUnavailable
+
+_MIB = 1024.0 * 1024.0
+
+#: ctypes union member holding a field value, by NVML_VALUE_TYPE_*
+_VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+
+_ARCH_AMPERE = 7
+_UNSUPPORTED_CODES = (3, 4, 13)  # NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND
+
+
+def chip_id_from_name(name: str) -> str:
+    """Catalog chip id for an NVML device name.
+
+    >>> chip_id_from_name("NVIDIA H100 80GB HBM3")
+    'nvidia-h100-sxm'
+    >>> chip_id_from_name("NVIDIA H200")
+    'nvidia-h200'
+    >>> chip_id_from_name("NVIDIA A100-SXM4-80GB")
+    'nvidia-a100-sxm4-80gb'
+    """
+    upper = name.upper()
+    if re.search(r"\bH200\b", upper):
+        return "nvidia-h200"
+    if re.search(r"\bH100\b", upper):
+        if "PCIE" in upper:
+            return "nvidia-h100-pcie"
+        if "NVL" in upper:
+            return "nvidia-h100-nvl"
+        return "nvidia-h100-sxm"  # "H100 80GB HBM3" and "H100 SXM5 ..." are the SXM part
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"^\s*nvidia\s*", "", name, flags=re.I).lower()).strip("-")
+    return f"nvidia-{slug or 'unknown'}"
+
+
+def usage_power_kind(name: str, arch: int | None) -> str:
+    """What ``nvmlDeviceGetPowerUsage`` means on this device: ``avg_1s``, ``instant`` or ``unknown``."""
+    upper = name.upper()
+    ga100 = bool(re.search(r"\bA(100|30)\b", upper))
+    if arch is not None and 0 < arch < 0xFFFF:
+        if arch > _ARCH_AMPERE or (arch == _ARCH_AMPERE and not ga100):
+            return "avg_1s"
+        return "instant"
+    if re.search(r"\b(GH200|H100|H200|B100|B200|GB200)\b", upper):
+        return "avg_1s"
+    return "unknown"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def load_pynvml() -> ModuleType:
+    """Import ``pynvml`` or raise :class:`BackendUnavailable`."""
+    try:
+        import pynvml  # noqa: PLC0415 - vendor import stays lazy
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"NVML not available: pynvml is not installed ({exc}); pip install nvidia-ml-py"
+        ) from exc
+    return pynvml
+
+
+@dataclass
+class _Device:
+    """What the backend knows about one NVML device index."""
+
+    index: int
+    handle: Any = None
+    uuid: str | None = None
+    name: str | None = None
+    chip: str | None = None
+    usage_kind: str = "unknown"
+    power_fields: list[int] = field(default_factory=list)
+    unsupported: set[str] = field(default_factory=set)
+    failed_until_s: float | None = None  # monotonic; None while healthy
+
+
+class NvmlBackend(BackendBase):
+    """Samples every NVIDIA GPU on this node through NVML."""
+
+    source = "nvml"
+
+    def __init__(
+        self,
+        node: str | None = None,
+        nvml: ModuleType | Any | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        retry_after_s: float = 30.0,
+    ) -> None:
+        super().__init__(node)
+        self._nvml = nvml if nvml is not None else load_pynvml()
+        self._clock = clock
+        self._monotonic = monotonic
+        self.retry_after_s = retry_after_s
+        self._closed = False
+        nv = self._nvml
+        try:
+            nv.nvmlInit()
+        except (nv.NVMLError, OSError) as exc:
+            raise BackendUnavailable(f"NVML not available: {exc}") from exc
+        try:
+            count = int(nv.nvmlDeviceGetCount())
+        except nv.NVMLError as exc:
+            self._shutdown()
+            raise BackendUnavailable(f"NVML not available: cannot count devices: {exc}") from exc
+        if count == 0:
+            self._shutdown()
+            raise BackendUnavailable("NVML not available: the driver reports no NVIDIA GPU")
+        self._fields = [nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_FI_DEV_POWER_AVERAGE]
+        self.devices = [_Device(index=i, power_fields=list(self._fields)) for i in range(count)]
+        now_s = self._monotonic()
+        for dev in self.devices:
+            try:
+                self._open(dev)
+            except nv.NVMLError as exc:
+                self._fail(dev, exc, now_s)
+
+    # -- device lifecycle -------------------------------------------------
+
+    def _open(self, dev: _Device) -> None:
+        """(Re)acquire the handle and identity of ``dev``."""
+        nv = self._nvml
+        handle = nv.nvmlDeviceGetHandleByIndex(dev.index)
+        dev.uuid = _text(nv.nvmlDeviceGetUUID(handle))
+        dev.name = _text(nv.nvmlDeviceGetName(handle))
+        dev.chip = chip_id_from_name(dev.name)
+        arch: int | None
+        try:
+            arch = int(nv.nvmlDeviceGetArchitecture(handle))
+        except (nv.NVMLError, AttributeError):
+            arch = None
+        dev.usage_kind = usage_power_kind(dev.name, arch)
+        dev.handle = handle
+        dev.failed_until_s = None
+
+    def _fail(self, dev: _Device, exc: Exception, now_s: float) -> None:
+        dev.failed_until_s = now_s + self.retry_after_s
+        self.count_error(self.device_id(dev.index), f"{type(exc).__name__}: {exc}; retry in {self.retry_after_s:g} s")
+
+    @property
+    def failed_devices(self) -> list[str]:
+        """Device ids currently marked failed (waiting for a retry)."""
+        return [self.device_id(d.index) for d in self.devices if d.failed_until_s is not None]
+
+    # -- reading ----------------------------------------------------------
+
+    def _is_unsupported(self, exc: Exception) -> bool:
+        return getattr(exc, "value", None) in _UNSUPPORTED_CODES
+
+    def _optional(self, dev: _Device, key: str, read: Callable[[], float]) -> float | None:
+        """``read()``, or None (and never again) if the device does not support it."""
+        if key in dev.unsupported:
+            return None
+        try:
+            return read()
+        except self._nvml.NVMLError as exc:
+            if self._is_unsupported(exc):
+                dev.unsupported.add(key)
+                return None
+            raise
+
+    def _power(self, dev: _Device) -> tuple[float | None, str | None]:
+        """Power in W and its kind, from the best source the device supports."""
+        nv = self._nvml
+        if dev.power_fields:
+            try:
+                values = nv.nvmlDeviceGetFieldValues(dev.handle, list(dev.power_fields))
+            except nv.NVMLError as exc:
+                if not self._is_unsupported(exc):
+                    raise
+                dev.power_fields = []
+            else:
+                readings: dict[int, float] = {}
+                for field_id, fv in zip(list(dev.power_fields), values):
+                    ret = int(fv.nvmlReturn)
+                    if ret == nv.NVML_SUCCESS:
+                        member = _VALUE_MEMBER.get(int(fv.valueType), "uiVal")
+                        readings[field_id] = float(getattr(fv.value, member)) / 1000.0  # mW -> W
+                    elif ret in _UNSUPPORTED_CODES:
+                        dev.power_fields.remove(field_id)
+                    elif ret == nv.NVML_ERROR_GPU_IS_LOST:
+                        raise nv.NVMLError(ret)
+                    # any other per-entry error: skip this field this time
+                if nv.NVML_FI_DEV_POWER_INSTANT in readings:
+                    return readings[nv.NVML_FI_DEV_POWER_INSTANT], "instant"
+                if nv.NVML_FI_DEV_POWER_AVERAGE in readings:
+                    return readings[nv.NVML_FI_DEV_POWER_AVERAGE], "avg_1s"
+        usage_w = self._optional(dev, "power_usage", lambda: nv.nvmlDeviceGetPowerUsage(dev.handle) / 1000.0)
+        if usage_w is None:
+            return None, None
+        return usage_w, dev.usage_kind
+
+    def _read(self, dev: _Device) -> dict[str, Any]:
+        nv = self._nvml
+        h = dev.handle
+        ts = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        power_w, power_kind = self._power(dev)
+        return {
+            "ts": ts,
+            "node": self.node,
+            "device_id": self.device_id(dev.index),
+            "device_index": dev.index,
+            "device_uuid": dev.uuid,
+            "chip": dev.chip,
+            "vendor": "nvidia",
+            "power_w": power_w,
+            "power_kind": power_kind or "unknown",
+            "energy_counter_j": self._optional(
+                dev, "energy", lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0
+            ),
+            "utilization_pct": self._optional(
+                dev, "utilization", lambda: float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
+            ),
+            "memory_used_mib": self._optional(dev, "memory", lambda: nv.nvmlDeviceGetMemoryInfo(h).used / _MIB),
+            "temperature_c": self._optional(
+                dev, "temperature", lambda: float(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+            ),
+            "sm_clock_mhz": self._optional(
+                dev, "sm_clock", lambda: float(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
+            ),
+            "power_limit_w": self._optional(
+                dev, "power_limit", lambda: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0
+            ),
+            "source": self.source,
+        }
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One row per healthy device; failed devices are retried once their wait is over."""
+        nv = self._nvml
+        now_s = self._monotonic()
+        rows: list[dict[str, Any]] = []
+        for dev in self.devices:
+            try:
+                if dev.failed_until_s is not None:
+                    if now_s < dev.failed_until_s:
+                        continue
+                    self._open(dev)
+                rows.append(self._read(dev))
+            except nv.NVMLError as exc:
+                self._fail(dev, exc, now_s)
+        return rows
+
+    def _shutdown(self) -> None:
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001 - shutting down, nothing to do about it
+            pass
+
+    def close(self) -> None:
+        """Shut NVML down (once)."""
+        if not self._closed:
+            self._closed = True
+            self._shutdown()

@@ -1,0 +1,167 @@
+"""Continuous-batching serving dynamics of one replica, compiled with numba.
+
+The replica runs in ticks of ``dt`` seconds. Within a tick, queued requests are admitted in
+arrival order while the batch has room and prefill time is left (prefill is capped to a share
+of the tick while requests are decoding, as chunked prefill does); the rest of the tick decodes
+every running request at ``decode_step(b) = t0 + t1 * b`` seconds per token. Time-to-first-token
+and latency therefore grow with load, and the replica's power follows its batch.
+
+Ground truth: the active energy of each tick (power above idle, summed over the replica's devices)
+is given to the requests that did the work in that tick: prefill energy to the request prefilled,
+decode energy split per token decoded. The tick's idle energy is shared in proportion to active
+energy (the "fully loaded" truth); with no work in a tick, idle energy is unused capacity.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+QUEUED, RUNNING, DONE = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def run_replica(
+    t_start, n_ticks, dt,
+    arrival, prompt, completion,
+    state, sched, first, finish, dec_left, act_j, idle_j,
+    prefill_tps, t0_s, t1_s, max_batch, prefill_active_w, dec_a_w, dec_c_w, idle_w_dev, rated_w,
+    idle_total_w, active_scale, max_prefill_frac, carry_busy_s,
+    out_active_w, out_busy, out_batch,
+):
+    """Advance one replica over ``n_ticks``; arrays are updated in place.
+
+    Requests must be sorted by arrival. ``state`` is QUEUED/RUNNING/DONE. Per-tick outputs are
+    per-device active power (W above idle, before the device's own scale), busy fraction and
+    batch size. Returns (carry_busy_s, unused_idle_j).
+    """
+    n = arrival.shape[0]
+    running = np.empty(max_batch, np.int64)
+    nr = 0
+    # requests already running (carried from the previous chunk) re-enter the batch
+    qhead = 0
+    for i in range(n):
+        if state[i] == RUNNING and nr < max_batch:
+            running[nr] = i
+            nr += 1
+    while qhead < n and state[qhead] != QUEUED:
+        qhead += 1
+    contrib_idx = np.empty(2 * max_batch + 8, np.int64)
+    contrib_e = np.empty(2 * max_batch + 8, np.float64)
+    unused_idle = 0.0
+    carry = carry_busy_s
+    for k in range(n_ticks):
+        T = t_start + k * dt
+        tend = T + dt
+        c = T + carry
+        spill_in = prefill_active_w * active_scale * carry
+        nc = 0
+        tick_e = 0.0
+        prefill_time = 0.0
+        limit = tend
+        if nr > 0:
+            limit = T + max_prefill_frac * dt
+        # admission and prefill
+        while qhead < n and nr < max_batch:
+            if state[qhead] != QUEUED:
+                qhead += 1
+                continue
+            a = arrival[qhead]
+            if a >= tend:
+                break
+            s = c if c > a else a
+            if s >= limit:
+                break
+            pd = prompt[qhead] / prefill_tps
+            sched[qhead] = s
+            c = s + pd
+            first[qhead] = c
+            prefill_time += pd
+            e = prefill_active_w * active_scale * pd
+            act_j[qhead] += e
+            tick_e += e
+            if nc < contrib_idx.shape[0]:
+                contrib_idx[nc] = qhead
+                contrib_e[nc] = e
+                nc += 1
+            if completion[qhead] <= 1:
+                finish[qhead] = c
+                state[qhead] = DONE
+            else:
+                dec_left[qhead] = completion[qhead] - 1.0
+                state[qhead] = RUNNING
+                running[nr] = qhead
+                nr += 1
+            qhead += 1
+            if nr > 0:
+                limit = T + max_prefill_frac * dt
+                if limit < c:
+                    limit = c
+        # decode
+        busy = prefill_time
+        b = nr
+        out_batch[k] = b
+        dstart = c if c > T else T
+        if dstart < tend and b > 0:
+            ta = tend - dstart
+            tau = t0_s + t1_s * b
+            steps = ta / tau
+            p = dec_a_w + dec_c_w * math.log(b if b > 1 else 1.0)
+            if p > rated_w:
+                p = rated_w
+            p = p - idle_w_dev
+            if p < 0.0:
+                p = 0.0
+            per_tok_e = p * active_scale * tau / b
+            j = 0
+            maxadv = 0.0
+            while j < nr:
+                q = running[j]
+                adv = steps if steps < dec_left[q] else dec_left[q]
+                if adv > maxadv:
+                    maxadv = adv
+                e = per_tok_e * adv
+                act_j[q] += e
+                tick_e += e
+                if nc < contrib_idx.shape[0]:
+                    contrib_idx[nc] = q
+                    contrib_e[nc] = e
+                    nc += 1
+                dec_left[q] -= adv
+                if dec_left[q] <= 1e-9:
+                    finish[q] = dstart + adv * tau
+                    state[q] = DONE
+                    running[j] = running[nr - 1]
+                    nr -= 1
+                else:
+                    j += 1
+            busy += maxadv * tau
+            carry = 0.0
+        else:
+            carry = c - tend if c > tend else 0.0
+        if busy > dt:
+            busy = dt
+        out_busy[k] = busy / dt
+        spill_out = 0.0
+        if c > tend:
+            spill_out = prefill_active_w * active_scale * (c - tend)
+        out_active_w[k] = (tick_e + spill_in - spill_out) / dt / active_scale
+        idle_e = idle_total_w * dt
+        if tick_e > 0.0:
+            for m in range(nc):
+                idle_j[contrib_idx[m]] += idle_e * contrib_e[m] / tick_e
+        else:
+            unused_idle += idle_e
+    return carry, unused_idle
+
+
+def warm_up() -> None:
+    """Compile the kernel once (numba caches it on disk)."""
+    z = np.zeros(1)
+    run_replica(
+        0.0, 2, 1.0, np.array([0.1]), np.array([10.0]), np.array([3.0]),
+        np.zeros(1, np.int8), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
+        1000.0, 0.01, 0.0001, 4, 500.0, 300.0, 50.0, 100.0, 700.0, 100.0, 1.0, 0.5, 0.0,
+        np.zeros(2), np.zeros(2), np.zeros(2, np.int32),
+    )
