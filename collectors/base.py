@@ -155,13 +155,13 @@ def get_backend(name: str, **kw: Any) -> Backend:
             try:
                 backend = get_backend(vendor, **kw)
             except BackendUnavailable as exc:
-                reasons.append(str(exc))
+                reasons.append(f"{vendor}: {exc}")
                 log.info("backend %s unavailable: %s", vendor, exc)
                 continue
             backend.fallback_reasons = reasons  # type: ignore[attr-defined]
             return backend
         log.warning(
-            "no GPU telemetry library usable (%s); falling back to the simulated backend",
+            "no GPU telemetry library usable, falling back to the simulated backend (--backend sim). %s",
             "; ".join(reasons),
         )
         backend = get_backend("sim", **kw)

@@ -45,8 +45,8 @@ class SimChip:
 SIM_CHIPS: dict[str, SimChip] = {
     c.chip: c
     for c in (
-        SimChip("nvidia-h100-sxm", "nvidia", 70.0, 700.0, 81_559.0, 1_980.0),
-        SimChip("nvidia-h200", "nvidia", 75.0, 700.0, 143_771.0, 1_980.0),
+        SimChip("nvidia-h100-sxm", "nvidia", 75.0, 700.0, 81_559.0, 1_980.0),
+        SimChip("nvidia-h200", "nvidia", 80.3, 700.0, 143_771.0, 1_980.0),
         SimChip("nvidia-a100-sxm4-80gb", "nvidia", 55.0, 400.0, 81_920.0, 1_410.0),
         SimChip("nvidia-l40s", "nvidia", 35.0, 350.0, 46_068.0, 2_520.0),
         SimChip("amd-mi300x", "amd", 140.0, 750.0, 196_592.0, 2_100.0),
