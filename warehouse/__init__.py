@@ -1,0 +1,1 @@
+"""tokenwatt warehouse: DuckDB DDL, spool loader, energy attribution and evaluation (no Dagster)."""
