@@ -1,0 +1,25 @@
+with requests as (
+    select * from {{ ref('fct_request_energy') }}
+),
+
+final as (
+    select
+        date, chip, vendor, model, task,
+        count(*) as requests,
+        sum(prompt_tokens) as prompt_tokens,
+        sum(completion_tokens) as completion_tokens,
+        sum(total_tokens) as tokens,
+        sum(energy_j) / 3.6e6 as energy_kwh,
+        sum(active_energy_j) / 3.6e6 as active_energy_kwh,
+        sum(cost_usd) as cost_usd,
+        sum(usage_cost_usd) as usage_cost_usd,
+        sum(revenue_usd) as revenue_usd,
+        sum(cost_usd) / nullif(sum(total_tokens), 0) * 1e6 as usd_per_mtok,
+        sum(usage_cost_usd) / nullif(sum(total_tokens), 0) * 1e6 as usage_usd_per_mtok,
+        sum(energy_j) / nullif(sum(total_tokens), 0) as j_per_token,
+        sum(energy_j) / nullif(sum(completion_tokens), 0) as j_per_output_token,
+    from requests
+    group by all
+)
+
+select * from final
