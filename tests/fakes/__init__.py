@@ -1,0 +1,1 @@
+"""Fakes of vendor telemetry libraries, injected at the backends' module boundary."""
