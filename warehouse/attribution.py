@@ -38,7 +38,7 @@ WEIGHTS_FILE = Path(__file__).parent / "attribution.yaml"
 
 @dataclass
 class AttributionConfig:
-    prefill_power_weight: float = 1.3
+    prefill_power_weight: float = 1.7
     decode_power_weight: float = 1.0
     chip_overrides: dict = field(default_factory=dict)
     min_idle_intervals: int = 20
@@ -49,7 +49,7 @@ class AttributionConfig:
     def load(cls, path: Path | None = None) -> "AttributionConfig":
         data = yaml.safe_load((path or WEIGHTS_FILE).read_text()) or {}
         return cls(
-            prefill_power_weight=float(data.get("prefill_power_weight", 1.3)),
+            prefill_power_weight=float(data.get("prefill_power_weight", 1.7)),
             decode_power_weight=float(data.get("decode_power_weight", 1.0)),
             chip_overrides=data.get("chips", {}) or {},
             min_idle_intervals=int(data.get("min_idle_intervals", 20)),
@@ -224,7 +224,7 @@ class DeviceResult:
 
 
 def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle_w: float,
-                     cfg: AttributionConfig, weights: tuple[float, float] = (1.3, 1.0)) -> DeviceResult:
+                     cfg: AttributionConfig, weights: tuple[float, float] = (1.7, 1.0)) -> DeviceResult:
     n_req = work.s.shape[0] if work is not None else 0
     if iv.start.shape[0] == 0:
         z = np.zeros(0)

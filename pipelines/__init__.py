@@ -1,0 +1,1 @@
+"""Dagster wiring for tokenwatt: thin resources and assets over collectors/, warehouse/, dashboards/."""

@@ -1,0 +1,245 @@
+"""The `tokenwatt` command line.
+
+    tokenwatt simulate --fleet FILE_OR_PRESET --start DATE --days N --interval-s S --seed N --home DIR
+    tokenwatt run      --home DIR           # load, attribute, dbt build, site: everything, in-process
+    tokenwatt demo     --home DIR           # simulate the default fleet, run, print a summary
+    tokenwatt evaluate --home DIR [--json]  # score attribution against the simulator's ground truth
+    tokenwatt calibrate                      # simulated J/token vs ML.ENERGY measurements
+    tokenwatt bench    --gpu-days N ...      # attribution speed at scale
+    tokenwatt site     --home DIR           # rebuild the dashboard site
+    tokenwatt collect  --backend auto|nvidia|amd|prometheus|sim ...
+    tokenwatt export focus --home DIR --out FILE
+
+Heavy imports (Dagster, dbt, vendor libraries) happen inside the subcommand that needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _home_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", default="data", help="tokenwatt home directory (default ./data)")
+
+
+def cmd_simulate(args) -> int:
+    from collectors.fleet import FleetError
+    from collectors.simulated import simulate
+
+    try:
+        meta = simulate(args.fleet, args.home, args.start, args.days, args.interval_s, args.seed)
+    except FleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error: bool = True):
+    """Materialise every asset in-process against ``home`` (what `tokenwatt run` does)."""
+    import os
+
+    import dagster as dg
+
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["TOKENWATT_HOME"] = str(home)
+    os.environ["TOKENWATT_DB"] = str(home / "warehouse.duckdb")
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(str(home))
+    graph = defs.resolve_asset_graph()
+    assets = list(defs.assets)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        assets, resources=defs.resources, instance=instance, raise_on_error=raise_on_error,
+        selection=selection,
+    )
+    del graph
+    return result
+
+
+def cmd_run(args) -> int:
+    t0 = time.perf_counter()
+    print(f"tokenwatt run: home {Path(args.home).resolve()}", file=sys.stderr)
+    result = run_pipeline(args.home, raise_on_error=False)
+    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failed_checks = [e for e in checks if not e.event_specific_data.asset_check_evaluation.passed]
+    print(f"tokenwatt run: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s; "
+          f"{len(checks)} asset checks, {len(failed_checks)} failed", file=sys.stderr)
+    return 0 if result.success and not failed_checks else 1
+
+
+def summary_table(db: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select chip, vendor, count(*) as requests,
+                   sum(energy_j) / sum(prompt_tokens + completion_tokens) as j_per_token,
+                   sum(energy_j) / sum(completion_tokens) as j_per_output_token,
+                   sum(cost_usd) / sum(prompt_tokens + completion_tokens) * 1e6 as usd_per_mtok,
+                   sum(usage_cost_usd) / sum(prompt_tokens + completion_tokens) * 1e6 as usage_usd_per_mtok
+            from marts.fct_request_energy group by all order by chip
+        """).fetchall()
+        conserv = con.execute("""
+            select max(abs(residual_j) / greatest(measured_energy_j, 1)) from marts.fct_device_energy_daily
+        """).fetchone()[0]
+    finally:
+        con.close()
+    lines = [f"{'chip':<18}{'vendor':<8}{'requests':>12}{'J/token':>10}{'J/out tok':>11}{'$/Mtok':>9}{'$/Mtok usage':>14}"]
+    for r in rows:
+        lines.append(f"{r[0]:<18}{r[1]:<8}{r[2]:>12,}{r[3]:>10.3f}{r[4]:>11.3f}{r[5]:>9.3f}{r[6]:>14.3f}")
+    lines.append(f"worst device-day conservation residual: {conserv:.2e} (relative)")
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    from collectors.simulated import simulate
+
+    t0 = time.perf_counter()
+    home = Path(args.home).resolve()
+    if (home / "warehouse.duckdb").exists() or (home / "spool").exists():
+        import shutil
+
+        print(f"demo: clearing previous demo data in {home}", file=sys.stderr)
+        for sub in ("spool", "truth", "site"):
+            shutil.rmtree(home / sub, ignore_errors=True)
+        for f in ("warehouse.duckdb", "warehouse.duckdb.wal", "sim.json"):
+            (home / f).unlink(missing_ok=True)
+    print(f"demo: simulating fleet '{args.fleet}' for {args.days} days at {args.interval_s} s sampling",
+          file=sys.stderr)
+    meta = simulate(args.fleet, home, args.start, args.days, args.interval_s, args.seed)
+    t1 = time.perf_counter()
+    print(f"demo: simulated {meta['requests']:,} requests and {meta['samples']:,} samples in {t1 - t0:.1f} s",
+          file=sys.stderr)
+    result = run_pipeline(home, raise_on_error=False)
+    t2 = time.perf_counter()
+    if not result.success:
+        print("demo: pipeline FAILED (see the log above)", file=sys.stderr)
+        return 1
+    print(f"\ntokenwatt demo: {meta['days']} days of fleet '{meta['fleet']}', "
+          f"{meta['requests']:,} requests (simulate {t1 - t0:.0f} s, pipeline {t2 - t1:.0f} s)\n")
+    print(summary_table(home / "warehouse.duckdb"))
+    print(f"\nwarehouse: {home / 'warehouse.duckdb'}")
+    print(f"site:      {home / 'site' / 'index.html'}")
+    return 0
+
+
+def cmd_site(args) -> int:
+    from dashboards.site import build_site
+
+    home = Path(args.home).resolve()
+    result = build_site(home / "warehouse.duckdb", home / "site")
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from warehouse.evaluate import evaluate_home
+
+    report = evaluate_home(Path(args.home), intervals=args.intervals, days=args.days)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from warehouse.evaluate import format_report
+
+        print(format_report(report))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from warehouse.calibrate import calibrate
+
+    report = calibrate(args.fleet, hours=args.hours, seed=args.seed)
+    print(json.dumps(report, indent=2) if args.json else report["text"])
+    return 0 if report["all_inside"] else 1
+
+
+def cmd_bench(args) -> int:
+    from warehouse.bench import bench
+
+    bench(args.gpu_days, args.interval_s, args.workdir, args.seed, json_out=args.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tokenwatt", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("simulate", help="simulate a fleet into a spool, with ground truth")
+    p.add_argument("--fleet", default="default", help="fleet YAML file or preset (default, tiny, chaos)")
+    p.add_argument("--start", default="2026-10-01", help="first UTC day (YYYY-MM-DD)")
+    p.add_argument("--days", type=int, default=28)
+    p.add_argument("--interval-s", type=float, default=15.0, help="device sampling interval in seconds")
+    p.add_argument("--seed", type=int, default=42)
+    _home_arg(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="load, attribute, transform and publish (all assets, in-process)")
+    _home_arg(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="simulate the default fleet, run everything, print a summary")
+    _home_arg(p)
+    p.add_argument("--fleet", default="default")
+    p.add_argument("--start", default="2026-10-01")
+    p.add_argument("--days", type=int, default=28)
+    p.add_argument("--interval-s", type=float, default=15.0)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("site", help="rebuild the static dashboard site from the warehouse")
+    _home_arg(p)
+    p.set_defaults(func=cmd_site)
+
+    p = sub.add_parser("evaluate", help="score attribution against the simulator's ground truth")
+    _home_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--intervals", type=float, nargs="+", default=[1, 5, 15, 30])
+    p.add_argument("--days", type=int, default=1, help="days re-simulated per sampling interval")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="simulated J/token against ML.ENERGY measured ranges")
+    p.add_argument("--fleet", default="default")
+    p.add_argument("--hours", type=float, default=24)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("bench", help="attribution speed and memory at fleet scale")
+    p.add_argument("--gpu-days", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--interval-s", type=float, default=1.0)
+    p.add_argument("--workdir", default="/tmp/tokenwatt-bench")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("collect", help="sample real devices (or a simulated one) into a spool")
+    try:
+        from collectors.agent import add_collect_arguments, run_collect
+
+        add_collect_arguments(p)
+        p.set_defaults(func=run_collect)
+    except ImportError as exc:  # the agent module is optional at import time
+        p.set_defaults(func=lambda a, e=exc: (print(f"collect unavailable: {e}", file=sys.stderr), 2)[1])
+
+    p = sub.add_parser("export", help="export data (focus: FinOps FOCUS 1.2)")
+    try:
+        from warehouse.focus import add_export_arguments, run_export
+
+        add_export_arguments(p)
+        p.set_defaults(func=run_export)
+    except ImportError as exc:
+        p.set_defaults(func=lambda a, e=exc: (print(f"export unavailable: {e}", file=sys.stderr), 2)[1])
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Thin Dagster resources: the tokenwatt home and its DuckDB warehouse."""
+from __future__ import annotations
+
+import dagster as dg
+
+from warehouse.loader import connect
+
+from .paths import Home, default_home
+
+
+class TokenwattHome(dg.ConfigurableResource):
+    """A tokenwatt home directory: spool/, truth/, warehouse.duckdb, site/."""
+
+    path: str = str(default_home())
+
+    @property
+    def home(self) -> Home:
+        return Home(self.path)
+
+    def connect(self):
+        self.home.root.mkdir(parents=True, exist_ok=True)
+        return connect(self.home.db)
