@@ -1,0 +1,49 @@
+# tokenwatt: `make demo` sets everything up and runs the main job; `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOME_DIR ?= data
+
+.PHONY: all install demo test test-fast chromium bench evaluate calibrate dev clean
+
+all: demo
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/tokenwatt demo --home $(HOME_DIR)
+
+# Debian's chromium for the browser tests (only when missing)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+	  (echo "could not install chromium: install Debian's chromium and chromium-driver packages" && exit 1)
+
+test: install chromium
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/tokenwatt bench --gpu-days 16 32 64 128
+
+evaluate: install
+	$(BIN)/tokenwatt evaluate --home $(HOME_DIR)
+
+calibrate: install
+	$(BIN)/tokenwatt calibrate
+
+dev: install
+	TOKENWATT_HOME=$(abspath $(HOME_DIR)) $(BIN)/dagster dev -m pipelines.definitions
+
+clean:
+	rm -rf $(HOME_DIR) dbt/target dbt/logs
