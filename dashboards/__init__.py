@@ -1,0 +1,1 @@
+"""Static dashboard site for tokenwatt (see dashboards/site.py). Never imports dagster."""

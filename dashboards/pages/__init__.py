@@ -1,0 +1,1 @@
+"""One module per page of the site; _core holds the shared building blocks."""

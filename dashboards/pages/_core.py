@@ -1,0 +1,252 @@
+"""Building blocks shared by the pages: the read-only warehouse, page/section/chart types, helpers."""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Union
+
+import altair as alt
+import duckdb
+import pandas as pd
+
+from dashboards import theme
+
+log = logging.getLogger("dashboards")
+
+#: names of the Vega signals that the page-wide chip selector sets (see assets/site.js)
+SIG_CHIP = "tw_chip"
+SIG_VENDOR = "tw_vendor"
+
+#: what to run when a table is missing or empty
+HINTS = {
+    "attribution.quality": "run `tokenwatt evaluate` (it scores attribution against the simulator's ground truth)",
+    "marts.fct_loss_forecast": "run the forecast step of the pipeline (it writes marts.fct_loss_forecast)",
+    "raw.quarantine": "load the spool into the warehouse (the loader writes raw.quarantine)",
+}
+DEFAULT_HINT = "run the pipeline (load the spool, attribute, build the dbt marts)"
+
+
+class Warehouse:
+    """The warehouse opened read-only; a path that does not exist reads as a warehouse with no tables."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.exists():
+            self.con = duckdb.connect(str(self.path), read_only=True)
+        else:
+            self.con = duckdb.connect(":memory:")
+        self.con.execute("set TimeZone = 'UTC'")
+        rows = self.con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = current_database()").fetchall()
+        self.tables = {f"{s}.{t}" for s, t in rows}
+        self._rows: dict[str, int] = {}
+        self._cols: dict[str, set[str]] = {}
+
+    def close(self) -> None:
+        self.con.close()
+
+    def exists(self, table: str) -> bool:
+        return table in self.tables
+
+    def rows(self, table: str) -> int:
+        if table not in self._rows:
+            self._rows[table] = (self.con.execute(f"select count(*) from {table}").fetchone()[0]
+                                 if self.exists(table) else 0)
+        return self._rows[table]
+
+    def has(self, table: str) -> bool:
+        return self.rows(table) > 0
+
+    def columns(self, table: str) -> set[str]:
+        if table not in self._cols:
+            s, t = table.split(".", 1)
+            self._cols[table] = {r[0] for r in self.con.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+                [s, t]).fetchall()}
+        return self._cols[table]
+
+    def df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def one(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).fetchone()
+
+
+@dataclass
+class Chart:
+    """One chart: an Altair chart over aggregated ``data`` (also written as the chart's CSV)."""
+
+    name: str                      # unique slug: data/<name>.csv, charts/<name>.svg
+    chart: alt.TopLevelMixin
+    data: pd.DataFrame
+    caption: str = ""
+    wide: bool = False             # full page width (else half, two per row)
+    filter_by: str | None = None   # "chip" | "vendor": listens to the page's chip selector
+
+
+@dataclass
+class Note:
+    text: str
+    kind: str = "nodata"           # nodata | info | error
+
+
+@dataclass
+class Html:
+    markup: str
+    wide: bool = True
+
+
+Block = Union[Chart, Note, Html]
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str = ""
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    slug: str                      # file name without .html
+    nav: str                       # label in the navigation
+    title: str
+    intro: str
+    sections: list[Section] = field(default_factory=list)
+
+
+@dataclass
+class Ctx:
+    wh: Warehouse
+    pal: theme.Palette
+    period: tuple[str, str] | None  # first and last date with data, ISO
+    errors: list[str] = field(default_factory=list)
+
+
+def safe(ctx: Ctx, fn: Callable[[Ctx], Section], title: str) -> Section:
+    """Build one section; a failure (e.g. a column the contract promised is missing) becomes a visible
+    note on the page and an entry in ``ctx.errors`` instead of breaking the whole site."""
+    try:
+        return fn(ctx)
+    except Exception as exc:  # noqa: BLE001 - any failure is shown, logged and reported
+        log.exception("section %r failed", title)
+        ctx.errors.append(f"{title}: {type(exc).__name__}: {exc}")
+        return Section(title, blocks=[Note(f"This section could not be drawn: {html.escape(type(exc).__name__)}: "
+                                           f"{html.escape(str(exc).splitlines()[0] if str(exc) else '')}", "error")])
+
+
+PageBuilder = Callable[[Ctx], Page]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def no_data(wh: Warehouse, *tables: str) -> Note | None:
+    """A "no data yet" note for the first of ``tables`` that is missing or empty, else None."""
+    for t in tables:
+        if not wh.exists(t):
+            return Note(f"No data yet: table <code>{t}</code> does not exist. To fill it, "
+                        f"{md_code(HINTS.get(t, DEFAULT_HINT))}.")
+        if not wh.has(t):
+            return Note(f"No data yet: table <code>{t}</code> is empty. To fill it, "
+                        f"{md_code(HINTS.get(t, DEFAULT_HINT))}.")
+    return None
+
+
+def md_code(text: str) -> str:
+    """Escape ``text`` and turn `backticks` into <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def tidy(df: pd.DataFrame, digits: int = 6) -> pd.DataFrame:
+    """Round float columns to ``digits`` significant digits (smaller pages, same picture)."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].map(lambda x: x if x is None or not math.isfinite(x) or x == 0
+                                else round(x, digits - 1 - int(math.floor(math.log10(abs(x))))))
+    return out
+
+
+def chip_filter(chart, field_name: str = "chip"):
+    """Let ``chart`` follow the page's chip selector (filter on chip, or on the chip's vendor)."""
+    sig = SIG_CHIP if field_name == "chip" else SIG_VENDOR
+    return chart.transform_filter(f"{sig} == 'all' || datum['{field_name}'] == {sig}")
+
+
+def utc_x(field_name: str, title: str | None = "Date (UTC)", fmt: str = "%d %b", **kw) -> alt.X:
+    return alt.X(f"{field_name}:T", title=title, scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=kw.pop("tick_count", 8)), **kw)
+
+
+def tt_date(field_name: str, title: str = "Date", fmt: str = "%Y-%m-%d",
+            unit: str = "utcyearmonthdate") -> alt.Tooltip:
+    """A tooltip for a UTC timestamp, formatted in UTC whatever the viewer's time zone."""
+    return alt.Tooltip(f"{unit}({field_name}):T", title=title, format=fmt)
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> tuple[list[float], list[float]]:
+    """Readable tick values (1-2-5, then 1-3, then powers of ten) for a log axis over [lo, hi],
+    and a domain that starts and ends on such a value."""
+    lo, hi = max(float(lo), 1e-9), max(float(hi), float(lo) * 1.0001, 1e-9)
+    e0, e1 = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    fine = sorted(m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5))
+    dom = [max([g for g in fine if g <= lo] or [fine[0]]), min([g for g in fine if g >= hi] or [fine[-1]])]
+    vals: list[float] = []
+    for mult in ((1, 2, 5), (1, 3), (1,)):
+        grid = sorted(m * 10.0 ** e for e in range(e0, e1 + 1) for m in mult)
+        vals = [float(f"{g:.6g}") for g in grid if dom[0] <= g <= dom[1]]
+        if len(vals) <= max_ticks:
+            break
+    return vals, [float(f"{dom[0]:.6g}"), float(f"{dom[1]:.6g}")]
+
+
+def fmt_num(x, digits: int = 0, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
+        return "–"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def fmt_usd(x, digits: int = 2) -> str:
+    if x is None or pd.isna(x):
+        return "–"
+    s = f"${abs(x):,.{digits}f}"
+    return f"−{s}" if x < 0 else s
+
+
+def fmt_big(x, digits: int = 1) -> str:
+    """1234567 -> 1.2 M"""
+    if x is None or pd.isna(x):
+        return "–"
+    for div, suf in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(x) >= div:
+            return f"{x / div:,.{digits}f}{suf}"
+    return f"{x:,.0f}"
+
+
+def html_table(headers: list[str], rows: list[list[str]], *, caption: str = "", num_cols: set[int] | None = None,
+               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False) -> str:
+    """A small HTML table; cells are escaped; ``num_cols`` right-aligned; ``swatches`` puts a colour chip
+    before the cell text of column i (list of colours by row)."""
+    num_cols = num_cols or set()
+    out = [f'<table class="{cls}">']
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<thead><tr>" + "".join(
+        f'<th{" class=num" if i in num_cols else ""} scope="col">{html.escape(h)}</th>'
+        for i, h in enumerate(headers)) + "</tr></thead><tbody>")
+    for r, row in enumerate(rows):
+        cells = []
+        for i, v in enumerate(row):
+            sw = ""
+            if swatches and i in swatches and swatches[i][r]:
+                sw = f'<span class="sw" style="background:{swatches[i][r]}"></span>'
+            cells.append(f'<td{" class=num" if i in num_cols else ""}>{sw}{html.escape(str(v))}</td>')
+        tr = '<tr class="total">' if total_last and r == len(rows) - 1 else "<tr>"
+        out.append(tr + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)

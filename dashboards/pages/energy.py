@@ -1,0 +1,271 @@
+"""energy.html: per-request energy distributions, idle and unused capacity, attribution quality."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboards import theme
+from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, log_ticks, no_data, safe,
+                                    tidy, tt_date, utc_x)
+
+REQ = "marts.fct_request_energy"
+DEV = "marts.fct_device_energy_daily"
+AQ = "attribution.quality"
+SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down"]
+QUANTS = [("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95)]
+
+
+def build(ctx: Ctx) -> Page:
+    page = Page("energy", "Energy", "Energy per request",
+                "How much energy a request takes, by chip, model, task and language; how much of the measured "
+                "device energy went to requests, to shared idle time and to capacity nobody used; and how well "
+                "the attribution matches the ground truth. All figures are aggregated in the warehouse: "
+                "distributions are histograms and percentiles, not individual requests.")
+    page.sections += [safe(ctx, _distribution, "Per-request energy distribution"),
+                      safe(ctx, _by_group, "By task and language"),
+                      safe(ctx, _capacity, "Idle and unused capacity"),
+                      safe(ctx, _quality, "Attribution quality against ground truth")]
+    return page
+
+
+def _distribution(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Per-request energy distribution",
+                  "Energy of each successful request (attributed active energy plus its share of idle), binned "
+                  "on a log scale: ten bins per factor of ten. Each line sums to 100 % for its chip and model.")
+    note = no_data(wh, REQ)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = wh.df(f"""
+        with b as (select chip, model, floor(log10(energy_j) * 10) as k, count(*) as n
+                   from {REQ} where energy_j > 0 and coalesce(status, 'ok') = 'ok' group by all)
+        select chip, model, power(10, (k + 0.5) / 10) as energy_j, power(10, k / 10) as bin_lo_j,
+               power(10, (k + 1) / 10) as bin_hi_j, n as requests,
+               n * 100.0 / sum(n) over (partition by chip, model) as share_pct
+        from b order by model, chip, k""")
+    df = tidy(df, 4)
+    models = sorted(df.model.unique(), key=_model_key)
+    panels = []
+    for i, m in enumerate(models):
+        dm = df[df.model == m]
+        ticks, dom = log_ticks(dm.bin_lo_j.min(), dm.bin_hi_j.max())
+        panels.append(chip_filter(alt.Chart(dm).mark_line(interpolate="monotone", point=alt.OverlayMarkDef(size=16)).encode(
+            x=alt.X("energy_j:Q", title="Energy per request (J, log scale)",
+                    scale=alt.Scale(type="log", domain=dom, nice=False),
+                    axis=alt.Axis(values=ticks, format="~s", labelAngle=0)),
+            y=alt.Y("share_pct:Q", title="Share of requests (% per bin)" if i == 0 else None),
+            color=pal.chip_color(),
+            tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
+                     alt.Tooltip("bin_lo_j:Q", title="Bin from (J)", format=",.1f"),
+                     alt.Tooltip("bin_hi_j:Q", title="Bin to (J)", format=",.1f"),
+                     alt.Tooltip("requests:Q", title="Requests", format=",.0f"),
+                     alt.Tooltip("share_pct:Q", title="Share (%)", format=".1f")],
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=theme.HEIGHT)))
+    ch = alt.hconcat(*panels, spacing=24).resolve_scale(y="shared").properties(
+        title=alt.Title("Distribution of energy per request, by chip and model",
+                        subtitle="Share of a chip's requests in each energy bin; log-scaled energy axis"))
+    sec.blocks.append(Chart("energy-request-histogram", ch, df,
+                            "Right of the peak: long prompts and long answers.", wide=True, filter_by="chip"))
+    return sec
+
+
+def _by_group(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("By task and language",
+                  "Boxes span the middle half of requests (25th–75th percentile), the black tick is the median, "
+                  "whiskers reach the 5th and 95th percentiles. Percentiles are computed in the warehouse.")
+    note = no_data(wh, REQ)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    q = wh.df(f"""
+        select model, chip, task, language, count(*) as requests,
+               quantile_cont(energy_j, [0.05, 0.25, 0.5, 0.75, 0.95]) as q,
+               sum(energy_j) / nullif(sum(total_tokens), 0) as j_per_token
+        from {REQ} where energy_j > 0 and coalesce(status, 'ok') = 'ok'
+        group by grouping sets ((model, chip, task), (model, chip, language))""")
+    for i, (name, _) in enumerate(QUANTS):
+        q[name] = q["q"].map(lambda v, i=i: float(v[i]))
+    q = q.drop(columns=["q"])
+    models = sorted(q.model.unique(), key=_model_key)
+    for dim, title in (("task", "Task"), ("language", "Language")):
+        d = tidy(q[q[dim].notna()].drop(columns=["language" if dim == "task" else "task"]), 4)
+        order = (d.groupby(dim)["p50"].median().sort_values(ascending=False).index.tolist())
+        sec.blocks.append(Chart(f"energy-box-{dim}", _box(d, dim, title, order, models, pal), d,
+                                f"Energy per request by {dim}: percentiles per chip and model.", wide=True,
+                                filter_by="chip"))
+    # energy per token by task: a dot plot, comparable across tasks whatever their length
+    d = tidy(q[q["task"].notna()][["model", "chip", "task", "requests", "j_per_token"]], 4)
+    order = d.groupby("task")["j_per_token"].median().sort_values(ascending=False).index.tolist()
+    panels = []
+    for i, m in enumerate(models):
+        panels.append(chip_filter(alt.Chart(d[d.model == m]).mark_point(filled=True, size=90, opacity=0.9).encode(
+            y=alt.Y("task:N", title=None, sort=order, axis=alt.Axis(labels=i == 0, ticks=i == 0)),
+            x=alt.X("j_per_token:Q", title="Energy per token (J/token)", scale=alt.Scale(zero=True)),
+            color=pal.chip_color(),
+            shape=alt.Shape("chip:N", scale=alt.Scale(domain=pal.chips, range=SHAPES[:len(pal.chips)]),
+                            legend=alt.Legend(orient="top", title="Chip")),
+            tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
+                     alt.Tooltip("task:N", title="Task"), alt.Tooltip("j_per_token:Q", title="J/token", format=".3f"),
+                     alt.Tooltip("requests:Q", title="Requests", format=",.0f")],
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=200)))
+    ch = alt.hconcat(*panels, spacing=16).properties(
+        title=alt.Title("Energy per token by task", subtitle="Joules per token (prompt + completion), per chip and model"))
+    sec.blocks.append(Chart("energy-j-per-token-task", ch, d,
+                            "Long-prompt tasks (summarize, code-fix) spend less per token: prefill is cheap per token.",
+                            wide=True, filter_by="chip"))
+    return sec
+
+
+def _box(d: pd.DataFrame, dim: str, title: str, order: list[str], models: list[str], pal: theme.Palette):
+    panels = []
+    for i, m in enumerate(models):
+        dm = d[d.model == m]
+        ticks, dom = log_ticks(dm.p5.min(), dm.p95.max())
+        base = alt.Chart(dm).encode(
+            y=alt.Y(f"{dim}:N", title=title if i == 0 else None, sort=order,
+                    axis=alt.Axis(labels=i == 0, ticks=i == 0, domain=True)),
+            yOffset=alt.YOffset("chip:N", scale=alt.Scale(domain=pal.chips, paddingInner=0.15)),
+            color=pal.chip_color(),
+            tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
+                     alt.Tooltip(f"{dim}:N", title=title), alt.Tooltip("requests:Q", title="Requests", format=",.0f")]
+            + [alt.Tooltip(f"{n}:Q", title=f"{n} (J)", format=",.1f") for n, _ in QUANTS])
+        x = alt.X("p5:Q", title="Energy per request (J, log scale)", scale=alt.Scale(type="log", domain=dom, nice=False),
+                  axis=alt.Axis(values=ticks, format="~s", labelAngle=0))
+        panels.append(chip_filter(alt.layer(
+            base.mark_rule(strokeWidth=1.5).encode(x=x, x2="p95:Q"),
+            base.mark_bar(height={"band": 0.9}, cornerRadius=0).encode(x="p25:Q", x2="p75:Q"),
+            base.mark_tick(color="#111111", thickness=2.5, bandSize=10).encode(x="p50:Q"),
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models),
+                     height=len(order) * max(1, len(pal.chips)) * 12 + 24)))
+    return alt.hconcat(*panels, spacing=16).properties(
+        title=alt.Title(f"Energy per request by {dim}",
+                        subtitle="Box: 25th–75th percentile; black tick: median; whiskers: 5th–95th percentile"))
+
+
+def _panel_w(models: list[str]) -> int:
+    return max(260, (theme.FULL_W - 40 * len(models)) // max(1, len(models)))
+
+
+def _capacity(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Idle and unused capacity",
+                  "Measured device energy split into what requests used (attributed active), idle time shared "
+                  "out to the requests that were running, capacity nobody used, and the residual the "
+                  "attribution could not place.")
+    note = no_data(wh, DEV)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    comp = wh.df(f"""
+        select chip, c.component, sum(c.j) / 3.6e6 as kwh
+        from {DEV}, lateral (values ('attributed active', 1, attributed_active_j), ('shared idle', 2, shared_idle_j),
+                                    ('unused capacity', 3, unused_j), ('residual', 4, residual_j)) c(component, k, j)
+        group by chip, c.component, c.k order by chip, c.k""")
+    meas = wh.df(f"select chip, sum(measured_energy_j) / 3.6e6 as measured_kwh from {DEV} group by chip")
+    comp = comp.merge(meas, on="chip")
+    comp["share_pct"] = comp["kwh"] / comp["measured_kwh"] * 100
+    comp["k"] = comp["component"].map({k: i for i, k in enumerate(theme.COMPONENT_COLORS)})
+    comp = tidy(comp, 5)
+    ch = alt.Chart(comp).mark_bar(height={"band": 0.7}).encode(
+        y=alt.Y("chip:N", title=None, sort=pal.chips),
+        x=alt.X("kwh:Q", title="Measured device energy (kWh)", stack=True),
+        color=alt.Color("component:N", title=None, scale=theme.ordinal_scale(theme.COMPONENT_COLORS, comp.component),
+                        legend=alt.Legend(orient="top")),
+        order=alt.Order("k:Q"),
+        tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("component:N", title="Component"),
+                 alt.Tooltip("kwh:Q", title="Energy (kWh)", format=",.2f"),
+                 alt.Tooltip("share_pct:Q", title="Share of measured (%)", format=".1f"),
+                 alt.Tooltip("measured_kwh:Q", title="Measured (kWh)", format=",.2f")],
+    ).properties(title=alt.Title("Where the measured energy went, by chip", subtitle="kWh over the whole period"),
+                 width=theme.HALF_W, height=len(pal.chips) * 46 + 20)
+    sec.blocks.append(Chart("energy-components", chip_filter(ch), comp,
+                            "A negative residual (left of zero) means more was attributed than measured.",
+                            filter_by="chip"))
+
+    daily = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip,
+                             sum(unused_j) * 100.0 / nullif(sum(measured_energy_j), 0) as unused_pct,
+                             (sum(unused_j) + sum(shared_idle_j)) * 100.0 / nullif(sum(measured_energy_j), 0) as idle_pct
+                      from {DEV} group by all order by date, chip""")
+    daily = tidy(daily, 4)
+    sel = alt.selection_point(fields=["chip"], bind="legend")
+    ch = alt.Chart(daily).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=utc_x("date"),
+        y=alt.Y("unused_pct:Q", title="Unused capacity (% of measured energy)"),
+        color=pal.chip_color(),
+        opacity=alt.condition(sel, alt.value(1), alt.value(0.15)),
+        tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
+                 alt.Tooltip("unused_pct:Q", title="Unused (%)", format=".1f"),
+                 alt.Tooltip("idle_pct:Q", title="Unused + shared idle (%)", format=".1f")],
+    ).add_params(sel).properties(
+        title=alt.Title("Unused capacity per day, by chip",
+                        subtitle="Share of measured device energy that no request used; click the legend to highlight"),
+        width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch), daily,
+                            "Peaks are quiet days or drained devices.", filter_by="chip"))
+
+    idle = wh.df(f"""select chip, count(distinct device_id) as devices, median(idle_w) as idle_w,
+                            string_agg(distinct idle_source, ', ') as idle_source,
+                            avg(avg_power_w) as avg_power_w
+                     from {DEV} group by chip""")
+    idle["o"] = idle.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    idle = idle.sort_values("o")
+    sec.blocks.append(Html(html_table(
+        ["Chip", "Devices", "Idle power (W, median)", "Idle power from", "Average power (W)"],
+        [[r.chip, fmt_num(r.devices), fmt_num(r.idle_w, 0), r.idle_source, fmt_num(r.avg_power_w, 0)]
+         for r in idle.itertuples()],
+        caption="Idle power is learned from the device's own quiet periods where possible, else taken from the "
+                "chip catalog.", num_cols={1, 2, 4}, swatches={0: [pal.chip_hex(c) for c in idle.chip]})))
+    return sec
+
+
+def _quality(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Attribution quality against ground truth",
+                  "Written by <code>tokenwatt evaluate</code>, which compares the attributed per-request energy "
+                  "with the simulator's ground truth at several sensor sampling intervals.")
+    note = no_data(wh, AQ)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    aq = wh.df(f"""select method, interval_s, median_ape_pct, p95_ape_pct, fleet_energy_error_pct,
+                          conservation_residual_rel from {AQ} order by method, interval_s""")
+    long = aq.melt(id_vars=["method", "interval_s"], value_vars=["median_ape_pct", "p95_ape_pct"],
+                   var_name="statistic", value_name="ape_pct")
+    long["statistic"] = long["statistic"].map({"median_ape_pct": "median", "p95_ape_pct": "95th percentile"})
+    long = tidy(long, 4)
+    methods = sorted(long.method.unique())
+    one_interval = long.interval_s.nunique() <= 1
+    xenc = (alt.X("method:N", title="Method", axis=alt.Axis(labelAngle=0)) if one_interval else
+            alt.X("interval_s:Q", title="Sensor sampling interval (s, log scale)", scale=alt.Scale(type="log"),
+                  axis=alt.Axis(values=sorted(long.interval_s.unique().tolist()), format="~g")))
+    ch = alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
+        x=xenc,
+        y=alt.Y("ape_pct:Q", title="Absolute percentage error per request (%)"),
+        color=alt.Color("method:N", title="Method", scale=alt.Scale(domain=methods, range=theme.SERIES[:len(methods)]),
+                        legend=alt.Legend(orient="top")),
+        strokeDash=alt.StrokeDash("statistic:N", title=None, sort=["median", "95th percentile"],
+                                  scale=alt.Scale(domain=["median", "95th percentile"], range=[[1, 0], [5, 3]]),
+                                  legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=2,
+                                                    symbolSize=400)),
+        tooltip=[alt.Tooltip("method:N", title="Method"), alt.Tooltip("interval_s:Q", title="Interval (s)"),
+                 alt.Tooltip("statistic:N", title="Statistic"), alt.Tooltip("ape_pct:Q", title="APE (%)", format=".2f")],
+    ).properties(title=alt.Title("Per-request attribution error vs ground truth",
+                                 subtitle="Median (solid) and 95th percentile (dashed), by method"),
+                 width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("energy-attribution-error", ch, long, "Lower is better; coarser sampling blurs short requests."))
+    sec.blocks.append(Html(html_table(
+        ["Method", "Interval (s)", "Median APE (%)", "p95 APE (%)", "Fleet energy error (%)", "Conservation residual"],
+        [[r.method, fmt_num(r.interval_s, 0), fmt_num(r.median_ape_pct, 2), fmt_num(r.p95_ape_pct, 2),
+          fmt_num(r.fleet_energy_error_pct, 2), f"{r.conservation_residual_rel:.2e}"
+          if pd.notna(r.conservation_residual_rel) else "–"] for r in aq.itertuples()],
+        caption="APE = absolute percentage error of a request's attributed energy against the ground truth. "
+                "Conservation residual = |attributed − measured| / measured over the fleet.",
+        num_cols={1, 2, 3, 4, 5}), wide=False))
+    return sec
+
+
+def _model_key(m: str):
+    digits = "".join(ch for ch in str(m) if ch.isdigit())
+    return (int(digits) if digits else 0, str(m))

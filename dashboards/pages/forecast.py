@@ -1,0 +1,5 @@
+from dashboards.pages._core import Ctx, Page
+
+
+def build(ctx: Ctx) -> Page:
+    return Page("forecast", "Forecast", "Forecast", "")

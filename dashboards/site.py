@@ -1,0 +1,287 @@
+"""The static dashboard site: ``build_site(db_path, out_dir)`` and ``python -m dashboards.site``.
+
+Reads the warehouse (docs/marts.md) read-only, aggregates in DuckDB, and writes one folder:
+
+    index.html energy.html cost.html fleet.html forecast.html quality.html
+    assets/vega-bundle.js  one local copy of vega + vega-lite + vega-embed (from vl-convert)
+    assets/site.js, assets/style.css
+    data/<chart>.csv       the aggregated data of each chart
+    charts/<chart>.svg     each chart as an image for reports
+
+Pages open from file:// with no network: no CDN, no fetch (chart data is in the page).
+This module does not import dagster; the pipeline wraps ``build_site`` in an asset.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from string import Template
+
+import vl_convert as vlc
+
+from dashboards import theme
+from dashboards.pages import cost, energy, fleet, forecast, overview, quality
+from dashboards.pages._core import SIG_CHIP, SIG_VENDOR, Chart, Ctx, Html, Note, Page, Warehouse
+
+log = logging.getLogger("dashboards")
+
+ASSETS = Path(__file__).parent / "assets"
+BUILDERS = [overview.build, energy.build, cost.build, fleet.build, forecast.build, quality.build]
+MARKER = ".tokenwatt-site"
+BUNDLE = "vega-bundle.js"
+
+
+def _bundle_stamp() -> str:
+    return (f"/* vega {vlc.get_vega_version()}, vega-lite {_vl_version()}, vega-embed {vlc.get_vega_embed_version()}"
+            f" - bundled by vl-convert-python */\n")
+
+
+def _vl_version() -> str:
+    import altair as alt
+    return alt.VEGALITE_VERSION
+
+
+def _vl_convert_version() -> str:
+    """vl-convert's name for the Vega-Lite version Altair writes (e.g. 'v6_4')."""
+    major, minor = _vl_version().split(".")[:2]
+    return f"v{major}_{minor}"
+
+
+_BUNDLE_CACHE: dict[str, str] = {}
+
+
+def _write_bundle(dest: Path, previous: Path | None) -> None:
+    """One local copy of vega, vega-lite and vega-embed; reused from the previous build when unchanged."""
+    stamp = _bundle_stamp()
+    if previous is not None and previous.is_file():
+        with previous.open("r", encoding="utf-8") as fh:
+            if fh.readline() == stamp:
+                shutil.copyfile(previous, dest)
+                return
+    if stamp not in _BUNDLE_CACHE:
+        _BUNDLE_CACHE[stamp] = stamp + vlc.javascript_bundle(vl_version=_vl_convert_version())
+    dest.write_text(_BUNDLE_CACHE[stamp], encoding="utf-8")
+
+
+def _palette(wh: Warehouse) -> theme.Palette:
+    chips: set[str] = set()
+    vendors: set[str] = set()
+    for t in ("marts.fct_cost_per_token_daily", "marts.fct_device_energy_daily", "marts.fct_device_power_hourly"):
+        if wh.has(t):
+            for c, v in wh.con.execute(f"select distinct chip, vendor from {t}").fetchall():
+                if c is not None:
+                    chips.add(c)
+                if v is not None:
+                    vendors.add(v)
+    if not chips and wh.has("marts.fct_request_energy"):
+        for c, v in wh.con.execute("select distinct chip, vendor from marts.fct_request_energy").fetchall():
+            chips.add(c)
+            vendors.add(v)
+    if wh.has("marts.fct_pnl_daily"):
+        vendors |= {v for (v,) in wh.con.execute("select distinct vendor from marts.fct_pnl_daily").fetchall()
+                    if v and v != "all"}
+    return theme.Palette(chips, vendors)
+
+
+def _period(wh: Warehouse) -> tuple[str, str] | None:
+    for t, col in (("marts.fct_cost_per_token_daily", "date"), ("marts.fct_pnl_daily", "date"),
+                   ("marts.fct_device_energy_daily", "date")):
+        if wh.has(t):
+            lo, hi = wh.one(f"select strftime(min({col}), '%Y-%m-%d'), strftime(max({col}), '%Y-%m-%d') from {t}")
+            return lo, hi
+    return None
+
+
+def _chip_vendor(wh: Warehouse) -> dict[str, str]:
+    for t in ("marts.fct_cost_per_token_daily", "marts.fct_device_power_hourly"):
+        if wh.has(t):
+            return dict(wh.con.execute(f"select chip, min(vendor) from {t} group by chip").fetchall())
+    return {}
+
+
+def _spec(chart: Chart) -> dict:
+    spec = chart.chart.to_dict()
+    spec["config"] = theme.vl_config()
+    if chart.filter_by:
+        params = spec.setdefault("params", [])
+        params += [{"name": SIG_CHIP, "value": "all"}, {"name": SIG_VENDOR, "value": "all"}]
+    return spec
+
+
+def _json_for_script(obj) -> str:
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _nav(pages: list[Page], current: str) -> str:
+    return "".join(
+        f'<a href="{p.slug}.html"{" aria-current=page" if p.slug == current else ""}>{html.escape(p.nav)}</a>'
+        for p in pages)
+
+
+def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str, str], tmpl: Template,
+                 source: str, built: str) -> tuple[str, list[tuple[Chart, dict]]]:
+    pal = ctx.pal
+    specs: dict[str, dict] = {}
+    charts: list[tuple[Chart, dict]] = []
+    parts: list[str] = []
+    for sec in page.sections:
+        parts.append(f'<section><h2>{html.escape(sec.title)}</h2>')
+        if sec.intro:
+            parts.append(f'<p class="sec-intro">{sec.intro}</p>')
+        parts.append('<div class="grid">')
+        for b in sec.blocks:
+            if isinstance(b, Chart):
+                spec = _spec(b)
+                specs[b.name] = {"spec": spec, "filter": b.filter_by}
+                charts.append((b, spec))
+                cap = html.escape(b.caption) if b.caption else ""
+                parts.append(
+                    f'<figure class="chart{" wide" if b.wide else ""}" id="fig-{b.name}">'
+                    f'<div class="vis" id="chart-{b.name}" role="img" aria-label="{html.escape(_title_text(spec))}"></div>'
+                    f'<figcaption><span>{cap}</span><span class="dl">'
+                    f'<a href="data/{b.name}.csv" download>Data (CSV)</a>'
+                    f'<a href="charts/{b.name}.svg" download>Image (SVG)</a></span></figcaption></figure>')
+            elif isinstance(b, Note):
+                parts.append(f'<div class="note {b.kind}">{b.text}</div>')
+            elif isinstance(b, Html):
+                parts.append(f'<div class="htmlblock{"" if b.wide else " half"}">{b.markup}</div>')
+        parts.append("</div></section>")
+    key = "".join(f'<span><span class="sw" style="background:{c}"></span>{html.escape(chip)}</span>'
+                  for chip, c in zip(pal.chips, pal.chip_range))
+    selector = ""
+    if any(c.filter_by for c, _ in charts) and pal.chips:
+        opts = ['<option value="all" data-vendor="all">all chips</option>'] + [
+            f'<option value="{html.escape(c)}" data-vendor="{html.escape(chip_vendor.get(c, "all"))}">'
+            f'{html.escape(c)}</option>' for c in pal.chips]
+        selector = f'<label>Show chip <select id="tw-chip">{"".join(opts)}</select></label>'
+    period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
+    doc = tmpl.substitute(
+        title=html.escape(page.title), nav=_nav(pages, page.slug), period=html.escape(period), key=key,
+        selector=selector, heading=html.escape(page.title), intro=page.intro, content="\n".join(parts),
+        built=html.escape(built), source=html.escape(source), specs=_json_for_script(specs))
+    return doc, charts
+
+
+def _title_text(spec: dict) -> str:
+    t = spec.get("title")
+    if isinstance(t, dict):
+        t = t.get("text", "")
+    if isinstance(t, list):
+        t = " ".join(t)
+    return str(t or "chart")
+
+
+def _svg(spec: dict) -> str:
+    return vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version())
+
+
+def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
+    """Build the static site from the warehouse at ``db_path`` into ``out_dir``.
+
+    ``out_dir`` is replaced as a whole (built next to it, then swapped in); it must be empty, missing
+    or a previous build of this site. Returns ``{"pages", "page_bytes", "total_bytes", "build_seconds",
+    "charts", "notes", "errors", "out_dir"}``; ``errors`` lists sections that failed to draw.
+    """
+    t0 = time.perf_counter()
+    db_path, out_dir = Path(db_path), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise FileExistsError(f"{out_dir} is not empty and is not a tokenwatt site; refusing to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)
+    try:
+        wh = Warehouse(db_path)
+        try:
+            ctx = Ctx(wh, _palette(wh), _period(wh))
+            pages = [b(ctx) for b in BUILDERS]
+            chip_vendor = _chip_vendor(wh)
+        finally:
+            wh.close()
+        for sub in ("assets", "data", "charts"):
+            (tmp / sub).mkdir()
+        _write_bundle(tmp / "assets" / BUNDLE, out_dir / "assets" / BUNDLE)
+        for name in ("site.js", "style.css"):
+            shutil.copyfile(ASSETS / name, tmp / "assets" / name)
+        tmpl = Template((ASSETS / "page.html").read_text(encoding="utf-8"))
+        built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        page_bytes: dict[str, int] = {}
+        all_charts: list[tuple[Chart, dict]] = []
+        notes: list[str] = []
+        seen: set[str] = set()
+        for page in pages:
+            doc, charts = _render_page(page, pages, ctx, chip_vendor, tmpl, db_path.name, built)
+            for c, _ in charts:
+                if c.name in seen:
+                    raise ValueError(f"duplicate chart name {c.name}")
+                seen.add(c.name)
+            all_charts += charts
+            notes += [f"{page.slug}: {b.text}" for s in page.sections for b in s.blocks if isinstance(b, Note)]
+            data = doc.encode("utf-8")
+            (tmp / f"{page.slug}.html").write_bytes(data)
+            page_bytes[f"{page.slug}.html"] = len(data)
+        for c, _ in all_charts:
+            c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
+        if images:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
+                svgs = list(ex.map(lambda cs: _svg(cs[1]), all_charts))
+            for (c, _), svg in zip(all_charts, svgs):
+                (tmp / "charts" / f"{c.name}.svg").write_text(svg, encoding="utf-8")
+        (tmp / MARKER).write_text("built by dashboards.site.build_site\n", encoding="utf-8")
+        # swap the new build in
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
+    result = {
+        "out_dir": str(out_dir),
+        "pages": [str(out_dir / p) for p in page_bytes],
+        "page_bytes": page_bytes,
+        "total_bytes": total,
+        "build_seconds": round(time.perf_counter() - t0, 3),
+        "charts": len(all_charts),
+        "notes": notes,
+        "errors": list(ctx.errors),
+    }
+    log.info("site built: %d pages, %d charts, %.1f kB, %.2f s", len(page_bytes), len(all_charts), total / 1e3,
+             result["build_seconds"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dashboards.site",
+                                 description="Build the static dashboard site from the warehouse.")
+    ap.add_argument("--db", type=Path, required=True, help="warehouse DuckDB file (opened read-only)")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    ap.add_argument("--no-images", action="store_true", help="skip the SVG export of each chart")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    res = build_site(a.db, a.out, images=not a.no_images)
+    for p, n in res["page_bytes"].items():
+        print(f"{p:16s} {n / 1024:8.1f} KiB")
+    print(f"{res['charts']} charts, {res['total_bytes'] / 1024:.0f} KiB in all, {res['build_seconds']:.2f} s "
+          f"-> {res['out_dir']}/index.html")
+    for e in res["errors"]:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
