@@ -219,6 +219,22 @@ class Agent:
         self._prefix = f"{safe_name(self.node)}-{int(self._clock() * 1e6)}"
         return self._prefix
 
+    def remove_stale_temp_files(self, older_than_s: float = 600.0) -> int:
+        """Delete this node's hidden ``.*.tmp`` files left by a killed agent; returns how many."""
+        root = self.spool / "device_samples"
+        if not root.exists():
+            return 0
+        cutoff_s = time.time() - older_than_s
+        removed = 0
+        for tmp in root.glob(f"date=*/node=*/.{safe_name(self.node)}-*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff_s:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                pass
+        return removed
+
     def _flusher(self) -> None:
         while not self._flusher_stop.wait(self.flush_interval_s):
             self.flush()
@@ -229,6 +245,8 @@ class Agent:
         """Sample until ``duration_s`` elapses or a stop/SIGTERM/SIGINT, then flush."""
         self.stats.started_unix_s = self._clock()
         self._name_prefix()
+        if self.remove_stale_temp_files():
+            log.info("removed temporary files left by an earlier, killed agent")
         in_main = threading.current_thread() is threading.main_thread()
         previous: dict[int, Any] = {}
         previous_wakeup = -1

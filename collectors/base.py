@@ -12,9 +12,9 @@ Vendor errors are translated into one small, vendor-neutral family:
 * :class:`BackendUnavailable` -- the backend cannot run on this machine at all
   (library missing, no driver, no device). ``get_backend("auto")`` catches it
   and tries the next vendor.
-* :class:`DeviceError` -- one device failed one read. Backends catch it per
-  device, count it in :attr:`BackendBase.errors_by_device` and keep sampling the
-  other devices.
+* :class:`DeviceError` -- one device failed one read. Backends translate the
+  vendor error on one device into it (:meth:`BackendBase.count_error`), count it
+  in :attr:`BackendBase.errors_by_device` and keep sampling the other devices.
 """
 from __future__ import annotations
 
@@ -77,19 +77,22 @@ class BackendBase:
     def __init__(self, node: str | None = None) -> None:
         self.node: str = node or default_node()
         self.errors_by_device: dict[str, int] = {}
-        #: last error message per device id, for logs and tests
-        self.last_error: dict[str, str] = {}
+        #: last error per device id (vendor errors translated to DeviceError)
+        self.last_error: dict[str, DeviceError] = {}
 
     def device_id(self, index: int) -> str:
         """Fleet-unique device id, ``"<node>/<index>"``."""
         return f"{self.node}/{index}"
 
-    def count_error(self, device_id: str, message: str) -> None:
-        """Record one failed read for ``device_id``."""
+    def count_error(self, device_id: str, message: str) -> DeviceError:
+        """Record one failed read for ``device_id`` as a vendor-neutral :class:`DeviceError`."""
+        error = DeviceError(device_id, message)
         self.errors_by_device[device_id] = self.errors_by_device.get(device_id, 0) + 1
-        if self.last_error.get(device_id) != message:
-            log.warning("%s: %s", device_id, message)
-        self.last_error[device_id] = message
+        previous = self.last_error.get(device_id)
+        if previous is None or str(previous) != str(error):
+            log.warning("%s", error)
+        self.last_error[device_id] = error
+        return error
 
     def close(self) -> None:  # pragma: no cover - trivial default
         """Nothing to release by default."""

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path]
@@ -153,6 +152,22 @@ def test_a_full_buffer_drops_the_oldest_rows_and_a_failed_flush_keeps_them(tmp_p
     kept = sorted({t.timestamp() for t in table["ts"].to_pylist()})
     assert kept == [1_750_000_002.0 + i for i in range(5)]  # the two oldest ticks went
     assert agent.stats.rows_written == 10 and agent.buffered_rows() == 0
+    agent.close()
+
+
+def test_stale_temporary_files_of_this_node_are_removed_at_start(tmp_path):
+    part = tmp_path / "device_samples" / "date=2025-06-15" / "node=n1"
+    part.mkdir(parents=True)
+    stale = part / ".n1-1-000001.parquet.abc.tmp"
+    fresh = part / ".n1-2-000001.parquet.def.tmp"
+    other = part / ".n10-1-000001.parquet.abc.tmp"
+    for f in (stale, fresh, other):
+        f.write_bytes(b"PAR1 half a file")
+    os.utime(stale, (1, 1))
+    os.utime(other, (1, 1))
+    agent = Agent(SimLiveBackend(node="n1", devices=1), tmp_path, interval_s=1, flush_interval_s=1)
+    assert agent.remove_stale_temp_files() == 1
+    assert not stale.exists() and fresh.exists() and other.exists()
     agent.close()
 
 

@@ -13,7 +13,7 @@ sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path
 from fakes import pynvml_fake as F  # noqa: E402
 from fakes.pynvml_fake import FakeGpu, FakeNvml  # noqa: E402
 
-from collectors.base import BackendUnavailable, rows_to_table  # noqa: E402
+from collectors.base import BackendUnavailable, DeviceError, rows_to_table  # noqa: E402
 from collectors.nvidia import NvmlBackend, chip_id_from_name, usage_power_kind  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
 
@@ -116,7 +116,8 @@ def test_gpu_is_lost_in_a_field_value_entry_marks_the_device_failed():
     b, _ = backend(gpus)
     assert [r["device_id"] for r in b.sample()] == ["n1/0"]
     assert b.errors_by_device == {"n1/1": 1}
-    assert "GpuIsLost" in b.last_error["n1/1"]
+    assert "GpuIsLost" in str(b.last_error["n1/1"])
+    assert isinstance(b.last_error["n1/1"], DeviceError)
 
 
 def test_a_device_lost_at_start_does_not_stop_the_backend():
