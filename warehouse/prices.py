@@ -1,10 +1,18 @@
 """Prices and assumptions as data: load ``prices.yaml``, validate it, write ``ref`` tables.
 
-A wrong file raises :class:`PriceError` naming the file and the field; nothing downstream runs
-on it.
+A wrong file raises :class:`PriceError` naming the file and the field (dotted path, e.g.
+``chips.amd-mi300x.usd_per_device_hour``); nothing downstream runs on it. The Dagster ``prices``
+asset reads the file named by ``TOKENWATT_PRICES`` (default: this package's ``prices.yaml``).
+
+Checks: required fields present, numbers are numbers (not strings or booleans) within a sane
+range (no negative prices), ``basis`` is ``rental`` or ``ownership``, every chip cost has a
+``source``, no unknown field (a typo such as ``usd_per_device_hr`` would otherwise be silently
+ignored), time-of-day tariff windows are whole UTC hours and do not overlap, ``sites.default``
+exists.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +20,93 @@ import duckdb
 import yaml
 
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
+PRICES_ENV = "TOKENWATT_PRICES"
+
+_TOP = {"currency", "chips", "electricity", "sites", "revenue"}
+_RENTAL = {"basis", "usd_per_device_hour", "source"}
+_OWNERSHIP = {"basis", "capex_usd", "depreciation_years", "design_cost_usd", "design_units",
+              "opex_usd_per_device_hour", "source"}
+_ELECTRICITY = {"default_usd_per_kwh", "source", "time_of_day"}
+_TOD = {"from_hour", "to_hour", "multiplier", "source"}
+_SITE = {"pue", "usd_per_kwh", "source"}
+_REVENUE = {"api", "subscription", "free"}
+_API = {"usd_per_mtok_input", "usd_per_mtok_output", "source"}
+_SUB = {"monthly_fee_usd", "subscribers", "source"}
+_FREE = {"usd_per_mtok", "source"}
 
 
 class PriceError(ValueError):
-    pass
+    """A price file that must not be used: the message names the file and the field."""
+
+
+def prices_path(path: Path | str | None = None) -> Path:
+    """The price file to use: ``path``, else ``$TOKENWATT_PRICES``, else the bundled one."""
+    return Path(path or os.environ.get(PRICES_ENV) or PRICES_FILE)
 
 
 def _num(src: str, where: str, v: Any, lo: float = 0.0, hi: float | None = None) -> float:
+    if v is None:
+        raise PriceError(f"{src}: missing field '{where}'")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise PriceError(f"{src}: field '{where}' must be a number, got {v!r}")
+        raise PriceError(f"{src}: field '{where}' must be a number, got {type(v).__name__} {v!r}")
+    if v != v:  # NaN
+        raise PriceError(f"{src}: field '{where}' must be a number, got NaN")
+    if v < 0 and lo >= 0:
+        raise PriceError(f"{src}: field '{where}' = {v!r} must not be negative")
     if v < lo or (hi is not None and v > hi):
         raise PriceError(f"{src}: field '{where}' = {v!r} is outside [{lo}, {hi if hi is not None else 'inf'}]")
     return float(v)
 
 
+def _map(src: str, where: str, v: Any, allowed: set[str] | None = None) -> dict:
+    if v is None:
+        raise PriceError(f"{src}: missing field '{where}'")
+    if not isinstance(v, dict):
+        raise PriceError(f"{src}: field '{where}' must be a mapping, got {type(v).__name__} {v!r}")
+    if allowed is not None:
+        unknown = sorted(str(k) for k in v if k not in allowed)
+        if unknown:
+            raise PriceError(f"{src}: unknown field '{where}.{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    return v
+
+
+def _source(src: str, where: str, v: Any, required: bool) -> str:
+    if v is None or v == "":
+        if required:
+            raise PriceError(f"{src}: missing field '{where}' (say where the number comes from)")
+        return ""
+    if not isinstance(v, str):
+        raise PriceError(f"{src}: field '{where}' must be text, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _chip(src: str, cid: str, c: Any) -> tuple:
+    w = f"chips.{cid}"
+    c = _map(src, w, c)
+    basis = c.get("basis")
+    if basis is None:
+        raise PriceError(f"{src}: missing field '{w}.basis' (rental or ownership)")
+    if basis == "rental":
+        _map(src, w, c, _RENTAL)
+        hourly = _num(src, f"{w}.usd_per_device_hour", c.get("usd_per_device_hour"), 0, 1000)
+        capex = years = design = units = None
+    elif basis == "ownership":
+        _map(src, w, c, _OWNERSHIP)
+        capex = _num(src, f"{w}.capex_usd", c.get("capex_usd"), 0, 1e7)
+        years = _num(src, f"{w}.depreciation_years", c.get("depreciation_years"), 0.25, 30)
+        design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0)
+        units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1)
+        opex = _num(src, f"{w}.opex_usd_per_device_hour", c.get("opex_usd_per_device_hour", 0), 0, 1000)
+        hourly = (capex + design / units) / (years * 8760.0) + opex
+    else:
+        raise PriceError(f"{src}: field '{w}.basis' must be rental or ownership, got {basis!r}")
+    source = _source(src, f"{w}.source", c.get("source"), required=True)
+    return (cid, basis, hourly, capex, years, design, units, source)
+
+
 def load_prices(path: Path | str | None = None) -> dict:
     """Parse and validate a price file; returns normalised rows for the ``ref`` tables."""
-    path = Path(path or PRICES_FILE)
+    path = prices_path(path)
     src = str(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -41,57 +119,72 @@ def load_prices(path: Path | str | None = None) -> dict:
     for key in ("chips", "electricity", "sites", "revenue"):
         if key not in raw:
             raise PriceError(f"{src}: missing field '{key}'")
+    unknown = sorted(str(k) for k in raw if k not in _TOP)
+    if unknown:
+        raise PriceError(f"{src}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(_TOP))})")
     if raw.get("currency", "USD") != "USD":
-        raise PriceError(f"{src}: field 'currency' must be USD")
-    chips = []
-    for cid, c in (raw["chips"] or {}).items():
-        w = f"chips.{cid}"
-        if not isinstance(c, dict):
-            raise PriceError(f"{src}: field '{w}' must be a mapping")
-        basis = c.get("basis")
-        if basis == "rental":
-            hourly = _num(src, f"{w}.usd_per_device_hour", c.get("usd_per_device_hour"), 0, 1000)
-            capex = years = design = units = None
-        elif basis == "ownership":
-            capex = _num(src, f"{w}.capex_usd", c.get("capex_usd"), 0, 1e7)
-            years = _num(src, f"{w}.depreciation_years", c.get("depreciation_years"), 0.25, 30)
-            design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0)
-            units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1)
-            opex = _num(src, f"{w}.opex_usd_per_device_hour", c.get("opex_usd_per_device_hour", 0), 0, 1000)
-            hourly = (capex + design / units) / (years * 8760.0) + opex
-        else:
-            raise PriceError(f"{src}: field '{w}.basis' must be rental or ownership, got {basis!r}")
-        if not c.get("source"):
-            raise PriceError(f"{src}: field '{w}.source' is required (where the number comes from)")
-        chips.append((cid, basis, hourly, capex, years, design, units, str(c["source"])))
-    el = raw["electricity"]
+        raise PriceError(f"{src}: field 'currency' must be USD, got {raw.get('currency')!r}")
+
+    chips_raw = _map(src, "chips", raw["chips"])
+    if not chips_raw:
+        raise PriceError(f"{src}: field 'chips' must list at least one chip")
+    chips = [_chip(src, str(cid), c) for cid, c in chips_raw.items()]
+
+    el = _map(src, "electricity", raw["electricity"], _ELECTRICITY)
     default_kwh = _num(src, "electricity.default_usd_per_kwh", el.get("default_usd_per_kwh"), 0, 5)
     tod = []
-    for i, r in enumerate(el.get("time_of_day") or []):
+    tod_raw = el.get("time_of_day") or []
+    if not isinstance(tod_raw, list):
+        raise PriceError(f"{src}: field 'electricity.time_of_day' must be a list")
+    taken: dict[int, int] = {}
+    for i, r in enumerate(tod_raw):
         w = f"electricity.time_of_day[{i}]"
-        a = _num(src, f"{w}.from_hour", r.get("from_hour"), 0, 24)
-        b = _num(src, f"{w}.to_hour", r.get("to_hour"), 0, 24)
+        r = _map(src, w, r, _TOD)
+        a = _num(src, f"{w}.from_hour", r.get("from_hour"), 0, 23)
+        b = _num(src, f"{w}.to_hour", r.get("to_hour"), 1, 24)
+        if a != int(a) or b != int(b):
+            raise PriceError(f"{src}: field '{w}' hours must be whole UTC hours")
         if b <= a:
             raise PriceError(f"{src}: field '{w}.to_hour' must be after from_hour")
+        for h in range(int(a), int(b)):
+            if h in taken:
+                raise PriceError(f"{src}: field '{w}' overlaps electricity.time_of_day[{taken[h]}] at hour {h}")
+            taken[h] = i
         tod.append((int(a), int(b), _num(src, f"{w}.multiplier", r.get("multiplier"), 0, 20)))
+
     sites = []
-    for name, s in (raw["sites"] or {}).items():
+    for name, s in _map(src, "sites", raw["sites"]).items():
         w = f"sites.{name}"
-        sites.append((name, _num(src, f"{w}.pue", s.get("pue"), 1.0, 3.0),
-                      _num(src, f"{w}.usd_per_kwh", s.get("usd_per_kwh", default_kwh), 0, 5), str(s.get("source", ""))))
+        s = _map(src, w, s, _SITE)
+        sites.append((str(name), _num(src, f"{w}.pue", s.get("pue"), 1.0, 3.0),
+                      _num(src, f"{w}.usd_per_kwh", s.get("usd_per_kwh", default_kwh), 0, 5),
+                      _source(src, f"{w}.source", s.get("source"), required=False)))
     if "default" not in {s[0] for s in sites}:
-        raise PriceError(f"{src}: field 'sites.default' is required")
-    rev = raw["revenue"]
+        raise PriceError(f"{src}: missing field 'sites.default'")
+
+    rev = _map(src, "revenue", raw["revenue"], _REVENUE)
     api = []
-    for model, r in (rev.get("api") or {}).items():
+    for model, r in _map(src, "revenue.api", rev.get("api") or {}).items():
         w = f"revenue.api.{model}"
-        api.append((model, _num(src, f"{w}.usd_per_mtok_input", r.get("usd_per_mtok_input"), 0, 1000),
+        r = _map(src, w, r, _API)
+        api.append((str(model), _num(src, f"{w}.usd_per_mtok_input", r.get("usd_per_mtok_input"), 0, 1000),
                     _num(src, f"{w}.usd_per_mtok_output", r.get("usd_per_mtok_output"), 0, 1000)))
-    sub = rev.get("subscription") or {}
+    sub = _map(src, "revenue.subscription", rev.get("subscription") or {}, _SUB)
     subscription = (_num(src, "revenue.subscription.monthly_fee_usd", sub.get("monthly_fee_usd", 0), 0, 10000),
                     _num(src, "revenue.subscription.subscribers", sub.get("subscribers", 0), 0))
+    free = _map(src, "revenue.free", rev.get("free") or {}, _FREE)
+    _num(src, "revenue.free.usd_per_mtok", free.get("usd_per_mtok", 0.0), 0, 1000)
     return {"chips": chips, "default_usd_per_kwh": default_kwh, "time_of_day": tod, "sites": sites,
             "api": api, "subscription": subscription, "source": src}
+
+
+def tariff_multipliers(prices: dict) -> list[float]:
+    """The electricity multiplier for each UTC hour 0..23 (1.0 outside the time-of-day windows)."""
+    mult = [1.0] * 24
+    for a, b, m in prices["time_of_day"]:
+        for h in range(a, b):
+            mult[h] = m
+    return mult
 
 
 def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: dict[str, str]) -> None:
@@ -107,11 +200,7 @@ def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: d
             usd_per_kwh double, source varchar)""")
         con.executemany("insert into ref.sites values (?, ?, ?, ?)", prices["sites"])
         con.execute("create or replace table ref.tariff_hours (hour integer primary key, multiplier double)")
-        mult = [1.0] * 24
-        for a, b, m in prices["time_of_day"]:
-            for h in range(a, b):
-                mult[h] = m
-        con.executemany("insert into ref.tariff_hours values (?, ?)", list(enumerate(mult)))
+        con.executemany("insert into ref.tariff_hours values (?, ?)", list(enumerate(tariff_multipliers(prices))))
         con.execute("""create or replace table ref.api_prices (model varchar primary key,
             usd_per_mtok_input double, usd_per_mtok_output double)""")
         if prices["api"]:
