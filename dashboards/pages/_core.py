@@ -23,11 +23,13 @@ SIG_VENDOR = "tw_vendor"
 
 #: what to run when a table is missing or empty
 HINTS = {
-    "attribution.quality": "run `tokenwatt evaluate` (it scores attribution against the simulator's ground truth)",
-    "marts.fct_loss_forecast": "run the forecast step of the pipeline (it writes marts.fct_loss_forecast)",
-    "raw.quarantine": "load the spool into the warehouse (the loader writes raw.quarantine)",
+    "attribution.quality": "run `tokenwatt evaluate --home DIR` (it scores the attribution against the "
+                           "simulator's ground truth)",
+    "marts.fct_loss_forecast": "run `tokenwatt run --home DIR` with the forecast step (it writes "
+                               "marts.fct_loss_forecast)",
+    "raw.quarantine": "run `tokenwatt run --home DIR` (the spool loader writes raw.quarantine)",
 }
-DEFAULT_HINT = "run the pipeline (load the spool, attribute, build the dbt marts)"
+DEFAULT_HINT = "run `tokenwatt run --home DIR` (or `tokenwatt demo`) to load the spool and build the marts"
 
 
 class Warehouse:

@@ -1,5 +1,177 @@
-from dashboards.pages._core import Ctx, Page
+"""cost.html: cost per token over time, allocation vs usage, the most expensive workloads."""
+from __future__ import annotations
+
+import altair as alt
+
+from dashboards import theme
+from dashboards.pages._core import SIG_CHIP, Chart, Ctx, Page, Section, chip_filter, no_data, safe, tidy, tt_date, utc_x
+
+CPT = "marts.fct_cost_per_token_daily"
+PNL = "marts.fct_pnl_daily"
+TOP = 12
 
 
 def build(ctx: Ctx) -> Page:
-    return Page("cost", "Cost", "Cost", "")
+    page = Page("cost", "Cost", "Cost per token",
+                "What a million tokens costs on each chip, day by day, on two bases. Allocation basis: the whole "
+                "bill (energy and hardware, idle capacity included) shared out to the requests. Usage basis: "
+                "only the energy and device time the requests used. The gap is what idle capacity costs.")
+    page.sections += [safe(ctx, _over_time, "Cost per token over time"),
+                      safe(ctx, _basis, "Allocation vs usage"),
+                      safe(ctx, _workloads, "Most expensive workloads")]
+    return page
+
+
+def _over_time(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Cost per token over time")
+    note = no_data(wh, CPT)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""
+        select strftime(date, '%Y-%m-%d') as date, chip, b.basis,
+               sum(case when b.basis = 'allocation' then cost_usd else usage_cost_usd end) / sum(tokens) * 1e6
+                   as usd_per_mtok,
+               sum(tokens) as tokens, sum(requests) as requests
+        from {CPT}, (values ('allocation'), ('usage')) b(basis)
+        group by all having sum(tokens) > 0 order by date, chip, b.basis"""), 5)
+    sel = alt.selection_point(fields=["chip"], bind="legend")
+    ch = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=16)).encode(
+        x=utc_x("date"),
+        y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)", scale=alt.Scale(zero=True)),
+        color=pal.chip_color(),
+        strokeDash=alt.StrokeDash("basis:N", title="Cost basis", sort=["allocation", "usage"],
+                                  scale=alt.Scale(domain=["allocation", "usage"], range=[[1, 0], [5, 3]]),
+                                  legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=2,
+                                                    symbolSize=400)),
+        detail="basis:N",
+        opacity=alt.condition(sel, alt.value(1), alt.value(0.12)),
+        tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("basis:N", title="Cost basis"),
+                 alt.Tooltip("usd_per_mtok:Q", title="USD/Mtok", format="$.3f"),
+                 alt.Tooltip("tokens:Q", title="Tokens", format=",.0f"),
+                 alt.Tooltip("requests:Q", title="Requests", format=",.0f")],
+    ).add_params(sel).properties(
+        title=alt.Title("Cost per million tokens per day, by chip",
+                        subtitle="USD per million tokens; solid = allocation basis, dashed = usage basis; "
+                                 "click a chip in the legend to highlight it"),
+        width=theme.FULL_W - 40, height=300)
+    sec.blocks.append(Chart("cost-per-mtok-daily", chip_filter(ch), df,
+                            "Weekends carry the same hardware bill over fewer tokens: allocation cost rises.",
+                            wide=True, filter_by="chip"))
+    return sec
+
+
+def _basis(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Allocation vs usage")
+    note = no_data(wh, CPT)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""
+        select chip, model, b.basis,
+               sum(case when b.basis = 'allocation' then cost_usd else usage_cost_usd end) / sum(tokens) * 1e6
+                   as usd_per_mtok,
+               (sum(cost_usd) - sum(usage_cost_usd)) / nullif(sum(usage_cost_usd), 0) * 100 as idle_premium_pct
+        from {CPT}, (values ('allocation'), ('usage')) b(basis)
+        group by all having sum(tokens) > 0 order by all"""), 5)
+    base = alt.Chart(df).encode(
+        x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
+        xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
+        y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
+        tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
+                 alt.Tooltip("basis:N", title="Cost basis"),
+                 alt.Tooltip("usd_per_mtok:Q", title="USD/Mtok", format="$.3f"),
+                 alt.Tooltip("idle_premium_pct:Q", title="Allocation over usage (%)", format=".0f")])
+    models = sorted(df.model.unique(), key=lambda m: (len(m), m))
+    panels = []
+    for i, m in enumerate(models):
+        b = base.transform_filter(alt.datum.model == m)
+        panels.append(chip_filter(alt.layer(
+            b.mark_bar().encode(
+                color=pal.chip_color(legend=False),
+                opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
+                                    scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
+                                    legend=alt.Legend(orient="top"))),
+            b.mark_text(dy=-7, fontSize=10).encode(text=alt.Text("usd_per_mtok:Q", format="$.2f")),
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=190, height=theme.HEIGHT)))
+    ch = alt.hconcat(*panels, spacing=14).resolve_scale(y="independent").properties(
+        title=alt.Title("Allocation vs usage cost, by chip and model",
+                        subtitle="USD per million tokens; solid = allocation, pale = usage"))
+    sec.blocks.append(Chart("cost-basis-by-model", ch, df,
+                            "The pale bar is what the requests used; the rest is idle and unused capacity.",
+                            filter_by="chip"))
+
+    if wh.has(PNL):
+        p = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, total_cost_usd, energy_cost_usd,
+                                  hardware_cost_usd, revenue_usd
+                           from {PNL} where vendor <> 'all' order by date, vendor"""), 5)
+        ch = alt.Chart(p).mark_area(opacity=0.9, line={"strokeWidth": 1}).encode(
+            x=utc_x("date"),
+            y=alt.Y("total_cost_usd:Q", title="Total cost (USD per day)", stack=True),
+            color=pal.vendor_color(),
+            order=alt.Order("vendor_order:Q"),
+            tooltip=[tt_date("date"), alt.Tooltip("vendor:N", title="Vendor"),
+                     alt.Tooltip("total_cost_usd:Q", title="Total cost (USD)", format="$,.2f"),
+                     alt.Tooltip("energy_cost_usd:Q", title="of which energy (USD)", format="$,.2f"),
+                     alt.Tooltip("hardware_cost_usd:Q", title="of which hardware (USD)", format="$,.2f")],
+        ).transform_calculate(vendor_order=f"indexof({pal.vendors!r}, datum.vendor)").properties(
+            title=alt.Title("Fleet cost per day, by vendor", subtitle="USD per day, allocation basis, stacked"),
+            width=theme.HALF_W, height=theme.HEIGHT)
+        sec.blocks.append(Chart("cost-daily-by-vendor", chip_filter(ch, "vendor"), p,
+                                "The whole bill: energy plus hardware, idle devices included.", filter_by="vendor"))
+    else:
+        sec.blocks.append(no_data(wh, PNL))
+    return sec
+
+
+def _workloads(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Most expensive workloads",
+                  f"A workload is a model and a task on one chip. The {TOP} most expensive per million tokens, and "
+                  f"the {TOP} that cost most in total. With a chip selected, that chip's top {TOP}.")
+    note = no_data(wh, CPT)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = wh.df(f"""
+        with w as (select chip, model, task, sum(tokens) as tokens, sum(requests) as requests,
+                          sum(cost_usd) as cost_usd, sum(usage_cost_usd) as usage_cost_usd,
+                          sum(cost_usd) / sum(tokens) * 1e6 as usd_per_mtok,
+                          sum(usage_cost_usd) / sum(tokens) * 1e6 as usage_usd_per_mtok
+                   from {CPT} group by all having sum(tokens) > 0),
+        r as (select *, row_number() over (order by usd_per_mtok desc) as rank_rate_all,
+                        row_number() over (partition by chip order by usd_per_mtok desc) as rank_rate_chip,
+                        row_number() over (order by cost_usd desc) as rank_cost_all,
+                        row_number() over (partition by chip order by cost_usd desc) as rank_cost_chip
+              from w)
+        select model || ' · ' || task || ' · ' || chip as workload, * from r
+        where least(rank_rate_all, rank_rate_chip, rank_cost_all, rank_cost_chip) <= {TOP}
+        order by usd_per_mtok desc""")
+    df = tidy(df, 5)
+    for metric, rank, title, fmt, xtitle, cap in (
+            ("usd_per_mtok", "rate", "Most expensive workloads per million tokens",
+             "$.2f", "Cost (USD per million tokens, allocation basis)",
+             "Rate: what a million tokens of this workload costs."),
+            ("cost_usd", "cost", "Workloads that cost most in total", "$,.2f", "Total cost (USD, allocation basis)",
+             "Spend: rate times volume.")):
+        flt = (f"({SIG_CHIP} == 'all' && datum.rank_{rank}_all <= {TOP}) || "
+               f"({SIG_CHIP} != 'all' && datum.chip == {SIG_CHIP} && datum.rank_{rank}_chip <= {TOP})")
+        base = alt.Chart(df).transform_filter(flt).encode(
+            y=alt.Y("workload:N", title=None, sort=df.sort_values(metric, ascending=False).workload.tolist(),
+                    axis=alt.Axis(labelLimit=320, labelFontSize=11)),
+            x=alt.X(f"{metric}:Q", title=xtitle, axis=alt.Axis(format="$~s" if metric == "cost_usd" else "$.2f")),
+            tooltip=[alt.Tooltip("model:N", title="Model"), alt.Tooltip("task:N", title="Task"),
+                     alt.Tooltip("chip:N", title="Chip"),
+                     alt.Tooltip("usd_per_mtok:Q", title="USD/Mtok (allocation)", format="$.3f"),
+                     alt.Tooltip("usage_usd_per_mtok:Q", title="USD/Mtok (usage)", format="$.3f"),
+                     alt.Tooltip("cost_usd:Q", title="Total cost (USD)", format="$,.2f"),
+                     alt.Tooltip("tokens:Q", title="Tokens", format=",.0f")])
+        ch = alt.layer(
+            base.mark_bar(height={"band": 0.75}).encode(color=pal.chip_color()),
+            base.mark_text(align="left", dx=3, fontSize=10.5).encode(text=alt.Text(f"{metric}:Q", format=fmt)),
+        ).properties(title=alt.Title(title, subtitle=f"Top {TOP}; bars coloured by chip"),
+                     width=230, height=TOP * 22)
+        sec.blocks.append(Chart(f"cost-top-workloads-{rank}", ch, df, cap, filter_by="chip"))
+    return sec

@@ -1,5 +1,175 @@
-from dashboards.pages._core import Ctx, Page
+"""fleet.html: power and utilisation per device over time, power against utilisation."""
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+
+from dashboards import theme
+from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, fmt_num, html_table,
+                                    no_data, safe, tidy, tt_date, utc_x)
+
+HOURLY = "marts.fct_device_power_hourly"
+#: at most this many cells per heatmap (devices x time buckets): keeps the page light
+MAX_CELLS = 4000
+MAX_DEVICES = 120
+BUCKETS_H = (1, 2, 3, 4, 6, 8, 12, 24)
 
 
 def build(ctx: Ctx) -> Page:
-    return Page("fleet", "Fleet", "Fleet", "")
+    page = Page("fleet", "Fleet", "Fleet power and utilisation",
+                "Every device, hour by hour: how much power it drew and how busy it was, and how power follows "
+                "utilisation on each chip.")
+    page.sections += [safe(ctx, _heatmaps, "Power and utilisation per device"),
+                      safe(ctx, _curves, "Power against utilisation")]
+    return page
+
+
+def _bucket_hours(n_devices: int, n_hours: int) -> int:
+    for b in BUCKETS_H:
+        if n_devices * math.ceil(n_hours / b) <= MAX_CELLS:
+            return b
+    return BUCKETS_H[-1]
+
+
+def _heatmaps(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Power and utilisation per device")
+    note = no_data(wh, HOURLY)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    n_dev, n_hours = wh.one(f"""select count(distinct device_id),
+                                       date_diff('hour', min(hour_ts), max(hour_ts)) + 1 from {HOURLY}""")
+    bh = _bucket_hours(n_dev, n_hours)
+    devices = wh.df(f"""select device_id, min(chip) as chip, min(node) as node, avg(avg_power_w) as avg_power_w
+                        from {HOURLY} group by device_id""")
+    devices["o"] = devices.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    devices = devices.sort_values(["o", "node", "device_id"]).reset_index(drop=True)
+    shown = devices
+    if len(devices) > MAX_DEVICES:  # the busiest devices of each chip, in proportion
+        shown = devices.sort_values("avg_power_w", ascending=False).head(MAX_DEVICES).sort_values(["o", "node", "device_id"])
+        sec.blocks.append(Note(f"Showing the {MAX_DEVICES} devices with the highest average power of {len(devices)}; "
+                               "the CSV has the same devices.", "info"))
+    order = shown.device_id.tolist()
+    cells = wh.df(f"""
+        select device_id, epoch_ms(time_bucket(interval '{bh} hours', hour_ts)) as t,
+               avg(avg_power_w) as avg_power_w, max(max_power_w) as max_power_w,
+               avg(avg_utilization_pct) as avg_utilization_pct
+        from {HOURLY} where device_id in (select unnest(?::varchar[]))
+        group by all order by device_id, t""", [order])
+    cells = tidy(cells, 3)
+    csv = cells.merge(shown[["device_id", "chip", "node"]], on="device_id")
+    csv.insert(1, "bucket_start_utc", pd.to_datetime(csv.t, unit="ms", utc=True).dt.strftime("%Y-%m-%dT%H:%MZ"))
+    csv = csv.drop(columns=["t"])
+    compact = cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
+                                    "avg_utilization_pct": "u"})
+    dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
+    h = max(160, min(18 * len(order), 560))
+    y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
+                                                           labels=len(order) <= 60, ticks=False))
+    tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+           tt_date("t", "From (UTC)", "%Y-%m-%d %H:%M", "utcyearmonthdatehoursminutes"),
+           alt.Tooltip("p:Q", title="Average power (W)", format=",.0f"),
+           alt.Tooltip("m:Q", title="Peak power (W)", format=",.0f"),
+           alt.Tooltip("u:Q", title="Utilisation (%)", format=".1f")]
+
+    def heat(field: str, title: str, scheme: str, legend_title: str, domain=None):
+        base = alt.Chart(compact).transform_lookup(
+            lookup="d", from_=alt.LookupData(dev_small, "d", ["chip"])
+        ).transform_filter(f"{SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}"
+        ).transform_calculate(t2=f"datum.t + {bh * 3600 * 1000}")
+        strip = base.mark_rect().encode(
+            y=y, color=pal.chip_color(legend=False),
+            tooltip=[alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip")],
+        ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=h)
+        grid = base.mark_rect().encode(
+            x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
+                    axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
+            x2="t2:T",
+            y=alt.Y("d:N", title=None, sort=order, axis=None),
+            color=alt.Color(f"{field}:Q", title=legend_title,
+                            scale=alt.Scale(scheme=scheme, **({"domain": domain} if domain else {})),
+                            legend=alt.Legend(orient="right", gradientLength=min(h, 200))),
+            tooltip=tip,
+        ).properties(width=theme.FULL_W - 150, height=h)
+        return alt.hconcat(strip, grid, spacing=3).resolve_scale(color="independent").properties(
+            title=alt.Title(title, subtitle=f"{bh}-hour buckets; the thin strip on the left is the chip colour"
+                                             if bh > 1 else "hourly; the thin strip on the left is the chip colour"))
+
+    p = heat("p", "Average power per device (W)", theme.SEQ_POWER, "W")
+    u = heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
+    both = alt.vconcat(p, u, spacing=28).resolve_scale(color="independent")
+    sec.blocks.append(Chart("fleet-heatmaps", both, csv,
+                            "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
+                            wide=True, filter_by="chip"))
+
+    table = wh.df(f"""select device_id, min(chip) as chip, avg(avg_power_w) as avg_w, max(max_power_w) as max_w,
+                             avg(avg_utilization_pct) as util, count(*) as hours
+                      from {HOURLY} group by device_id""")
+    table = table.set_index("device_id").loc[order].reset_index()
+    rows = [[r.device_id, r.chip, fmt_num(r.avg_w), fmt_num(r.max_w), fmt_num(r.util, 1), fmt_num(r.hours)]
+            for r in table.itertuples()]
+    sec.blocks.append(Html(
+        "<details><summary>Per-device summary</summary>" + html_table(
+            ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
+            num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]}) + "</details>"))
+    return sec
+
+
+def _curves(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Power against utilisation",
+                  "Each device-hour is placed in a 5 % utilisation bin; the line is the mean power of the bin and "
+                  "the band spans the 10th to 90th percentile.")
+    note = no_data(wh, HOURLY)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""
+        select chip, least(floor(avg_utilization_pct / 5) * 5, 95) + 2.5 as util_pct, count(*) as device_hours,
+               avg(avg_power_w) as power_w, quantile_cont(avg_power_w, 0.1) as p10_w,
+               quantile_cont(avg_power_w, 0.9) as p90_w
+        from {HOURLY} where avg_utilization_pct is not null and avg_power_w is not null
+        group by all order by chip, util_pct"""), 4)
+    sel = alt.selection_point(fields=["chip"], bind="legend")
+    base = alt.Chart(df).encode(
+        x=alt.X("util_pct:Q", title="Utilisation (%)", scale=alt.Scale(domain=[0, 100])),
+        color=pal.chip_color(),
+        opacity=alt.condition(sel, alt.value(1), alt.value(0.12)))
+    ch = alt.layer(
+        base.mark_area(opacity=0.18).encode(y=alt.Y("p10_w:Q", title="Average power (W)"), y2="p90_w:Q",
+                                            opacity=alt.condition(sel, alt.value(0.2), alt.value(0.03))),
+        base.mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+            y="power_w:Q",
+            tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("util_pct:Q", title="Utilisation bin centre (%)"),
+                     alt.Tooltip("power_w:Q", title="Mean power (W)", format=",.0f"),
+                     alt.Tooltip("p10_w:Q", title="10th percentile (W)", format=",.0f"),
+                     alt.Tooltip("p90_w:Q", title="90th percentile (W)", format=",.0f"),
+                     alt.Tooltip("device_hours:Q", title="Device-hours", format=",.0f")]),
+    ).add_params(sel).properties(
+        title=alt.Title("Power against utilisation, by chip",
+                        subtitle="Mean power per 5 % utilisation bin, band = 10th–90th percentile"),
+        width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("fleet-power-vs-utilisation", chip_filter(ch), df,
+                            "Where the line meets 0 % is the power a device draws for nothing.", filter_by="chip"))
+
+    daily = tidy(wh.df(f"""
+        select strftime(cast(hour_ts as date), '%Y-%m-%d') as date, chip, sum(avg_power_w) / 1000 as energy_kwh,
+               count(distinct device_id) as devices
+        from {HOURLY} group by all order by date, chip"""), 5)
+    daily["k"] = daily.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    ch = alt.Chart(daily).mark_bar().encode(
+        x=utc_x("date"),
+        y=alt.Y("energy_kwh:Q", title="Device energy (kWh per day)", stack=True),
+        color=pal.chip_color(),
+        order=alt.Order("k:Q"),
+        tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
+                 alt.Tooltip("energy_kwh:Q", title="Energy (kWh)", format=",.1f"),
+                 alt.Tooltip("devices:Q", title="Devices reporting")],
+    ).properties(title=alt.Title("Device energy per day, by chip", subtitle="kWh per day from hourly average power, stacked"),
+                 width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("fleet-energy-daily", chip_filter(ch), daily,
+                            "Measured at the devices: request, idle and unused energy together.", filter_by="chip"))
+    return sec

@@ -1,5 +1,179 @@
-from dashboards.pages._core import Ctx, Page
+"""forecast.html: the operating-loss forecast with 80/95 % bands, scenarios side by side, backtest error."""
+from __future__ import annotations
+
+import altair as alt
+
+from dashboards import theme
+from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, fmt_num, html_table, no_data, safe, tidy,
+                                    tt_date, utc_x)
+
+FC = "marts.fct_loss_forecast"
+HIST_COLOR = "#222222"
+FC_COLOR = theme.OKABE_ITO["orange"]
+SCENARIO_COLORS = [theme.OKABE_ITO["orange"], theme.OKABE_ITO["reddish_purple"], "#777777", theme.OKABE_ITO["yellow"],
+                   "#882255", "#44AA99"]
 
 
 def build(ctx: Ctx) -> Page:
-    return Page("forecast", "Forecast", "Forecast", "")
+    page = Page("forecast", "Forecast", "Loss forecast",
+                "Operating loss (total cost minus revenue) projected forward per scenario, with 80 % and 95 % "
+                "prediction intervals, and how far the model was off when it forecast the past (backtest).")
+    page.sections += [safe(ctx, _bands, "Forecast per scenario"), safe(ctx, _compare, "Scenarios side by side"),
+                      safe(ctx, _backtest, "Backtest error")]
+    return page
+
+
+def _grain(ctx: Ctx) -> str:
+    grains = [g for (g,) in ctx.wh.con.execute(f"select distinct grain from {FC}").fetchall()]
+    return "day" if "day" in grains else sorted(grains)[0]
+
+
+def _scenarios(ctx: Ctx) -> list[str]:
+    rows = ctx.wh.con.execute(f"select distinct scenario from {FC} order by scenario").fetchall()
+    names = [r[0] for r in rows]
+    # the baseline first when there is one
+    return sorted(names, key=lambda s: (s not in ("baseline", "base"), s))
+
+
+def _unit(grain: str) -> str:
+    return {"day": "USD per day", "month": "USD per month", "week": "USD per week"}.get(grain, f"USD per {grain}")
+
+
+def _bands(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Forecast per scenario")
+    note = no_data(wh, FC)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    grain = _grain(ctx)
+    scen = _scenarios(ctx)
+    df = tidy(wh.df(f"""select scenario, strftime(period_start, '%Y-%m-%d') as period_start, kind, loss_usd,
+                               lo80_usd, hi80_usd, lo95_usd, hi95_usd
+                        from {FC} where grain = ? order by scenario, period_start""", [grain]), 5)
+    ncol = min(3, len(scen))
+    w = max(230, (theme.FULL_W - 60 * ncol) // ncol)
+    base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
+                                      "%d %b" if grain == "day" else "%b %Y", tick_count=5))
+    fc = base.transform_filter("datum.kind == 'forecast'")
+    tip = [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
+           alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
+           alt.Tooltip("lo80_usd:Q", title="80 % low", format="$,.2f"),
+           alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
+           alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
+           alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f")]
+    layer = alt.layer(
+        fc.mark_area(color=FC_COLOR, opacity=0.18).encode(y=alt.Y("lo95_usd:Q", title=f"Operating loss ({_unit(grain)})"),
+                                                          y2="hi95_usd:Q"),
+        fc.mark_area(color=FC_COLOR, opacity=0.35).encode(y="lo80_usd:Q", y2="hi80_usd:Q"),
+        base.transform_filter("datum.kind == 'history'").mark_line(color=HIST_COLOR, strokeWidth=1.8).encode(
+            y="loss_usd:Q", tooltip=tip),
+        fc.mark_line(color=FC_COLOR, strokeWidth=2.2).encode(y="loss_usd:Q", tooltip=tip),
+        data=df,
+    ).properties(width=w, height=230)
+    ch = layer.facet(facet=alt.Facet("scenario:N", title=None, sort=scen, header=alt.Header(labelFontSize=13)),
+                     columns=ncol, spacing={"row": 24, "column": 16}).properties(
+        title=alt.Title(f"Operating loss forecast per scenario ({grain}ly)" if grain != "day" else
+                        "Operating loss forecast per scenario (daily)",
+                        subtitle="Black: history. Orange: forecast, with 80 % (darker) and 95 % (lighter) "
+                                 "prediction intervals"))
+    sec.blocks.append(Chart("forecast-bands", ch, df, "A wider band means a less certain forecast.", wide=True))
+    return sec
+
+
+def _compare(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Scenarios side by side")
+    note = no_data(wh, FC)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    grain = _grain(ctx)
+    scen = _scenarios(ctx)
+    colors = dict(zip(scen, SCENARIO_COLORS * 3))
+    df = tidy(wh.df(f"""
+        select scenario, strftime(period_start, '%Y-%m-%d') as period_start, kind, loss_usd
+        from {FC} where grain = ? and kind = 'forecast'
+        union all
+        select 'history', strftime(period_start, '%Y-%m-%d'), 'history', avg(loss_usd)
+        from {FC} where grain = ? and kind = 'history' group by period_start
+        order by 1, 2""", [grain, grain]), 5)
+    dom = ["history"] + scen
+    rng = [HIST_COLOR] + [colors[s] for s in scen]
+    sel = alt.selection_point(fields=["scenario"], bind="legend")
+    ch = alt.Chart(df).mark_line(strokeWidth=2).encode(
+        x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
+                "%d %b" if grain == "day" else "%b %Y", tick_count=6),
+        y=alt.Y("loss_usd:Q", title=f"Operating loss ({_unit(grain)})"),
+        color=alt.Color("scenario:N", title=None, scale=alt.Scale(domain=dom, range=rng), sort=dom,
+                        legend=alt.Legend(orient="top")),
+        opacity=alt.condition(sel, alt.value(1), alt.value(0.15)),
+        tooltip=[alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
+                 alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f")],
+    ).add_params(sel).properties(
+        title=alt.Title("Forecast operating loss by scenario", subtitle=f"Point forecasts, {_unit(grain)}; "
+                                                                         "click the legend to highlight"),
+        width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("forecast-scenarios", ch, df, "Same history, different futures."))
+
+    tot = tidy(wh.df(f"""
+        select scenario, sum(loss_usd) as loss_usd, sum(lo80_usd) as lo80_sum, sum(hi80_usd) as hi80_sum,
+               count(*) as periods, strftime(min(period_start), '%Y-%m-%d') as first_period,
+               strftime(max(period_start), '%Y-%m-%d') as last_period
+        from {FC} where grain = ? and kind = 'forecast' group by scenario""", [grain]), 6)
+    horizon = (f"{tot.first_period.min()} to {tot.last_period.max()}" if len(tot) else "")
+    base = alt.Chart(tot).encode(
+        y=alt.Y("scenario:N", title=None, sort=scen),
+        x=alt.X("loss_usd:Q", title="Forecast operating loss over the horizon (USD)", axis=alt.Axis(format="$,.0f")),
+        tooltip=[alt.Tooltip("scenario:N", title="Scenario"),
+                 alt.Tooltip("loss_usd:Q", title="Total (USD)", format="$,.2f"),
+                 alt.Tooltip("periods:Q", title=f"{grain.capitalize()}s"),
+                 alt.Tooltip("first_period:N", title="From"), alt.Tooltip("last_period:N", title="To")])
+    ch = alt.layer(
+        base.mark_bar(height={"band": 0.6}).encode(
+            color=alt.Color("scenario:N", scale=alt.Scale(domain=dom, range=rng), legend=None)),
+        base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("loss_usd:Q", format="$,.0f")),
+    ).properties(title=alt.Title("Total forecast loss, by scenario", subtitle=f"Sum of point forecasts, {horizon}"),
+                 width=theme.HALF_W - 60, height=max(120, 46 * len(scen)))
+    sec.blocks.append(Chart("forecast-scenario-totals", ch, tot,
+                            "Sums of point forecasts; the intervals of single periods do not add up."))
+    return sec
+
+
+def _backtest(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Backtest error",
+                  "MAPE: mean absolute percentage error of forecasts made on past data against what happened.")
+    note = no_data(wh, FC)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    scen = _scenarios(ctx)
+    df = tidy(wh.df(f"""select scenario, grain, min(model) as model, avg(backtest_mape) as backtest_mape_pct
+                        from {FC} where backtest_mape is not null group by scenario, grain
+                        order by scenario, grain"""), 4)
+    if df.empty:
+        sec.blocks.append(Html('<div class="note nodata">No backtest error recorded in '
+                               '<code>marts.fct_loss_forecast.backtest_mape</code> yet.</div>'))
+        return sec
+    grains = sorted(df.grain.unique())
+    base = alt.Chart(df).encode(
+        y=alt.Y("scenario:N", title=None, sort=scen),
+        yOffset=alt.YOffset("grain:N", sort=grains),
+        x=alt.X("backtest_mape_pct:Q", title="Backtest error (MAPE, %)"),
+        tooltip=[alt.Tooltip("scenario:N", title="Scenario"), alt.Tooltip("grain:N", title="Grain"),
+                 alt.Tooltip("model:N", title="Model"),
+                 alt.Tooltip("backtest_mape_pct:Q", title="MAPE (%)", format=".1f")])
+    ch = alt.layer(
+        base.mark_bar(height={"band": 0.85}).encode(
+            color=alt.Color("grain:N", title="Grain", sort=grains,
+                            scale=alt.Scale(domain=grains, range=["#555555", "#AAAAAA", "#CC79A7"][:len(grains)]),
+                            legend=alt.Legend(orient="top"))),
+        base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("backtest_mape_pct:Q", format=".1f")),
+    ).properties(title=alt.Title("Backtest error by scenario", subtitle="Mean absolute percentage error (%), per grain"),
+                 width=theme.HALF_W - 40, height=max(120, 24 * len(scen) * len(grains)))
+    sec.blocks.append(Chart("forecast-backtest", ch, df, "Lower is better; below 10 % is a usable forecast."))
+    rows = [[r.scenario, r.grain, r.model or "–", fmt_num(r.backtest_mape_pct, 1)] for r in df.itertuples()]
+    sec.blocks.append(Html(html_table(["Scenario", "Grain", "Model", "Backtest MAPE (%)"], rows, num_cols={3}),
+                           wide=False))
+    return sec

@@ -1,5 +1,207 @@
-from dashboards.pages._core import Ctx, Page
+"""quality.html: quarantined rows by reason, sampling gaps, counter resets."""
+from __future__ import annotations
+
+import altair as alt
+
+from dashboards import theme
+from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, chip_filter, fmt_num, html_table, no_data,
+                                    safe, tidy, tt_date, utc_x)
+
+Q = "raw.quarantine"
+DQ = "marts.fct_data_quality_daily"
+DEV = "marts.fct_device_energy_daily"
+#: reasons the dbt mart adds from the attribution (not quarantined rows): their "rows" are counts / seconds
+SENSOR_REASONS = ("counter reset (integrated power used)", "sampling gap (seconds)")
+KIND_COLORS = {"device_samples": theme.OKABE_ITO["orange"], "requests": theme.OKABE_ITO["reddish_purple"],
+               "replicas": "#777777", "file": "#333333"}
+MAX_DEVICES = 40
 
 
 def build(ctx: Ctx) -> Page:
-    return Page("quality", "Quality", "Quality", "")
+    page = Page("quality", "Data quality", "Data quality",
+                "What the loader refused and why, where the sensors went quiet, and where energy counters reset. "
+                "Refused rows are kept in raw.quarantine with file, row, field and reason; good rows of the same "
+                "file still load.")
+    page.sections += [safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
+                      safe(ctx, _resets, "Counter resets")]
+    return page
+
+
+def _quarantine(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Quarantined rows")
+    if not wh.exists(Q) and not wh.has(DQ):
+        sec.blocks.append(no_data(wh, Q))
+        return sec
+    ph = ", ".join("?" for _ in SENSOR_REASONS)
+    if wh.exists(Q):
+        by = wh.df(f"""select coalesce(kind, 'file') as kind, coalesce(reason, 'unknown') as reason, count(*) as rows,
+                              count(distinct file) as files
+                       from {Q} group by all order by rows desc""")
+    else:
+        by = wh.df(f"""select kind, reason, sum(rows) as rows, null::bigint as files from {DQ}
+                       where reason not in ({ph}) group by all order by rows desc""", list(SENSOR_REASONS))
+    if by.empty:
+        sec.blocks.append(Note("Nothing quarantined: every loaded row passed validation.", "info"))
+    else:
+        by["label"] = by.kind + ": " + by.reason
+        kinds = list(dict.fromkeys(by.kind))
+        base = alt.Chart(by).encode(
+            y=alt.Y("label:N", title=None, sort=by.sort_values("rows", ascending=False).label.tolist(),
+                    axis=alt.Axis(labelLimit=340)),
+            x=alt.X("rows:Q", title="Quarantined rows"),
+            tooltip=[alt.Tooltip("kind:N", title="Record kind"), alt.Tooltip("reason:N", title="Reason"),
+                     alt.Tooltip("rows:Q", title="Rows", format=",.0f"),
+                     alt.Tooltip("files:Q", title="Files", format=",.0f")])
+        ch = alt.layer(
+            base.mark_bar(height={"band": 0.7}).encode(
+                color=alt.Color("kind:N", title="Record kind", scale=theme.ordinal_scale(KIND_COLORS, kinds),
+                                legend=alt.Legend(orient="top"))),
+            base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("rows:Q", format=",.0f")),
+        ).properties(title=alt.Title("Quarantined rows by reason", subtitle="Rows refused by the loader, all time"),
+                     width=300, height=max(100, 26 * len(by)))
+        sec.blocks.append(Chart("quality-quarantine-reasons", ch, by,
+                                "Duplicates are expected after a re-sent file; the rest need a look."))
+
+    if wh.has(DQ):
+        daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, kind, reason, sum(rows) as rows
+                               from {DQ} where reason not in ({ph}) and date is not null
+                               group by all order by date""", list(SENSOR_REASONS)))
+        if not daily.empty:
+            daily["label"] = daily.kind + ": " + daily.reason
+            labels = daily.groupby("label")["rows"].sum().sort_values(ascending=False).index.tolist()
+            ch = alt.Chart(daily).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
+                x=alt.X("date:O", title="Date (UTC)", timeUnit="utcyearmonthdate",
+                        axis=alt.Axis(format="%d %b", labelAngle=-50, labelOverlap=True)),
+                y=alt.Y("label:N", title=None, sort=labels, axis=alt.Axis(labelLimit=300)),
+                color=alt.Color("rows:Q", title="Rows", scale=alt.Scale(scheme=theme.SEQ_COUNT, type="sqrt"),
+                                legend=alt.Legend(orient="right")),
+                tooltip=[tt_date("date"), alt.Tooltip("kind:N", title="Record kind"),
+                         alt.Tooltip("reason:N", title="Reason"), alt.Tooltip("rows:Q", title="Rows", format=",.0f")],
+            ).properties(title=alt.Title("Quarantined rows per day, by reason",
+                                         subtitle="Date of the loaded file (UTC); darker = more rows"),
+                         width=theme.HALF_W, height=max(80, 24 * len(labels)))
+            sec.blocks.append(Chart("quality-quarantine-daily", ch, daily, "Days without a cell had no refused rows."))
+
+    if wh.has(Q):
+        ex = wh.df(f"""select coalesce(kind, 'file') as kind, coalesce(reason, 'unknown') as reason,
+                              coalesce(field, '–') as field, count(*) as rows, any_value(value) as example_value,
+                              any_value(file) as example_file
+                       from {Q} group by all order by rows desc limit 15""")
+        rows = [[r.kind, r.reason, r.field, fmt_num(r.rows), _short(r.example_value, 24), _short(r.example_file, 60)]
+                for r in ex.itertuples()]
+        sec.blocks.append(Html(html_table(["Record kind", "Reason", "Field", "Rows", "Example value", "Example file"],
+                                          rows, caption="The 15 most frequent (kind, reason, field) combinations in "
+                                          "raw.quarantine; the full list is in the warehouse.", num_cols={3})))
+    return sec
+
+
+def _short(v, n: int) -> str:
+    if v is None or v != v:
+        return "–"
+    s = str(v)
+    return s if len(s) <= n else "…" + s[-(n - 1):]
+
+
+def _gaps(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Sampling gaps",
+                  "Time in a device-day with no power sample (or a sample interval too long to trust). Energy in "
+                  "a gap is interpolated from the energy counter where there is one.")
+    note = no_data(wh, DEV)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    tot = wh.one(f"select coalesce(sum(gap_s), 0), count(distinct device_id) from {DEV}")
+    if not tot[0]:
+        sec.blocks.append(Note(f"No sampling gaps on any of the {tot[1]} devices.", "info"))
+        return sec
+    df = tidy(wh.df(f"""
+        with top as (select device_id from {DEV} group by device_id having sum(gap_s) > 0
+                     order by sum(gap_s) desc limit {MAX_DEVICES})
+        select strftime(date, '%Y-%m-%d') as date, device_id, min(chip) as chip, sum(gap_s) / 60 as gap_min
+        from {DEV} where device_id in (select device_id from top) and gap_s > 0
+        group by all order by device_id, date"""), 4)
+    lo, hi = ctx.period or (df.date.min(), df.date.max())
+    devs = df.groupby("device_id")["gap_min"].sum().sort_values(ascending=False).index.tolist()
+    ch = alt.Chart(df).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
+        x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate",
+                scale=alt.Scale(domain=[{"expr": f"utc({lo[:4]}, {int(lo[5:7]) - 1}, {int(lo[8:10])})"},
+                                        {"expr": f"utc({hi[:4]}, {int(hi[5:7]) - 1}, {int(hi[8:10])}) + 864e5"}]),
+                axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=8)),
+        y=alt.Y("device_id:N", title=None, sort=devs),
+        color=alt.Color("gap_min:Q", title="Minutes", scale=alt.Scale(scheme=theme.SEQ_COUNT), legend=alt.Legend(orient="right")),
+        tooltip=[tt_date("date"), alt.Tooltip("device_id:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+                 alt.Tooltip("gap_min:Q", title="Gap (minutes)", format=",.1f")],
+    ).properties(title=alt.Title("Sampling gaps per device and day",
+                                 subtitle=f"Minutes without samples; devices with any gap (at most {MAX_DEVICES})"),
+                 width=theme.HALF_W, height=max(60, 26 * len(devs)))
+    sec.blocks.append(Chart("quality-gaps", chip_filter(ch), df, "Days without a cell had no gap.", filter_by="chip"))
+
+    per_chip = tidy(wh.df(f"""select chip, sum(gap_s) / 3600 as gap_h, count(*) * 24 as device_hours,
+                                     sum(gap_s) / 3600 / (count(*) * 24) * 100 as gap_pct
+                              from {DEV} group by chip"""), 4)
+    ch = alt.layer(
+        alt.Chart(per_chip).mark_bar(height={"band": 0.6}).encode(
+            y=alt.Y("chip:N", title=None, sort=pal.chips), x=alt.X("gap_h:Q", title="Hours without samples"),
+            color=pal.chip_color(legend=False),
+            tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("gap_h:Q", title="Gap (hours)", format=",.1f"),
+                     alt.Tooltip("gap_pct:Q", title="Share of device-hours (%)", format=".2f")]),
+        alt.Chart(per_chip).mark_text(align="left", dx=4, fontSize=11).encode(
+            y=alt.Y("chip:N", sort=pal.chips), x="gap_h:Q", text=alt.Text("gap_pct:Q", format=".2f")),
+    ).properties(title=alt.Title("Sampling gaps by chip", subtitle="Hours; label: share of device-hours (%)"),
+                 width=theme.HALF_W - 60, height=max(90, 40 * len(per_chip)))
+    sec.blocks.append(Chart("quality-gaps-by-chip", chip_filter(ch), per_chip, "", filter_by="chip"))
+    return sec
+
+
+def _resets(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Counter resets",
+                  "An energy counter that goes backwards (driver reload, reboot, or a counter that wraps) cannot be "
+                  "differenced over that interval; the attribution integrates power there instead.")
+    note = no_data(wh, DEV)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""
+        select device_id, min(chip) as chip, sum(counter_resets) as counter_resets,
+               sum(integrated_intervals) as integrated_intervals, sum(counter_intervals) as counter_intervals,
+               sum(integrated_intervals) * 100.0 / nullif(sum(integrated_intervals) + sum(counter_intervals), 0)
+                   as integrated_pct
+        from {DEV} group by device_id having sum(counter_resets) > 0 or sum(integrated_intervals) > 0
+        order by counter_resets desc limit {MAX_DEVICES}"""), 4)
+    if df.empty:
+        sec.blocks.append(Note("No counter resets and no intervals integrated from power.", "info"))
+        return sec
+    df["o"] = df.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    devs = df.sort_values(["o", "device_id"]).device_id.tolist()
+    base = alt.Chart(df).encode(
+        y=alt.Y("device_id:N", title=None, sort=devs),
+        x=alt.X("counter_resets:Q", title="Counter resets (count, whole period)"),
+        tooltip=[alt.Tooltip("device_id:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+                 alt.Tooltip("counter_resets:Q", title="Resets", format=",.0f"),
+                 alt.Tooltip("integrated_pct:Q", title="Intervals integrated from power (%)", format=".2f")])
+    ch = alt.layer(
+        base.mark_bar(height={"band": 0.7}).encode(color=pal.chip_color()),
+        base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("counter_resets:Q", format=",.0f")),
+    ).properties(title=alt.Title("Energy-counter resets per device", subtitle="Count over the whole period"),
+                 width=theme.HALF_W - 40, height=max(90, 22 * len(df)))
+    sec.blocks.append(Chart("quality-counter-resets", chip_filter(ch), df,
+                            "A 32-bit millijoule counter wraps every 4.29 MJ: several times a day on a busy device.",
+                            filter_by="chip"))
+
+    daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, sum(counter_resets) as counter_resets
+                           from {DEV} group by all having sum(counter_resets) > 0 order by date, chip"""), 4)
+    if not daily.empty:
+        ch = alt.Chart(daily).mark_bar().encode(
+            x=utc_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets per day", stack=True),
+            color=pal.chip_color(),
+            tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
+                     alt.Tooltip("counter_resets:Q", title="Resets", format=",.0f")],
+        ).properties(title=alt.Title("Counter resets per day, by chip", subtitle="Count per day, stacked"),
+                     width=theme.HALF_W, height=theme.HEIGHT - 40)
+        sec.blocks.append(Chart("quality-counter-resets-daily", chip_filter(ch), daily,
+                                "A steady rate is a wrapping counter; a spike is a reboot or driver reload.",
+                                filter_by="chip"))
+    return sec
