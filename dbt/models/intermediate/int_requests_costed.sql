@@ -1,8 +1,14 @@
 -- Per-request energy and cost on two bases (as OpenCost does for GPUs):
 --   allocation: the request carries its share (by fully loaded energy) of its replica-day's whole
---               bill: hardware for every hour, energy including idle and unused capacity;
---   usage:      only what it used: its active energy at the site tariff, and the hardware time
---               in proportion to its active energy.
+--               bill: hardware for every hour, energy including idle and unused capacity; plus its
+--               share of bills that have no request of their own (replica-days without requests,
+--               devices in no replica), spread over the same chip's requests that day, else the
+--               fleet's that day, else the period's (int_cost_allocation). Summed over requests,
+--               cost_usd equals the fleet bill (marts.fct_cost_reconciliation, dbt/tests).
+--   usage:      only what it used: its active energy at the site tariff of the hour it arrived,
+--               and the hardware time in proportion to its active energy.
+-- Shares are by fully loaded energy; a group with no energy falls back to tokens, then to counts.
+{%- set share_groups = {'w_replica_day': 'grd', 'w_chip_day': 'gcd', 'w_day': 'gd', 'w_period': 'gp'} %}
 with requests as (
     select * from {{ ref('stg_raw__requests') }}
 ),
@@ -15,22 +21,59 @@ replicas as (
     select * from {{ ref('stg_raw__replicas') }}
 ),
 
+allocation as (
+    select * from {{ ref('int_cost_allocation') }}
+),
+
 device_days as (
     select * from {{ ref('int_device_day_costed') }}
 ),
 
+tariff_hours as (
+    select * from {{ source('ref', 'tariff_hours') }}
+),
+
+-- the bill of replica-days that had requests (spread over those requests)
 replica_days as (
     select
         replica_id, date,
         sum(total_cost_usd) as total_cost_usd,
         sum(energy_cost_usd) as energy_cost_usd,
         sum(hardware_cost_usd) as hardware_cost_usd,
+    from allocation
+    where spread_level = 'replica_day'
+    group by all
+),
+
+-- what the usage basis needs about each replica-day, whether or not it had requests
+replica_day_rates as (
+    select
+        replica_id, date,
+        sum(hardware_cost_usd) as hardware_cost_usd,
         sum(measured_energy_j) as measured_energy_j,
         avg(pue) as pue,
-        avg(usd_per_kwh) as usd_per_kwh,
+        avg(base_usd_per_kwh) as base_usd_per_kwh,
     from device_days
     where replica_id is not null
     group by all
+),
+
+chip_day_pool as (
+    select chip, date, sum(total_cost_usd) as total_cost_usd, sum(energy_cost_usd) as energy_cost_usd,
+           sum(hardware_cost_usd) as hardware_cost_usd
+    from allocation where spread_level = 'chip_day' group by all
+),
+
+fleet_day_pool as (
+    select date, sum(total_cost_usd) as total_cost_usd, sum(energy_cost_usd) as energy_cost_usd,
+           sum(hardware_cost_usd) as hardware_cost_usd
+    from allocation where spread_level = 'fleet_day' group by all
+),
+
+period_pool as (
+    select coalesce(sum(total_cost_usd), 0) as total_cost_usd, coalesce(sum(energy_cost_usd), 0) as energy_cost_usd,
+           coalesce(sum(hardware_cost_usd), 0) as hardware_cost_usd
+    from allocation where spread_level = 'period'
 ),
 
 joined as (
@@ -45,12 +88,37 @@ joined as (
     left join replicas as rep using (replica_id)
 ),
 
+g_replica_day as (
+    select replica_id, date, sum(energy_j) as e, sum(total_tokens) as t, count(*) as n
+    from joined where replica_id is not null group by all
+),
+
+g_chip_day as (
+    select chip, date, sum(energy_j) as e, sum(total_tokens) as t, count(*) as n
+    from joined where chip is not null group by all
+),
+
+g_day as (
+    select date, sum(energy_j) as e, sum(total_tokens) as t, count(*) as n from joined group by all
+),
+
+g_period as (
+    select sum(energy_j) as e, sum(total_tokens) as t, count(*) as n from joined
+),
+
 shares as (
     select
         j.*,
-        sum(j.energy_j) over (partition by j.replica_id, j.date) as replica_day_energy_j,
-        sum(j.total_tokens) over (partition by j.replica_id, j.date) as replica_day_tokens,
+        {%- for name, g in share_groups.items() %}
+        case when {{ g }}.e > 0 then j.energy_j / {{ g }}.e
+             when {{ g }}.t > 0 then j.total_tokens / {{ g }}.t
+             else 1.0 / {{ g }}.n end as {{ name }},
+        {%- endfor %}
     from joined as j
+    left join g_replica_day as grd on grd.replica_id = j.replica_id and grd.date = j.date
+    left join g_chip_day as gcd on gcd.chip = j.chip and gcd.date = j.date
+    left join g_day as gd on gd.date = j.date
+    cross join g_period as gp
 ),
 
 api_prices as (
@@ -66,24 +134,23 @@ sub_day as (
     from requests where tier = 'subscription' group by date
 ),
 
-final as (
+costed as (
     select
-        s.request_id, s.replica_id, s.node, s.chip, s.vendor, s.model, s.task, s.language, s.tier, s.status,
-        s.arrival_ts, s.date, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.ttft_s, s.latency_s,
-        s.active_energy_j, s.idle_share_j, s.energy_j, s.energy_j / 3.6e6 as energy_kwh,
-        -- allocation basis: share of the replica-day bill
-        rd.total_cost_usd * case
-            when s.replica_day_energy_j > 0 then s.energy_j / s.replica_day_energy_j
-            else s.total_tokens / nullif(s.replica_day_tokens, 0) end as cost_usd,
-        rd.energy_cost_usd * case
-            when s.replica_day_energy_j > 0 then s.energy_j / s.replica_day_energy_j
-            else s.total_tokens / nullif(s.replica_day_tokens, 0) end as energy_cost_usd,
-        rd.hardware_cost_usd * case
-            when s.replica_day_energy_j > 0 then s.energy_j / s.replica_day_energy_j
-            else s.total_tokens / nullif(s.replica_day_tokens, 0) end as hardware_cost_usd,
-        -- usage basis: what the request itself used
-        s.active_energy_j / 3.6e6 * rd.pue * rd.usd_per_kwh
-            + rd.hardware_cost_usd * s.active_energy_j / nullif(rd.measured_energy_j, 0) as usage_cost_usd,
+        s.*,
+        -- allocation basis: own replica-day bill
+        coalesce(rd.total_cost_usd * s.w_replica_day, 0) as direct_cost_usd,
+        coalesce(rd.energy_cost_usd * s.w_replica_day, 0) as direct_energy_cost_usd,
+        coalesce(rd.hardware_cost_usd * s.w_replica_day, 0) as direct_hardware_cost_usd,
+        -- ... plus the spread of bills without requests of their own
+        coalesce(cp.total_cost_usd * s.w_chip_day, 0) + coalesce(fp.total_cost_usd * s.w_day, 0)
+            + pp.total_cost_usd * s.w_period as spread_cost_usd,
+        coalesce(cp.energy_cost_usd * s.w_chip_day, 0) + coalesce(fp.energy_cost_usd * s.w_day, 0)
+            + pp.energy_cost_usd * s.w_period as spread_energy_cost_usd,
+        coalesce(cp.hardware_cost_usd * s.w_chip_day, 0) + coalesce(fp.hardware_cost_usd * s.w_day, 0)
+            + pp.hardware_cost_usd * s.w_period as spread_hardware_cost_usd,
+        -- usage basis: what the request itself used, energy priced at its arrival hour
+        s.active_energy_j / 3.6e6 * rr.pue * rr.base_usd_per_kwh * coalesce(th.multiplier, 1.0)
+            + rr.hardware_cost_usd * s.active_energy_j / nullif(rr.measured_energy_j, 0) as usage_cost_usd,
         case s.tier
             when 'api' then (s.prompt_tokens * ap.usd_per_mtok_input + s.completion_tokens * ap.usd_per_mtok_output) / 1e6
             when 'subscription' then sub.monthly_fee_usd * sub.subscribers / 30.0 * s.total_tokens / nullif(sd.sub_tokens, 0)
@@ -91,9 +158,28 @@ final as (
         end as revenue_usd,
     from shares as s
     left join replica_days as rd on rd.replica_id = s.replica_id and rd.date = s.date
+    left join chip_day_pool as cp on cp.chip = s.chip and cp.date = s.date
+    left join fleet_day_pool as fp on fp.date = s.date
+    cross join period_pool as pp
+    left join replica_day_rates as rr on rr.replica_id = s.replica_id and rr.date = s.date
+    left join tariff_hours as th on th.hour = hour(timezone('UTC', s.arrival_ts))
     left join api_prices as ap on ap.model = s.model
     left join sub_day as sd on sd.date = s.date
     cross join subscription as sub
+),
+
+final as (
+    select
+        request_id, replica_id, node, chip, vendor, model, task, language, tier, status,
+        arrival_ts, date, prompt_tokens, completion_tokens, total_tokens, ttft_s, latency_s,
+        active_energy_j, idle_share_j, energy_j, energy_j / 3.6e6 as energy_kwh,
+        direct_cost_usd + spread_cost_usd as cost_usd,
+        direct_energy_cost_usd + spread_energy_cost_usd as energy_cost_usd,
+        direct_hardware_cost_usd + spread_hardware_cost_usd as hardware_cost_usd,
+        spread_cost_usd,
+        usage_cost_usd,
+        revenue_usd,
+    from costed
 )
 
 select * from final
