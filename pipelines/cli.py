@@ -184,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     _home_arg(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="simulate the default fleet, run everything, print a summary")
+    p = sub.add_parser("demo", help="simulate the demo fleet, run everything, print a summary")
     _home_arg(p)
-    p.add_argument("--fleet", default="default")
+    p.add_argument("--fleet", default="demo", help="fleet file or preset (demo = default fleet at 40%% traffic)")
     p.add_argument("--start", default="2026-10-01")
     p.add_argument("--days", type=int, default=28)
-    p.add_argument("--interval-s", type=float, default=15.0)
+    p.add_argument("--interval-s", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_demo)
 

@@ -185,11 +185,12 @@ class ReplicaWork:
         has_decode = completion > 1
         e = np.where(has_decode, np.maximum(np.maximum(finish - origin, f), f + min_d), f)
         rate_p = np.ones_like(s)
+        decoding = PiecewiseRate(f, e, has_decode.astype(np.float64))
         return cls(
             origin, s, f, e, rate_p,
             PiecewiseRate(s, f, rate_p),
-            PiecewiseRate(f, e, has_decode.astype(np.float64)),
-            PiecewiseRate(f, e, has_decode.astype(np.float64)),
+            decoding,
+            decoding,
             np.sort(s), np.sort(e),
         )
 
@@ -286,24 +287,28 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
 
         P = {k: (prefix(v), v) for k, v in (("pa", pp_a), ("da", pd_a), ("pi", pp_i), ("di", pd_i))}
 
-        def integ(key: str, x: np.ndarray) -> np.ndarray:
-            Pc, price = P[key]
+        def locate(x: np.ndarray):
             k = np.searchsorted(starts, x, side="right") - 1
-            out = np.zeros_like(x)
             inside = k >= 0
-            kk = np.clip(k, 0, None)
-            within = np.minimum(x - starts[kk], seg[kk])
-            out[inside] = Pc[kk[inside]] + price[kk[inside]] * within[inside]
-            return out
+            kk = np.where(inside, k, 0)
+            within = np.where(inside, np.minimum(x - starts[kk], seg[kk]), 0.0)
+            return kk, within, inside
 
-        def energy(w: ReplicaWork, pkey: str, dkey: str, lo=None, hi=None) -> np.ndarray:
+        def integ(key: str, loc) -> np.ndarray:
+            Pc, price = P[key]
+            kk, within, inside = loc
+            return np.where(inside, Pc[kk] + price[kk] * within, 0.0)
+
+        def energy_pair(w: ReplicaWork, lo=None, hi=None):
             s, f, e = w.s, w.f, w.e
             if lo is not None:
                 s, f, e = np.clip(s, lo, hi), np.clip(f, lo, hi), np.clip(e, lo, hi)
-            return w.rate_p * (integ(pkey, f) - integ(pkey, s)) + (integ(dkey, e) - integ(dkey, f))
+            ls, lf, le = locate(s), locate(f), locate(e)
+            ea = w.rate_p * (integ("pa", lf) - integ("pa", ls)) + (integ("da", le) - integ("da", lf))
+            ei = w.rate_p * (integ("pi", lf) - integ("pi", ls)) + (integ("di", le) - integ("di", lf))
+            return ea, ei
 
-        req_a = energy(work, "pa", "da")
-        req_i = energy(work, "pi", "di")
+        req_a, req_i = energy_pair(work)
         # request side per device-day (requests crossing midnight are split there)
         abs_s = work.s + work.origin
         abs_e = work.e + work.origin
@@ -322,8 +327,8 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
                 m = (~same) & (ds <= dd) & (de >= dd)
                 lo = dd * DAY_S - work.origin
                 hi = (dd + 1) * DAY_S - work.origin
-                sub = work.subset(m)
-                day_a[int(dd)] = day_a.get(int(dd), 0.0) + float(energy(sub, "pa", "da", lo, hi).sum())
-                day_i[int(dd)] = day_i.get(int(dd), 0.0) + float(energy(sub, "pi", "di", lo, hi).sum())
+                ea, ei = energy_pair(work.subset(m), lo, hi)
+                day_a[int(dd)] = day_a.get(int(dd), 0.0) + float(ea.sum())
+                day_i[int(dd)] = day_i.get(int(dd), 0.0) + float(ei.sum())
     return DeviceResult(day, E, active_attr, idle_shared, unused, iv.source, iv.gap, dur, idle_w, idle_source,
                         iv.resets, req_a, req_i, day_a, day_i)

@@ -52,22 +52,21 @@ def read_inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
         for a, b in zip(starts, ends):
             samples[dev[a]] = (t[a:b], p[a:b], c[a:b], chip[a])
     r = con.sql("""
-        select request_id, replica_id,
+        select replica_id,
                epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6 as s,
                epoch_us(coalesce(first_token_ts, finish_ts)) / 1e6 as f,
                epoch_us(finish_ts) / 1e6 as e, prompt_tokens::double as p, completion_tokens::double as c
-        from raw.requests order by replica_id, s
+        from raw.requests order by replica_id, s, request_id
     """).to_arrow_table()
     requests = {}
     rep = r["replica_id"].to_numpy(zero_copy_only=False)
     if rep.shape[0]:
-        ids = r["request_id"]
         cols = {k: r[k].to_numpy() for k in ("s", "f", "e", "p", "c")}
         bounds = np.nonzero(rep[1:] != rep[:-1])[0] + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [rep.shape[0]]])
         for a, b in zip(starts, ends):
-            requests[rep[a]] = {"ids": ids.slice(a, b - a), **{k: v[a:b] for k, v in cols.items()}}
+            requests[rep[a]] = {"offset": int(a), **{k: v[a:b] for k, v in cols.items()}}
     replicas = {}
     for rid, chip, devs in con.execute("""
         select replica_id, any_value(chip), arg_max(device_ids, valid_from) from raw.replicas group by 1
@@ -128,16 +127,11 @@ def attribute(inp: Inputs, cfg: AttributionConfig | None = None, chips: dict | N
                 int(n_counter[k]), int(n_integ[k]), float(gap_s[k]), float(covered[k]),
                 res.resets if k == 0 else 0, res.idle_w, res.idle_source,
             ))
-    req_tables = []
-    for rid, rq in inp.requests.items():
-        a = req_active[rid]
-        i = req_idle[rid]
-        req_tables.append(pa.table({
-            "request_id": rq["ids"], "active_energy_j": a, "idle_share_j": i, "energy_j": a + i,
-        }))
-    req_tbl = pa.concat_tables(req_tables) if req_tables else pa.table({
-        "request_id": pa.array([], pa.string()), "active_energy_j": pa.array([], pa.float64()),
-        "idle_share_j": pa.array([], pa.float64()), "energy_j": pa.array([], pa.float64())})
+    # rows in the order of the read query (replica_id, s, request_id); ids are re-attached in SQL
+    order = sorted(inp.requests, key=lambda r: inp.requests[r]["offset"])
+    act = np.concatenate([req_active[r] for r in order]) if order else np.zeros(0)
+    idl = np.concatenate([req_idle[r] for r in order]) if order else np.zeros(0)
+    req_tbl = pa.table({"active_energy_j": act, "idle_share_j": idl, "energy_j": act + idl})
     names = ["date", "device_id", "chip", "replica_id", "measured_energy_j", "attributed_active_j",
              "shared_idle_j", "unused_j", "request_side_active_j", "request_side_idle_j",
              "counter_intervals", "integrated_intervals", "gap_s", "covered_s", "counter_resets",
@@ -160,7 +154,14 @@ def run_attribution(con: duckdb.DuckDBPyConnection, cfg: AttributionConfig | Non
     con.register("_req", req_tbl)
     con.register("_day", day_tbl)
     con.execute("begin")
-    con.execute("create or replace table attribution.request_energy as select * from _req")
+    con.execute("""
+        create or replace table attribution.request_energy as
+        with ids as (
+            select request_id from raw.requests
+            order by replica_id, epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6, request_id
+        )
+        select ids.request_id, _req.* from ids positional join _req
+    """)
     con.execute("create or replace table attribution.device_day as select * from _day")
     con.execute("commit")
     con.unregister("_req")
