@@ -129,11 +129,15 @@ def _nav(pages: list[Page], current: str) -> str:
         for p in pages)
 
 
+def _charts(page: Page) -> list[Chart]:
+    return [b for s in page.sections for b in s.blocks if isinstance(b, Chart)]
+
+
 def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str, str], tmpl: Template,
-                 source: str, built: str) -> tuple[str, list[tuple[Chart, dict]]]:
+                 source: str, built: str, all_specs: dict[str, dict], image_ext: dict[str, str]) -> str:
     pal = ctx.pal
     specs: dict[str, dict] = {}
-    charts: list[tuple[Chart, dict]] = []
+    charts: list[Chart] = []
     parts: list[str] = []
     for sec in page.sections:
         parts.append(f'<section><h2>{html.escape(sec.title)}</h2>')
@@ -142,16 +146,17 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
         parts.append('<div class="grid">')
         for b in sec.blocks:
             if isinstance(b, Chart):
-                spec = _spec(b)
+                spec = all_specs[b.name]
                 specs[b.name] = {"spec": spec, "filter": b.filter_by}
-                charts.append((b, spec))
+                charts.append(b)
                 cap = html.escape(b.caption) if b.caption else ""
+                ext = image_ext.get(b.name)
+                img = (f'<a href="charts/{b.name}.{ext}" download>Image ({ext.upper()})</a>' if ext else "")
                 parts.append(
                     f'<figure class="chart{" wide" if b.wide else ""}" id="fig-{b.name}">'
                     f'<div class="vis" id="chart-{b.name}" role="img" aria-label="{html.escape(_title_text(spec))}"></div>'
                     f'<figcaption><span>{cap}</span><span class="dl">'
-                    f'<a href="data/{b.name}.csv" download>Data (CSV)</a>'
-                    f'<a href="charts/{b.name}.svg" download>Image (SVG)</a></span></figcaption></figure>')
+                    f'<a href="data/{b.name}.csv" download>Data (CSV)</a>{img}</span></figcaption></figure>')
             elif isinstance(b, Note):
                 parts.append(f'<div class="note {b.kind}">{b.text}</div>')
             elif isinstance(b, Html):
@@ -160,7 +165,7 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
     key = "".join(f'<span><span class="sw" style="background:{c}"></span>{html.escape(chip)}</span>'
                   for chip, c in zip(pal.chips, pal.chip_range))
     selector = ""
-    if any(c.filter_by for c, _ in charts) and pal.chips:
+    if any(c.filter_by for c in charts) and pal.chips:
         opts = ['<option value="all" data-vendor="all">all chips</option>'] + [
             f'<option value="{html.escape(c)}" data-vendor="{html.escape(chip_vendor.get(c, "all"))}">'
             f'{html.escape(c)}</option>' for c in pal.chips]
@@ -170,7 +175,7 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
         title=html.escape(page.title), nav=_nav(pages, page.slug), period=html.escape(period), key=key,
         selector=selector, heading=html.escape(page.title), intro=page.intro, content="\n".join(parts),
         built=html.escape(built), source=html.escape(source), specs=_json_for_script(specs))
-    return doc, charts
+    return doc
 
 
 def _title_text(spec: dict) -> str:
@@ -182,8 +187,17 @@ def _title_text(spec: dict) -> str:
     return str(t or "chart")
 
 
-def _svg(spec: dict) -> str:
-    return vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version())
+#: a chart whose SVG would be bigger than this (a heatmap of thousands of cells) is exported as PNG
+SVG_MAX_BYTES = 600_000
+
+
+def _image(spec: dict) -> tuple[str, bytes]:
+    """The chart as an image for reports: SVG, or a PNG when the SVG would be heavy (big heatmaps)."""
+    svg = vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version())
+    data = svg.encode("utf-8")
+    if len(data) <= SVG_MAX_BYTES:
+        return "svg", data
+    return "png", bytes(vlc.vegalite_to_png(spec, vl_version=_vl_convert_version(), scale=1))
 
 
 def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
@@ -216,27 +230,28 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
         tmpl = Template((ASSETS / "page.html").read_text(encoding="utf-8"))
         built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         page_bytes: dict[str, int] = {}
-        all_charts: list[tuple[Chart, dict]] = []
+        all_charts = [c for p in pages for c in _charts(p)]
+        names = [c.name for c in all_charts]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate chart names: {sorted(dup)}")
+        specs = {c.name: _spec(c) for c in all_charts}
+        for c in all_charts:
+            c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
+        image_ext: dict[str, str] = {}
+        if images:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
+                imgs = list(ex.map(lambda c: _image(specs[c.name]), all_charts))
+            for c, (ext, data) in zip(all_charts, imgs):
+                (tmp / "charts" / f"{c.name}.{ext}").write_bytes(data)
+                image_ext[c.name] = ext
         notes: list[str] = []
-        seen: set[str] = set()
         for page in pages:
-            doc, charts = _render_page(page, pages, ctx, chip_vendor, tmpl, db_path.name, built)
-            for c, _ in charts:
-                if c.name in seen:
-                    raise ValueError(f"duplicate chart name {c.name}")
-                seen.add(c.name)
-            all_charts += charts
+            doc = _render_page(page, pages, ctx, chip_vendor, tmpl, db_path.name, built, specs, image_ext)
             notes += [f"{page.slug}: {b.text}" for s in page.sections for b in s.blocks if isinstance(b, Note)]
             data = doc.encode("utf-8")
             (tmp / f"{page.slug}.html").write_bytes(data)
             page_bytes[f"{page.slug}.html"] = len(data)
-        for c, _ in all_charts:
-            c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
-        if images:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
-                svgs = list(ex.map(lambda cs: _svg(cs[1]), all_charts))
-            for (c, _), svg in zip(all_charts, svgs):
-                (tmp / "charts" / f"{c.name}.svg").write_text(svg, encoding="utf-8")
         (tmp / MARKER).write_text("built by dashboards.site.build_site\n", encoding="utf-8")
         # swap the new build in
         old = None
@@ -270,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Build the static dashboard site from the warehouse.")
     ap.add_argument("--db", type=Path, required=True, help="warehouse DuckDB file (opened read-only)")
     ap.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
-    ap.add_argument("--no-images", action="store_true", help="skip the SVG export of each chart")
+    ap.add_argument("--no-images", action="store_true", help="skip the SVG/PNG export of each chart")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     res = build_site(a.db, a.out, images=not a.no_images)

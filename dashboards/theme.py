@@ -122,7 +122,7 @@ def vl_config() -> dict:
         "labelFont": FONT, "titleFont": FONT, "labelFontSize": 12, "titleFontSize": 12,
         "titleFontWeight": "normal", "titleColor": "#333333", "labelColor": "#333333",
         "gridColor": "#e8e8e8", "domainColor": "#888888", "tickColor": "#888888",
-        "labelOverlap": True, "labelFlush": True, "titlePadding": 8,
+        "labelOverlap": True, "titlePadding": 8,
     }
     return {
         "font": FONT,
@@ -136,7 +136,7 @@ def vl_config() -> dict:
         "header": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 13, "titleFontSize": 12,
                    "labelFontWeight": "bold"},
         "legend": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12, "titleFontSize": 12,
-                   "titleFontWeight": "normal", "symbolSize": 120, "labelLimit": 260},
+                   "titleFontWeight": "normal", "symbolSize": 120, "symbolOpacity": 1, "labelLimit": 260},
         "range": {"category": SERIES},
         "bar": {"cornerRadiusEnd": 1},
         "line": {"strokeWidth": 2},

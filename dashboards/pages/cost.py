@@ -95,13 +95,14 @@ def _basis(ctx: Ctx) -> Section:
                                     scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
                                     legend=alt.Legend(orient="top"))),
             b.mark_text(dy=-7, fontSize=10).encode(text=alt.Text("usd_per_mtok:Q", format="$.2f")),
-        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=190, height=theme.HEIGHT)))
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=(theme.FULL_W - 80) // max(1, len(models)),
+                     height=theme.HEIGHT)))
     ch = alt.hconcat(*panels, spacing=14).resolve_scale(y="independent").properties(
         title=alt.Title("Allocation vs usage cost, by chip and model",
                         subtitle="USD per million tokens; solid = allocation, pale = usage"))
     sec.blocks.append(Chart("cost-basis-by-model", ch, df,
                             "The pale bar is what the requests used; the rest is idle and unused capacity.",
-                            filter_by="chip"))
+                            wide=True, filter_by="chip"))
 
     if wh.has(PNL):
         p = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, total_cost_usd, energy_cost_usd,
@@ -172,6 +173,6 @@ def _workloads(ctx: Ctx) -> Section:
             base.mark_bar(height={"band": 0.75}).encode(color=pal.chip_color()),
             base.mark_text(align="left", dx=3, fontSize=10.5).encode(text=alt.Text(f"{metric}:Q", format=fmt)),
         ).properties(title=alt.Title(title, subtitle=f"Top {TOP}; bars coloured by chip"),
-                     width=230, height=TOP * 22)
-        sec.blocks.append(Chart(f"cost-top-workloads-{rank}", ch, df, cap, filter_by="chip"))
+                     width=theme.FULL_W - 330, height=TOP * 22)
+        sec.blocks.append(Chart(f"cost-top-workloads-{rank}", ch, df, cap, wide=True, filter_by="chip"))
     return sec

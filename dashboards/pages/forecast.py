@@ -52,7 +52,7 @@ def _bands(ctx: Ctx) -> Section:
                                lo80_usd, hi80_usd, lo95_usd, hi95_usd
                         from {FC} where grain = ? order by scenario, period_start""", [grain]), 5)
     ncol = min(3, len(scen))
-    w = max(230, (theme.FULL_W - 60 * ncol) // ncol)
+    w = max(230, (theme.FULL_W - 30 * ncol) // ncol)
     base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
                                       "%d %b" if grain == "day" else "%b %Y", tick_count=5))
     fc = base.transform_filter("datum.kind == 'forecast'")
@@ -172,7 +172,7 @@ def _backtest(ctx: Ctx) -> Section:
         base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("backtest_mape_pct:Q", format=".1f")),
     ).properties(title=alt.Title("Backtest error by scenario", subtitle="Mean absolute percentage error (%), per grain"),
                  width=theme.HALF_W - 40, height=max(120, 24 * len(scen) * len(grains)))
-    sec.blocks.append(Chart("forecast-backtest", ch, df, "Lower is better; below 10 % is a usable forecast."))
+    sec.blocks.append(Chart("forecast-backtest", ch, df, "Lower is better."))
     rows = [[r.scenario, r.grain, r.model or "–", fmt_num(r.backtest_mape_pct, 1)] for r in df.itertuples()]
     sec.blocks.append(Html(html_table(["Scenario", "Grain", "Model", "Backtest MAPE (%)"], rows, num_cols={3}),
                            wide=False))

@@ -59,9 +59,9 @@ def _quarantine(ctx: Ctx) -> Section:
                                 legend=alt.Legend(orient="top"))),
             base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("rows:Q", format=",.0f")),
         ).properties(title=alt.Title("Quarantined rows by reason", subtitle="Rows refused by the loader, all time"),
-                     width=300, height=max(100, 26 * len(by)))
+                     width=theme.FULL_W - 380, height=max(100, 26 * len(by)))
         sec.blocks.append(Chart("quality-quarantine-reasons", ch, by,
-                                "Duplicates are expected after a re-sent file; the rest need a look."))
+                                "Duplicates are expected after a re-sent file; the rest need a look.", wide=True))
 
     if wh.has(DQ):
         daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, kind, reason, sum(rows) as rows
@@ -71,8 +71,8 @@ def _quarantine(ctx: Ctx) -> Section:
             daily["label"] = daily.kind + ": " + daily.reason
             labels = daily.groupby("label")["rows"].sum().sort_values(ascending=False).index.tolist()
             ch = alt.Chart(daily).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
-                x=alt.X("date:O", title="Date (UTC)", timeUnit="utcyearmonthdate",
-                        axis=alt.Axis(format="%d %b", labelAngle=-50, labelOverlap=True)),
+                x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate", scale=_day_domain(ctx, daily.date),
+                        axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
                 y=alt.Y("label:N", title=None, sort=labels, axis=alt.Axis(labelLimit=300)),
                 color=alt.Color("rows:Q", title="Rows", scale=alt.Scale(scheme=theme.SEQ_COUNT, type="sqrt"),
                                 legend=alt.Legend(orient="right")),
@@ -80,20 +80,31 @@ def _quarantine(ctx: Ctx) -> Section:
                          alt.Tooltip("reason:N", title="Reason"), alt.Tooltip("rows:Q", title="Rows", format=",.0f")],
             ).properties(title=alt.Title("Quarantined rows per day, by reason",
                                          subtitle="Date of the loaded file (UTC); darker = more rows"),
-                         width=theme.HALF_W, height=max(80, 24 * len(labels)))
-            sec.blocks.append(Chart("quality-quarantine-daily", ch, daily, "Days without a cell had no refused rows."))
+                         width=theme.FULL_W - 380, height=max(80, 24 * len(labels)))
+            sec.blocks.append(Chart("quality-quarantine-daily", ch, daily, "Days without a cell had no refused rows.",
+                                    wide=True))
 
     if wh.has(Q):
         ex = wh.df(f"""select coalesce(kind, 'file') as kind, coalesce(reason, 'unknown') as reason,
                               coalesce(field, '–') as field, count(*) as rows, any_value(value) as example_value,
                               any_value(file) as example_file
                        from {Q} group by all order by rows desc limit 15""")
-        rows = [[r.kind, r.reason, r.field, fmt_num(r.rows), _short(r.example_value, 24), _short(r.example_file, 60)]
+        rows = [[r.kind, r.reason, r.field, fmt_num(r.rows), _short(r.example_value, 24), _short(r.example_file, 44)]
                 for r in ex.itertuples()]
         sec.blocks.append(Html(html_table(["Record kind", "Reason", "Field", "Rows", "Example value", "Example file"],
                                           rows, caption="The 15 most frequent (kind, reason, field) combinations in "
                                           "raw.quarantine; the full list is in the warehouse.", num_cols={3})))
     return sec
+
+
+def _day_domain(ctx: Ctx, dates) -> alt.Scale:
+    """A UTC time scale over the whole period of the warehouse (whole days), so sparse charts keep the context."""
+    lo, hi = ctx.period or (min(dates), max(dates))
+    lo, hi = min(lo, min(dates)), max(hi, max(dates))
+
+    def utc(d: str, plus_day: bool = False) -> dict:
+        return {"expr": f"utc({int(d[:4])}, {int(d[5:7]) - 1}, {int(d[8:10])}){' + 864e5' if plus_day else ''}"}
+    return alt.Scale(type="utc", domain=[utc(lo), utc(hi, True)])
 
 
 def _short(v, n: int) -> str:
@@ -122,21 +133,26 @@ def _gaps(ctx: Ctx) -> Section:
         select strftime(date, '%Y-%m-%d') as date, device_id, min(chip) as chip, sum(gap_s) / 60 as gap_min
         from {DEV} where device_id in (select device_id from top) and gap_s > 0
         group by all order by device_id, date"""), 4)
-    lo, hi = ctx.period or (df.date.min(), df.date.max())
     devs = df.groupby("device_id")["gap_min"].sum().sort_values(ascending=False).index.tolist()
-    ch = alt.Chart(df).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
-        x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate",
-                scale=alt.Scale(domain=[{"expr": f"utc({lo[:4]}, {int(lo[5:7]) - 1}, {int(lo[8:10])})"},
-                                        {"expr": f"utc({hi[:4]}, {int(hi[5:7]) - 1}, {int(hi[8:10])}) + 864e5"}]),
-                axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=8)),
-        y=alt.Y("device_id:N", title=None, sort=devs),
-        color=alt.Color("gap_min:Q", title="Minutes", scale=alt.Scale(scheme=theme.SEQ_COUNT), legend=alt.Legend(orient="right")),
-        tooltip=[tt_date("date"), alt.Tooltip("device_id:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
-                 alt.Tooltip("gap_min:Q", title="Gap (minutes)", format=",.1f")],
+    ch = alt.layer(
+        alt.Chart(df).mark_circle(opacity=0.85, stroke="#333333", strokeWidth=0.5).encode(
+            x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate", scale=_day_domain(ctx, df.date),
+                    axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
+            y=alt.Y("device_id:N", title=None, sort=devs),
+            size=alt.Size("gap_min:Q", title="Minutes", scale=alt.Scale(range=[40, 700], zero=True),
+                          legend=alt.Legend(orient="right")),
+            color=pal.chip_color(),
+            tooltip=[tt_date("date"), alt.Tooltip("device_id:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+                     alt.Tooltip("gap_min:Q", title="Gap (minutes)", format=",.1f")]),
+        alt.Chart(df).mark_text(dy=-14, fontSize=10, color="#333333").encode(
+            x=alt.X("date:T", timeUnit="utcyearmonthdate"), y=alt.Y("device_id:N", sort=devs),
+            text=alt.Text("gap_min:Q", format=",.0f")),
     ).properties(title=alt.Title("Sampling gaps per device and day",
-                                 subtitle=f"Minutes without samples; devices with any gap (at most {MAX_DEVICES})"),
-                 width=theme.HALF_W, height=max(60, 26 * len(devs)))
-    sec.blocks.append(Chart("quality-gaps", chip_filter(ch), df, "Days without a cell had no gap.", filter_by="chip"))
+                                 subtitle=f"Minutes without samples (circle size and label); devices with any gap, "
+                                          f"at most {MAX_DEVICES}"),
+                 width=theme.FULL_W - 250, height=max(70, 34 * len(devs)))
+    sec.blocks.append(Chart("quality-gaps", chip_filter(ch), df, "Days without a circle had no gap.", wide=True,
+                            filter_by="chip"))
 
     per_chip = tidy(wh.df(f"""select chip, sum(gap_s) / 3600 as gap_h, count(*) * 24 as device_hours,
                                      sum(gap_s) / 3600 / (count(*) * 24) * 100 as gap_pct
@@ -169,10 +185,24 @@ def _resets(ctx: Ctx) -> Section:
                sum(integrated_intervals) as integrated_intervals, sum(counter_intervals) as counter_intervals,
                sum(integrated_intervals) * 100.0 / nullif(sum(integrated_intervals) + sum(counter_intervals), 0)
                    as integrated_pct
-        from {DEV} group by device_id having sum(counter_resets) > 0 or sum(integrated_intervals) > 0
+        from {DEV} group by device_id having sum(counter_resets) > 0
         order by counter_resets desc limit {MAX_DEVICES}"""), 4)
+    integ = wh.df(f"""select chip, count(distinct device_id) as devices, sum(counter_resets) as resets,
+                             sum(counter_intervals) as counter_iv, sum(integrated_intervals) as integrated_iv
+                      from {DEV} group by chip""")
+    integ["o"] = integ.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    integ = integ.sort_values("o")
+    table = Html(html_table(
+        ["Chip", "Devices", "Counter resets", "Intervals from counter", "Intervals integrated from power",
+         "Integrated (%)"],
+        [[r.chip, fmt_num(r.devices), fmt_num(r.resets), fmt_num(r.counter_iv), fmt_num(r.integrated_iv),
+          fmt_num(100 * r.integrated_iv / (r.counter_iv + r.integrated_iv) if (r.counter_iv + r.integrated_iv) else None, 2)]
+         for r in integ.itertuples()],
+        caption="Energy per interval comes from the counter difference where the counter is sound, else from "
+                "integrating power.", num_cols={1, 2, 3, 4, 5}, swatches={0: [pal.chip_hex(c) for c in integ.chip]}))
     if df.empty:
-        sec.blocks.append(Note("No counter resets and no intervals integrated from power.", "info"))
+        sec.blocks.append(Note("No energy-counter resets on any device.", "info"))
+        sec.blocks.append(table)
         return sec
     df["o"] = df.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
     devs = df.sort_values(["o", "device_id"]).device_id.tolist()
@@ -204,4 +234,5 @@ def _resets(ctx: Ctx) -> Section:
         sec.blocks.append(Chart("quality-counter-resets-daily", chip_filter(ch), daily,
                                 "A steady rate is a wrapping counter; a spike is a reboot or driver reload.",
                                 filter_by="chip"))
+    sec.blocks.append(table)
     return sec
