@@ -190,7 +190,7 @@ def _pnl(ctx: Ctx) -> Section:
     sel = alt.selection_point(fields=["measure"], bind="legend")
     ch = alt.Chart(fleet).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
         x=utc_x("date"),
-        y=alt.Y("usd:Q", title="USD per day"),
+        y=alt.Y("usd:Q", title="Amount (USD per day)"),
         color=alt.Color("measure:N", title=None, scale=theme.ordinal_scale(colors, colors),
                         legend=alt.Legend(orient="top")),
         strokeDash=alt.StrokeDash("measure:N",

@@ -49,7 +49,7 @@ def _quarantine(ctx: Ctx) -> Section:
         base = alt.Chart(by).encode(
             y=alt.Y("label:N", title=None, sort=by.sort_values("rows", ascending=False).label.tolist(),
                     axis=alt.Axis(labelLimit=340)),
-            x=alt.X("rows:Q", title="Quarantined rows"),
+            x=alt.X("rows:Q", title="Quarantined rows (count)"),
             tooltip=[alt.Tooltip("kind:N", title="Record kind"), alt.Tooltip("reason:N", title="Reason"),
                      alt.Tooltip("rows:Q", title="Rows", format=",.0f"),
                      alt.Tooltip("files:Q", title="Files", format=",.0f")])
@@ -159,7 +159,7 @@ def _gaps(ctx: Ctx) -> Section:
                               from {DEV} group by chip"""), 4)
     ch = alt.layer(
         alt.Chart(per_chip).mark_bar(height={"band": 0.6}).encode(
-            y=alt.Y("chip:N", title=None, sort=pal.chips), x=alt.X("gap_h:Q", title="Hours without samples"),
+            y=alt.Y("chip:N", title=None, sort=pal.chips), x=alt.X("gap_h:Q", title="Time without samples (hours)"),
             color=pal.chip_color(legend=False),
             tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("gap_h:Q", title="Gap (hours)", format=",.1f"),
                      alt.Tooltip("gap_pct:Q", title="Share of device-hours (%)", format=".2f")]),
@@ -225,7 +225,7 @@ def _resets(ctx: Ctx) -> Section:
                            from {DEV} group by all having sum(counter_resets) > 0 order by date, chip"""), 4)
     if not daily.empty:
         ch = alt.Chart(daily).mark_bar().encode(
-            x=utc_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets per day", stack=True),
+            x=utc_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets (count per day)", stack=True),
             color=pal.chip_color(),
             tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
                      alt.Tooltip("counter_resets:Q", title="Resets", format=",.0f")],
