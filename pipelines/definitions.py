@@ -19,7 +19,7 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
     load_job = dg.define_asset_job("tokenwatt_load", selection=dg.AssetSelection.groups("ingest", "attribution"))
     transform_job = dg.define_asset_job("tokenwatt_transform", selection=dg.AssetSelection.groups("dbt", "dashboards"))
     return dg.Definitions(
-        assets=[raw_tables, prices, attribution_tables, dbt_models, site],
+        assets=[raw_tables, prices, attribution_tables, dbt_models, site, *__import__("pipelines.money", fromlist=["ASSETS"]).ASSETS],
         jobs=[all_job, load_job, transform_job],
         schedules=[
             dg.ScheduleDefinition(name="hourly_load", job=load_job, cron_schedule="5 * * * *",
