@@ -58,20 +58,17 @@ def rate_profile(fleet: Fleet, t: np.ndarray, t0: float) -> np.ndarray:
 @lru_cache(maxsize=4)
 def load_azure_trace(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(offset seconds from the first request, context tokens, generated tokens) of an Azure trace."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.compute as pc
 
     path = reference_dir() / AZURE_TRACES[name]
     if not path.exists():
         raise FileNotFoundError(
             f"Azure trace not found at {path}; set TOKENWATT_REFERENCE to the shared/reference folder"
         )
-    tbl = pacsv.read_csv(path)
-    ts = pc.strptime(pc.utf8_slice_codeunits(tbl["TIMESTAMP"], 0, 19), format="%Y-%m-%d %H:%M:%S", unit="s")
-    frac = pc.cast(pc.utf8_slice_codeunits(tbl["TIMESTAMP"], 19, 27), "string").to_numpy(zero_copy_only=False)
-    secs = ts.cast("int64").to_numpy().astype(np.float64)
-    fr = np.array([float("0" + f) if f else 0.0 for f in frac])
-    t = secs + fr
+    tbl = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types={"TIMESTAMP": pa.timestamp("ns"), "ContextTokens": pa.int64(), "GeneratedTokens": pa.int64()}))
+    t = tbl["TIMESTAMP"].cast(pa.int64()).to_numpy().astype(np.float64) / 1e9
     order = np.argsort(t, kind="stable")
     t = t[order] - t[order][0]
     ctx = tbl["ContextTokens"].to_numpy()[order].astype(np.float64)
