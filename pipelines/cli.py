@@ -153,7 +153,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from warehouse.calibrate import calibrate
+    from collectors.calibrate import calibrate
 
     report = calibrate(args.fleet, hours=args.hours, seed=args.seed)
     print(json.dumps(report, indent=2) if args.json else report["text"])
@@ -220,22 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("collect", help="sample real devices (or a simulated one) into a spool")
-    try:
-        from collectors.agent import add_collect_arguments, run_collect
+    from collectors.agent import add_collect_arguments, run_collect
 
-        add_collect_arguments(p)
-        p.set_defaults(func=run_collect)
-    except ImportError as exc:  # the agent module is optional at import time
-        p.set_defaults(func=lambda a, e=exc: (print(f"collect unavailable: {e}", file=sys.stderr), 2)[1])
+    add_collect_arguments(p)
+    p.set_defaults(func=run_collect)
 
-    p = sub.add_parser("export", help="export data (focus: FinOps FOCUS 1.2)")
-    try:
-        from warehouse.focus import add_export_arguments, run_export
+    from warehouse.focus import add_export_arguments
 
-        add_export_arguments(p)
-        p.set_defaults(func=run_export)
-    except ImportError as exc:
-        p.set_defaults(func=lambda a, e=exc: (print(f"export unavailable: {e}", file=sys.stderr), 2)[1])
+    add_export_arguments(sub)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -105,3 +105,13 @@ def test_replaying_the_azure_code_trace_reproduces_its_arrivals_and_token_length
     assert got[2] == pytest.approx(np.quantile(ctx, 0.9), rel=0.02)
     assert got[3] == pytest.approx(np.median(gen), rel=0.05)
     assert got[4] == pytest.approx(np.quantile(gen, 0.9), rel=0.05)
+
+
+def test_default_fleet_joules_per_token_and_power_fall_in_the_measured_ranges():
+    from collectors.calibrate import calibrate
+
+    report = calibrate("default", hours=24, seed=42)
+    for row in report["rows"]:
+        assert row["measured_low"] <= row["simulated_j_per_output_token"] <= row["measured_high"], row
+    assert 231 <= report["h100_serving_power_w"]["median"] <= 694
+    assert 101 <= report["idle_w"]["nvidia-h100-sxm"] <= 125
