@@ -106,3 +106,14 @@ def test_dbt_conservation_test_fails_when_a_device_day_does_not_add_up(tiny_home
     assert run.returncode != 0
     assert "energy_conserved_fct_device_energy_daily" in run.stdout
     assert "FAIL" in run.stdout
+
+
+def test_per_request_energy_tracks_ground_truth_request_by_request(tiny_home):
+    # 10 s sampling on the tiny fleet: a shuffled or misaligned attribution would be far off
+    median_ape, p95 = _q(tiny_home, f"""
+        select median(abs(a.energy_j / t.true_energy_j - 1)), quantile_cont(abs(a.energy_j / t.true_energy_j - 1), 0.95)
+        from marts.fct_request_energy a
+        join read_parquet('{tiny_home}/truth/requests/*/*/*.parquet', hive_partitioning=false) t using (request_id)
+        where t.true_energy_j > 0
+    """)[0]
+    assert median_ape < 0.15 and p95 < 1.0

@@ -1,0 +1,137 @@
+"""`tokenwatt bench`: attribution speed and memory at fleet scale.
+
+For each size N (GPU-days), a fleet of N/4 H100s, each serving an 8B-class replica at about
+2.8 requests/s (15 M requests per 64 GPU-days), is simulated for 4 days at the given sampling
+interval. Then, each in a fresh subprocess so peak memory is its own:
+
+* ``simulate``: the simulator writing the spool (time, peak RSS);
+* ``load``: the spool into DuckDB ``raw`` (manifest, validation, quarantine);
+* ``attribution``: reading the arrays from DuckDB, then the attribution proper over them (timed
+  separately: "attribution alone" is the compute), peak RSS of the whole step;
+* ``duckdb_pass``: one DuckDB pass that reads the same Parquet files (sums over every column the
+  attribution uses), the yardstick for the ratio.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+DAYS = 4
+RATE_PER_GPU = 2.8
+
+
+def bench_fleet(n_gpus: int) -> dict:
+    nodes, replicas = [], []
+    per_node = 8
+    for i in range((n_gpus + per_node - 1) // per_node):
+        k = min(per_node, n_gpus - i * per_node)
+        nodes.append({"name": f"h100-{i}", "chip": "nvidia-h100-sxm", "devices": k, "site": "us-east"})
+        for d in range(k):
+            replicas.append({"node": f"h100-{i}", "model": "llama-8b", "devices": [d]})
+    return {
+        "name": f"bench-{n_gpus}gpu", "nodes": nodes, "replicas": replicas,
+        "traffic": {"mode": "synthetic", "requests_per_s": {"llama-8b": RATE_PER_GPU * n_gpus},
+                    "diurnal_amplitude": 0.3, "peak_hour_utc": 15, "weekend_factor": 1.0, "growth_per_week": 0.0,
+                    "tasks": {"chat": 0.5, "translate": 0.1, "summarize": 0.1, "code-generate": 0.1,
+                              "code-optimize": 0.1, "code-fix": 0.1},
+                    "languages": {"en": 0.6, "fr": 0.2, "de": 0.2}, "tiers": {"free": 0.5, "api": 0.5},
+                    "error_rate": 0.0},
+    }
+
+
+def _sub(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line; peak RSS is added."""
+    wrapper = textwrap.dedent("""
+        import json, resource, time, sys
+        sys.path.insert(0, %r)
+        t0 = time.perf_counter()
+        out = {}
+        %s
+        out["wall_s"] = round(time.perf_counter() - t0, 3)
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print("BENCH " + json.dumps(out))
+    """) % (str(Path(__file__).resolve().parents[1]), textwrap.indent(textwrap.dedent(code), "").replace("\n", "\n"))
+    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")][-1]
+    return json.loads(line[6:])
+
+
+def run_size(gpu_days: int, interval_s: float, workdir: Path, seed: int) -> dict:
+    n_gpus = max(1, gpu_days // DAYS)
+    home = workdir / f"gd{gpu_days}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    fleet_file = home / "fleet.yaml"
+    fleet_file.write_text(yaml.safe_dump(bench_fleet(n_gpus)))
+    sim = _sub(f"""
+from collectors.simulated import simulate
+m = simulate({str(fleet_file)!r}, {str(home)!r}, "2026-10-05", {DAYS}, {interval_s}, {seed}, progress=False)
+out.update(requests=m["requests"], samples=m["samples"])
+""")
+    load = _sub(f"""
+from warehouse.loader import connect, load_spool
+con = connect({str(home / 'warehouse.duckdb')!r})
+r = load_spool(con, {str(home / 'spool')!r})
+con.close()
+out.update(files=r.files_loaded)
+""")
+    attr = _sub(f"""
+import duckdb
+from warehouse.energy import read_inputs, attribute
+con = duckdb.connect({str(home / 'warehouse.duckdb')!r}, read_only=True)
+t1 = time.perf_counter(); inp = read_inputs(con); t2 = time.perf_counter()
+req, day = attribute(inp); t3 = time.perf_counter()
+out.update(read_s=round(t2 - t1, 3), attribute_s=round(t3 - t2, 3), requests=req.num_rows, device_days=day.num_rows)
+""")
+    one_pass = _sub(f"""
+import duckdb
+con = duckdb.connect()
+spool = {str(home / 'spool')!r}
+t1 = time.perf_counter()
+a = con.execute(f"select count(*), sum(epoch_us(ts)), sum(power_w), sum(energy_counter_j) from read_parquet('{{spool}}/device_samples/*/*/*.parquet', hive_partitioning=false)").fetchone()
+b = con.execute(f"select count(*), sum(epoch_us(scheduled_ts)), sum(epoch_us(first_token_ts)), sum(epoch_us(finish_ts)), sum(prompt_tokens), sum(completion_tokens) from read_parquet('{{spool}}/requests/*/*/*.parquet', hive_partitioning=false)").fetchone()
+out.update(pass_s=round(time.perf_counter() - t1, 3), samples=a[0], requests=b[0])
+""")
+    rows = sim["requests"] + sim["samples"]
+    return {
+        "gpu_days": gpu_days, "gpus": n_gpus, "days": DAYS, "interval_s": interval_s,
+        "samples": sim["samples"], "requests": sim["requests"],
+        "simulate_s": sim["wall_s"], "simulate_peak_rss_mb": sim["peak_rss_mb"],
+        "load_s": load["wall_s"], "load_peak_rss_mb": load["peak_rss_mb"],
+        "attribution_read_s": attr["read_s"], "attribution_alone_s": attr["attribute_s"],
+        "attribution_step_peak_rss_mb": attr["peak_rss_mb"],
+        "attribution_rows_per_s": round(rows / attr["attribute_s"]) if attr["attribute_s"] else None,
+        "duckdb_one_pass_s": one_pass["pass_s"],
+        "attribution_over_one_pass": round(attr["attribute_s"] / one_pass["pass_s"], 2) if one_pass["pass_s"] else None,
+        "whole_run_s": round(load["wall_s"] + attr["wall_s"], 3),
+    }
+
+
+def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_out: bool = False) -> list[dict]:
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'load s':>8}{'read s':>8}"
+              f"{'attrib s':>9}{'rows/s':>12}{'peak MB':>9}{'1 pass s':>9}{'ratio':>7}")
+    if not json_out:
+        print(header, flush=True)
+    for n in gpu_days:
+        r = run_size(n, interval_s, work, seed)
+        results.append(r)
+        if not json_out:
+            print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}{r['load_s']:>8.1f}"
+                  f"{r['attribution_read_s']:>8.1f}{r['attribution_alone_s']:>9.2f}{r['attribution_rows_per_s']:>12,}"
+                  f"{r['attribution_step_peak_rss_mb']:>9.0f}{r['duckdb_one_pass_s']:>9.2f}"
+                  f"{r['attribution_over_one_pass']:>7.1f}", flush=True)
+        shutil.rmtree(work / f"gd{n}" / "spool", ignore_errors=True)
+    if json_out:
+        print(json.dumps(results, indent=2))
+    return results
