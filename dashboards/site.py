@@ -191,12 +191,12 @@ def _title_text(spec: dict) -> str:
 SVG_MAX_BYTES = 600_000
 
 
-def _image(spec: dict) -> tuple[str, bytes]:
-    """The chart as an image for reports: SVG, or a PNG when the SVG would be heavy (big heatmaps)."""
-    svg = vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version())
-    data = svg.encode("utf-8")
-    if len(data) <= SVG_MAX_BYTES:
-        return "svg", data
+def _image(spec: dict, fmt: str = "svg") -> tuple[str, bytes]:
+    """The chart as an image for reports: SVG, or a PNG when asked for or when the SVG would be heavy."""
+    if fmt == "svg":
+        data = vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version()).encode("utf-8")
+        if len(data) <= SVG_MAX_BYTES:
+            return "svg", data
     return "png", bytes(vlc.vegalite_to_png(spec, vl_version=_vl_convert_version(), scale=1))
 
 
@@ -241,7 +241,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
         image_ext: dict[str, str] = {}
         if images:
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
-                imgs = list(ex.map(lambda c: _image(specs[c.name]), all_charts))
+                imgs = list(ex.map(lambda c: _image(specs[c.name], c.image), all_charts))
             for c, (ext, data) in zip(all_charts, imgs):
                 (tmp / "charts" / f"{c.name}.{ext}").write_bytes(data)
                 image_ext[c.name] = ext

@@ -28,7 +28,8 @@ CHROMIUM = os.environ.get("TOKENWATT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("TOKENWATT_CHROMEDRIVER", "/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ["index", "energy", "cost", "fleet", "forecast", "quality"]
-LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "chrome-extension:", "devtools:", "chrome-error:")
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "chrome-untrusted:", "chrome-extension:", "devtools:",
+                 "chrome-error:")
 WIDTH = 1280
 
 # JS: per chart container, how many data-mark elements its SVG has (axes, legends, titles excluded)
@@ -215,35 +216,53 @@ def test_page_renders_offline(site, browser, shot_dirs, page):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_chip_selector_filters_linked_charts(site, browser):
-    browser.open((site / "cost.html").as_uri())
+MARK_FILLS = """
+const out = {};
+for (const [name, f] of Object.entries(TW.filters)) {
+  if (!f) continue;
+  const el = document.getElementById('chart-' + name);
+  const fills = new Set();
+  el.querySelectorAll('g.role-mark > path, g.role-mark > line').forEach(p => {
+    for (const a of ['fill', 'stroke']) { const v = p.getAttribute(a); if (v) fills.add(v.toUpperCase()); }
+  });
+  out[name] = [...fills];
+}
+return out;
+"""
+
+
+def select_chip(browser: Browser, chip: str) -> None:
+    browser.driver.execute_script("""
+        const s = document.getElementById('tw-chip'); s.value = arguments[0];
+        s.dispatchEvent(new Event('change'));""", chip)
+    browser.driver.execute_script(
+        "return Promise.all(Object.values(TW.views).map(v => v.runAsync())).then(() => 1)")
+
+
+@pytest.mark.parametrize("page", ["index", "cost", "energy"])
+def test_chip_selector_filters_linked_charts(site, browser, page):
+    from dashboards.theme import CHIP_COLORS
+
+    browser.open((site / f"{page}.html").as_uri())
     before = browser.marks()
-    n_filtered = browser.driver.execute_script(
-        "return Object.values(TW.filters).filter(Boolean).length")
+    n_filtered = browser.driver.execute_script("return Object.values(TW.filters).filter(Boolean).length")
     assert n_filtered >= 2
-    browser.driver.execute_script("""
-        const s = document.getElementById('tw-chip'); s.value = 'custom-asic';
-        s.dispatchEvent(new Event('change'));""")
-    browser.driver.execute_script("return Promise.all(Object.values(TW.views).map(v => v.runAsync()))")
-    after = browser.marks()
-    chips = browser.driver.execute_script("""
-        const out = new Set();
-        for (const [name, f] of Object.entries(TW.filters)) {
-          if (f !== 'chip') continue;
-          for (const ds of Object.values(TW.views[name].getState({data: () => true, signals: () => false}).data || {}))
-            for (const row of (ds.values || [])) if (row && row.chip) out.add(row.chip);
-        }
-        return [...out];""")
-    # reset so other tests see all chips again
-    browser.driver.execute_script("""
-        const s = document.getElementById('tw-chip'); s.value = 'all'; s.dispatchEvent(new Event('change'));
-        try { localStorage.removeItem('tw-chip'); } catch (e) {}""")
+    try:
+        select_chip(browser, "custom-asic")
+        after = browser.marks()
+        fills = browser.driver.execute_script(MARK_FILLS)
+    finally:
+        select_chip(browser, "all")
+        browser.driver.execute_script("try { sessionStorage.removeItem('tw-chip'); } catch (e) {}")
     console, urls = browser.drain()
     assert not problems(console), problems(console)
     assert not remote(urls)
     assert all(v > 0 for v in after.values()), after
     assert sum(after.values()) < sum(before.values())
-    assert "custom-asic" in chips
+    others = {CHIP_COLORS["nvidia-h100-sxm"].upper(), CHIP_COLORS["amd-mi300x"].upper()}
+    blue = CHIP_COLORS["custom-asic"].upper()
+    assert not {n: sorted(set(f) & others) for n, f in fills.items() if set(f) & others}
+    assert any(blue in f for f in fills.values())
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -47,10 +47,10 @@
       var sel = document.getElementById("tw-chip");
       if (sel) {
         var saved = null;
-        try { saved = window.localStorage.getItem("tw-chip"); } catch (e) { saved = null; }
+        try { saved = window.sessionStorage.getItem("tw-chip"); } catch (e) { saved = null; }
         sel.addEventListener("change", function () {
           var opt = sel.options[sel.selectedIndex];
-          try { window.localStorage.setItem("tw-chip", sel.value); } catch (e) { /* file:// without storage */ }
+          try { window.sessionStorage.setItem("tw-chip", sel.value); } catch (e) { /* file:// without storage */ }
           applyChip(sel.value, opt.getAttribute("data-vendor") || "all");
         });
         if (saved && saved !== "all" && sel.querySelector('option[value="' + saved + '"]')) {

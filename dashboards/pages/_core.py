@@ -89,6 +89,7 @@ class Chart:
     caption: str = ""
     wide: bool = False             # full page width (else half, two per row)
     filter_by: str | None = None   # "chip" | "vendor": listens to the page's chip selector
+    image: str = "svg"             # export format for reports; "png" for charts with thousands of marks
 
 
 @dataclass
@@ -180,9 +181,18 @@ def chip_filter(chart, field_name: str = "chip"):
     return chart.transform_filter(f"{sig} == 'all' || datum['{field_name}'] == {sig}")
 
 
-def utc_x(field_name: str, title: str | None = "Date (UTC)", fmt: str = "%d %b", **kw) -> alt.X:
+def utc_x(field_name: str, title: str | None = "Date (UTC)", fmt: str = "%d %b", *, daily: bool = True,
+          **kw) -> alt.X:
+    """A UTC time axis; ``daily`` data never gets ticks between days (no "01 Oct, 01 Oct, 02 Oct")."""
+    extra = {"tickMinStep": 864e5} if daily else {}
     return alt.X(f"{field_name}:T", title=title, scale=alt.Scale(type="utc"),
-                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=kw.pop("tick_count", 8)), **kw)
+                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=kw.pop("tick_count", 8), **extra), **kw)
+
+
+def day_x(field_name: str = "date", title: str | None = "Date (UTC)", fmt: str = "%d %b") -> alt.X:
+    """A UTC day axis for bars: each bar spans its whole day, whatever the number of days."""
+    return alt.X(f"{field_name}:T", timeUnit="utcyearmonthdate", title=title, bandPosition=0,
+                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=8, tickMinStep=864e5))
 
 
 def tt_date(field_name: str, title: str = "Date", fmt: str = "%Y-%m-%d",

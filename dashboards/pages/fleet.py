@@ -7,8 +7,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, fmt_num, html_table,
-                                    no_data, safe, tidy, tt_date, utc_x)
+from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, day_x, fmt_num,
+                                    html_table, no_data, safe, tidy, tt_date)
 
 HOURLY = "marts.fct_device_power_hourly"
 #: at most this many cells per heatmap (devices x time buckets): keeps the page light
@@ -106,7 +106,7 @@ def _heatmaps(ctx: Ctx) -> Section:
                         else "", fontSize=16))
     sec.blocks.append(Chart("fleet-heatmaps", both, csv,
                             "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
-                            wide=True, filter_by="chip"))
+                            wide=True, filter_by="chip", image="png"))
 
     table = wh.df(f"""select device_id, min(chip) as chip, avg(avg_power_w) as avg_w, max(max_power_w) as max_w,
                              avg(avg_utilization_pct) as util, count(*) as hours
@@ -164,7 +164,7 @@ def _curves(ctx: Ctx) -> Section:
         from {HOURLY} group by all order by date, chip"""), 5)
     daily["k"] = daily.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
     ch = alt.Chart(daily).mark_bar().encode(
-        x=utc_x("date"),
+        x=day_x("date"),
         y=alt.Y("energy_kwh:Q", title="Device energy (kWh per day)", stack=True),
         color=pal.chip_color(),
         order=alt.Order("k:Q"),

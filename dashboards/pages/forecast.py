@@ -10,8 +10,10 @@ from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, fmt_num, ht
 FC = "marts.fct_loss_forecast"
 HIST_COLOR = "#222222"
 FC_COLOR = theme.OKABE_ITO["orange"]
-SCENARIO_COLORS = [theme.OKABE_ITO["orange"], theme.OKABE_ITO["reddish_purple"], "#777777", theme.OKABE_ITO["yellow"],
-                   "#882255", "#44AA99"]
+#: scenario colours: Okabe-Ito and Tol colours that no chip uses, dark enough for a line on white
+SCENARIO_COLORS = [theme.OKABE_ITO["orange"], theme.OKABE_ITO["reddish_purple"], "#332288", "#777777", "#882255",
+                   "#999933", "#AA4499", "#B5651D"]
+BASELINES = ("baseline", "base", "current", "status-quo")
 
 
 def build(ctx: Ctx) -> Page:
@@ -23,16 +25,28 @@ def build(ctx: Ctx) -> Page:
     return page
 
 
-def _grain(ctx: Ctx) -> str:
-    grains = [g for (g,) in ctx.wh.con.execute(f"select distinct grain from {FC}").fetchall()]
-    return "day" if "day" in grains else sorted(grains)[0]
+#: at most this many points per scenario and kind in the daily charts: longer series show every k-th day
+MAX_POINTS = 120
+
+
+def _grain(ctx: Ctx, prefer: str = "day") -> str:
+    grains = [g for (g,) in ctx.wh.con.execute(f"select distinct grain from {FC} where grain is not null").fetchall()]
+    return prefer if prefer in grains else ("day" if "day" in grains else sorted(grains)[0])
+
+
+def _axis_fmt(df, field: str = "period_start") -> tuple[str, int]:
+    """Date format and tick count for the span of ``df[field]`` (ISO dates)."""
+    import pandas as pd
+    d = pd.to_datetime(df[field])
+    span = (d.max() - d.min()).days if len(d) else 0
+    return ("%d %b" if span <= 120 else "%b %Y"), (5 if span <= 120 else 4)
 
 
 def _scenarios(ctx: Ctx) -> list[str]:
     rows = ctx.wh.con.execute(f"select distinct scenario from {FC} order by scenario").fetchall()
     names = [r[0] for r in rows]
     # the baseline first when there is one
-    return sorted(names, key=lambda s: (s not in ("baseline", "base"), s))
+    return sorted(names, key=lambda s: (s not in BASELINES, s))
 
 
 def _unit(grain: str) -> str:
@@ -48,13 +62,22 @@ def _bands(ctx: Ctx) -> Section:
         return sec
     grain = _grain(ctx)
     scen = _scenarios(ctx)
-    df = tidy(wh.df(f"""select scenario, strftime(period_start, '%Y-%m-%d') as period_start, kind, loss_usd,
-                               lo80_usd, hi80_usd, lo95_usd, hi95_usd
-                        from {FC} where grain = ? order by scenario, period_start""", [grain]), 5)
+    n = wh.one(f"select max(c) from (select count(*) as c from {FC} where grain = ? group by scenario, kind)",
+               [grain])[0] or 0
+    k = max(1, -(-n // MAX_POINTS))
+    df = tidy(wh.df(f"""
+        with f as (select *, row_number() over (partition by scenario, kind order by period_start desc) - 1 as i
+                   from {FC} where grain = ?)
+        select scenario, strftime(period_start, '%Y-%m-%d') as period_start, kind, loss_usd,
+               lo80_usd, hi80_usd, lo95_usd, hi95_usd
+        from f where i % {k} = 0 or (kind = 'forecast' and i = (select max(i) from f f2
+                                                                where f2.scenario = f.scenario and f2.kind = f.kind))
+        order by scenario, period_start""", [grain]), 5)
     ncol = min(3, len(scen))
     w = max(230, (theme.FULL_W - 30 * ncol) // ncol)
+    fmt, ticks = _axis_fmt(df)
     base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
-                                      "%d %b" if grain == "day" else "%b %Y", tick_count=5))
+                                      fmt, tick_count=ticks))
     fc = base.transform_filter("datum.kind == 'forecast'")
     tip = [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
            alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
@@ -76,8 +99,10 @@ def _bands(ctx: Ctx) -> Section:
         title=alt.Title(f"Operating loss forecast per scenario ({grain}ly)" if grain != "day" else
                         "Operating loss forecast per scenario (daily)",
                         subtitle="Black: history. Orange: forecast, with 80 % (darker) and 95 % (lighter) "
-                                 "prediction intervals"))
-    sec.blocks.append(Chart("forecast-bands", ch, df, "A wider band means a less certain forecast.", wide=True))
+                                 "prediction intervals" + (f"; every {k}th {grain} shown" if k > 1 else "")))
+    sec.blocks.append(Chart("forecast-bands", ch, df, "A wider band means a less certain forecast." +
+                            (f" The CSV has every {k}th {grain}, as drawn; the warehouse has all." if k > 1 else ""),
+                            wide=True))
     return sec
 
 
@@ -88,7 +113,7 @@ def _compare(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
-    grain = _grain(ctx)
+    grain = _grain(ctx, prefer="month")
     scen = _scenarios(ctx)
     colors = dict(zip(scen, SCENARIO_COLORS * 3))
     df = tidy(wh.df(f"""
@@ -98,12 +123,13 @@ def _compare(ctx: Ctx) -> Section:
         select 'history', strftime(period_start, '%Y-%m-%d'), 'history', avg(loss_usd)
         from {FC} where grain = ? and kind = 'history' group by period_start
         order by 1, 2""", [grain, grain]), 5)
-    dom = ["history"] + scen
-    rng = [HIST_COLOR] + [colors[s] for s in scen]
+    has_hist = bool((df.kind == "history").any())
+    dom = (["history"] if has_hist else []) + scen
+    rng = ([HIST_COLOR] if has_hist else []) + [colors[s] for s in scen]
     sel = alt.selection_point(fields=["scenario"], bind="legend")
-    ch = alt.Chart(df).mark_line(strokeWidth=2).encode(
-        x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
-                "%d %b" if grain == "day" else "%b %Y", tick_count=6),
+    fmt, ticks = _axis_fmt(df)
+    ch = alt.Chart(df).mark_line(strokeWidth=2, point=grain != "day").encode(
+        x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Month (UTC)", fmt, tick_count=ticks + 2),
         y=alt.Y("loss_usd:Q", title=f"Operating loss ({_unit(grain)})"),
         color=alt.Color("scenario:N", title=None, scale=alt.Scale(domain=dom, range=rng), sort=dom,
                         legend=alt.Legend(orient="top")),
@@ -113,8 +139,9 @@ def _compare(ctx: Ctx) -> Section:
     ).add_params(sel).properties(
         title=alt.Title("Forecast operating loss by scenario", subtitle=f"Point forecasts, {_unit(grain)}; "
                                                                          "click the legend to highlight"),
-        width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("forecast-scenarios", ch, df, "Same history, different futures."))
+        width=theme.FULL_W - 60, height=theme.HEIGHT + 20)
+    sec.blocks.append(Chart("forecast-scenarios", ch, df, "Point forecasts only; the bands are on the charts above.",
+                            wide=True))
 
     tot = tidy(wh.df(f"""
         select scenario, sum(loss_usd) as loss_usd, sum(lo80_usd) as lo80_sum, sum(hi80_usd) as hi80_sum,
@@ -132,7 +159,9 @@ def _compare(ctx: Ctx) -> Section:
     ch = alt.layer(
         base.mark_bar(height={"band": 0.6}).encode(
             color=alt.Color("scenario:N", scale=alt.Scale(domain=dom, range=rng), legend=None)),
-        base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("loss_usd:Q", format="$,.0f")),
+        base.mark_text(align="left", dx=4, fontSize=12).encode(
+            x=alt.X("label_x:Q"), text=alt.Text("loss_usd:Q", format="$,.0f")
+        ).transform_calculate(label_x="max(0, datum.loss_usd)"),
     ).properties(title=alt.Title("Total forecast loss, by scenario", subtitle=f"Sum of point forecasts, {horizon}"),
                  width=theme.HALF_W - 60, height=max(120, 46 * len(scen)))
     sec.blocks.append(Chart("forecast-scenario-totals", ch, tot,
@@ -150,7 +179,7 @@ def _backtest(ctx: Ctx) -> Section:
         return sec
     scen = _scenarios(ctx)
     df = tidy(wh.df(f"""select scenario, grain, min(model) as model, avg(backtest_mape) as backtest_mape_pct
-                        from {FC} where backtest_mape is not null group by scenario, grain
+                        from {FC} where backtest_mape is not null and not isnan(backtest_mape) group by scenario, grain
                         order by scenario, grain"""), 4)
     if df.empty:
         sec.blocks.append(Html('<div class="note nodata">No backtest error recorded in '

@@ -7,7 +7,7 @@ import altair as alt
 
 from dashboards import theme
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_big, fmt_num, fmt_usd,
-                                    html_table, no_data, safe, tidy, tt_date, utc_x)
+                                    html_table, no_data, safe, tidy, tt_date, day_x, utc_x)
 
 CPT = "marts.fct_cost_per_token_daily"
 REQ = "marts.fct_request_energy"
@@ -170,6 +170,23 @@ def _charts(ctx: Ctx) -> Section:
           ).properties(title=alt.Title("Share of tokens served, by vendor", subtitle="Prompt + completion tokens, whole period"),
                        width=theme.HALF_W, height=theme.HEIGHT + 40)
     sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips."))
+
+    daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) / 1e6 as mtok,
+                                  sum(tokens) * 100.0 / sum(sum(tokens)) over (partition by date) as share_pct
+                           from {CPT} group by date, vendor order by date, vendor"""), 5)
+    daily["k"] = daily.vendor.map(lambda v: pal.vendors.index(v) if v in pal.vendors else 99)
+    ch = alt.Chart(daily).mark_bar().encode(
+        x=day_x("date"),
+        y=alt.Y("mtok:Q", title="Tokens served (millions per day)", stack=True),
+        color=pal.vendor_color(),
+        order=alt.Order("k:Q"),
+        tooltip=[tt_date("date"), alt.Tooltip("vendor:N", title="Vendor"),
+                 alt.Tooltip("mtok:Q", title="Million tokens", format=",.2f"),
+                 alt.Tooltip("share_pct:Q", title="Share of the day (%)", format=".1f")],
+    ).properties(title=alt.Title("Tokens served per day, by vendor", subtitle="Million tokens per day, stacked"),
+                 width=theme.HALF_W, height=theme.HEIGHT)
+    sec.blocks.append(Chart("overview-tokens-daily", chip_filter(ch, "vendor"), daily,
+                            "Weekly rhythm and growth of the traffic each vendor carries.", filter_by="vendor"))
     return sec
 
 
@@ -208,7 +225,7 @@ def _pnl(ctx: Ctx) -> Section:
                                 revenue_usd, total_cost_usd
                          from {PNL} where vendor <> 'all' order by date, vendor"""))
     ch = alt.Chart(byv).mark_bar().encode(
-        x=utc_x("date"),
+        x=day_x("date"),
         y=alt.Y("loss_usd:Q", title="Operating loss (USD per day)", stack=True),
         color=pal.vendor_color(),
         tooltip=[tt_date("date"), alt.Tooltip("vendor:N", title="Vendor"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, chip_filter, fmt_num, html_table, no_data,
-                                    safe, tidy, tt_date, utc_x)
+from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
+                                    safe, tidy, tt_date, day_x)
 
 Q = "raw.quarantine"
 DQ = "marts.fct_data_quality_daily"
@@ -151,8 +151,7 @@ def _gaps(ctx: Ctx) -> Section:
                                  subtitle=f"Minutes without samples (circle size and label); devices with any gap, "
                                           f"at most {MAX_DEVICES}"),
                  width=theme.FULL_W - 250, height=max(70, 34 * len(devs)))
-    sec.blocks.append(Chart("quality-gaps", chip_filter(ch), df, "Days without a circle had no gap.", wide=True,
-                            filter_by="chip"))
+    sec.blocks.append(Chart("quality-gaps", ch, df, "Days without a circle had no gap.", wide=True))
 
     per_chip = tidy(wh.df(f"""select chip, sum(gap_s) / 3600 as gap_h, count(*) * 24 as device_hours,
                                      sum(gap_s) / 3600 / (count(*) * 24) * 100 as gap_pct
@@ -167,7 +166,7 @@ def _gaps(ctx: Ctx) -> Section:
             y=alt.Y("chip:N", sort=pal.chips), x="gap_h:Q", text=alt.Text("gap_pct:Q", format=".2f")),
     ).properties(title=alt.Title("Sampling gaps by chip", subtitle="Hours; label: share of device-hours (%)"),
                  width=theme.HALF_W - 60, height=max(90, 40 * len(per_chip)))
-    sec.blocks.append(Chart("quality-gaps-by-chip", chip_filter(ch), per_chip, "", filter_by="chip"))
+    sec.blocks.append(Chart("quality-gaps-by-chip", ch, per_chip, "Share of device-hours without samples, per chip."))
     return sec
 
 
@@ -217,22 +216,20 @@ def _resets(ctx: Ctx) -> Section:
         base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("counter_resets:Q", format=",.0f")),
     ).properties(title=alt.Title("Energy-counter resets per device", subtitle="Count over the whole period"),
                  width=theme.HALF_W - 40, height=max(90, 22 * len(df)))
-    sec.blocks.append(Chart("quality-counter-resets", chip_filter(ch), df,
-                            "A 32-bit millijoule counter wraps every 4.29 MJ: several times a day on a busy device.",
-                            filter_by="chip"))
+    sec.blocks.append(Chart("quality-counter-resets", ch, df,
+                            "A 32-bit millijoule counter wraps every 4.29 MJ: several times a day on a busy device."))
 
     daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, sum(counter_resets) as counter_resets
                            from {DEV} group by all having sum(counter_resets) > 0 order by date, chip"""), 4)
     if not daily.empty:
         ch = alt.Chart(daily).mark_bar().encode(
-            x=utc_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets (count per day)", stack=True),
+            x=day_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets (count per day)", stack=True),
             color=pal.chip_color(),
             tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
                      alt.Tooltip("counter_resets:Q", title="Resets", format=",.0f")],
         ).properties(title=alt.Title("Counter resets per day, by chip", subtitle="Count per day, stacked"),
                      width=theme.HALF_W, height=theme.HEIGHT - 40)
-        sec.blocks.append(Chart("quality-counter-resets-daily", chip_filter(ch), daily,
-                                "A steady rate is a wrapping counter; a spike is a reboot or driver reload.",
-                                filter_by="chip"))
+        sec.blocks.append(Chart("quality-counter-resets-daily", ch, daily,
+                                "A steady rate is a wrapping counter; a spike is a reboot or driver reload."))
     sec.blocks.append(table)
     return sec
