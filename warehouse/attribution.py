@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 import yaml
 
@@ -287,26 +288,13 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
 
         P = {k: (prefix(v), v) for k, v in (("pa", pp_a), ("da", pd_a), ("pi", pp_i), ("di", pd_i))}
 
-        def locate(x: np.ndarray):
-            k = np.searchsorted(starts, x, side="right") - 1
-            inside = k >= 0
-            kk = np.where(inside, k, 0)
-            within = np.where(inside, np.minimum(x - starts[kk], seg[kk]), 0.0)
-            return kk, within, inside
-
-        def integ(key: str, loc) -> np.ndarray:
-            Pc, price = P[key]
-            kk, within, inside = loc
-            return np.where(inside, Pc[kk] + price[kk] * within, 0.0)
+        Pa, Da, Pi, Di = P["pa"][0], P["da"][0], P["pi"][0], P["di"][0]
 
         def energy_pair(w: ReplicaWork, lo=None, hi=None):
             s, f, e = w.s, w.f, w.e
             if lo is not None:
                 s, f, e = np.clip(s, lo, hi), np.clip(f, lo, hi), np.clip(e, lo, hi)
-            ls, lf, le = locate(s), locate(f), locate(e)
-            ea = w.rate_p * (integ("pa", lf) - integ("pa", ls)) + (integ("da", le) - integ("da", lf))
-            ei = w.rate_p * (integ("pi", lf) - integ("pi", ls)) + (integ("di", le) - integ("di", lf))
-            return ea, ei
+            return _request_energies(starts, seg, Pa, pp_a, Da, pd_a, Pi, pp_i, Di, pd_i, s, f, e, w.rate_p)
 
         req_a, req_i = energy_pair(work)
         # request side per device-day (requests crossing midnight are split there)
@@ -332,3 +320,93 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
                 day_i[int(dd)] = day_i.get(int(dd), 0.0) + float(ei.sum())
     return DeviceResult(day, E, active_attr, idle_shared, unused, iv.source, iv.gap, dur, idle_w, idle_source,
                         iv.resets, req_a, req_i, day_a, day_i)
+
+
+@numba.njit(cache=True)
+def _gallop(starts, x, hint):
+    """Index of the last start <= x (or -1), searching outward from ``hint``.
+
+    Requests arrive sorted by start and last seconds to minutes, so the answer is almost always a
+    few intervals from the hint: exponential search makes each lookup O(log distance).
+    """
+    m = starts.shape[0]
+    if m == 0 or x < starts[0]:
+        return -1
+    h = hint
+    if h < 0:
+        h = 0
+    if h >= m:
+        h = m - 1
+    if starts[h] <= x:
+        step = 1
+        lo = h
+        hi = h + step
+        while hi < m and starts[hi] <= x:
+            lo = hi
+            step *= 2
+            hi = lo + step
+        if hi > m:
+            hi = m
+        # answer in [lo, hi): last index with starts <= x
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if starts[mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    step = 1
+    hi = h
+    lo = h - step
+    while lo > 0 and starts[lo] > x:
+        hi = lo
+        step *= 2
+        lo = hi - step
+    if lo < 0:
+        lo = 0
+    if starts[lo] > x:
+        return -1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if starts[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _request_energies(starts, seg, Pa, pa, Da, da, Pi, pi, Di, di, s, f, e, rate_p):
+    """Per request: prefill price integrated over [s, f) plus decode price over [f, e).
+
+    One pass over the requests (sorted by start), both energy channels at once; each timestamp is
+    found by galloping from the previous one, so the sweep is close to linear.
+    """
+    n = s.shape[0]
+    ea = np.empty(n)
+    ei = np.empty(n)
+    hint = 0
+    for j in range(n):
+        ks = _gallop(starts, s[j], hint)
+        if ks >= 0:
+            hint = ks
+        kf = _gallop(starts, f[j], hint)
+        ke = _gallop(starts, e[j], kf if kf >= 0 else hint)
+        pas = paf = daf = dae = pis = pif = dif = die = 0.0
+        if ks >= 0:
+            w = min(s[j] - starts[ks], seg[ks])
+            pas = Pa[ks] + pa[ks] * w
+            pis = Pi[ks] + pi[ks] * w
+        if kf >= 0:
+            w = min(f[j] - starts[kf], seg[kf])
+            paf = Pa[kf] + pa[kf] * w
+            daf = Da[kf] + da[kf] * w
+            pif = Pi[kf] + pi[kf] * w
+            dif = Di[kf] + di[kf] * w
+        if ke >= 0:
+            w = min(e[j] - starts[ke], seg[ke])
+            dae = Da[ke] + da[ke] * w
+            die = Di[ke] + di[ke] * w
+        ea[j] = rate_p[j] * (paf - pas) + (dae - daf)
+        ei[j] = rate_p[j] * (pif - pis) + (die - dif)
+    return ea, ei
