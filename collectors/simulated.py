@@ -164,6 +164,7 @@ class Simulator:
             "days": self.days, "interval_s": self.interval_s, "seed": self.seed,
             "requests": self.stats["requests"], "samples": self.stats["samples"],
             "elapsed_s": round(time.perf_counter() - t_begin, 3),
+            "node_sites": {n.name: n.site for n in self.fleet.nodes},
         }
         (self.home / "sim.json").write_text(json.dumps(meta, indent=2))
         return meta
