@@ -239,6 +239,7 @@ class Simulator:
                                   spoolmod.partition_dir(self.truth, "requests", date, node) / f"{node}-{date}.parquet")
         # devices: true power, sensors, device truth
         dev_truth = []
+        minute_tables: list[pa.Table] = []
         by_node: dict[str, list[pa.Table]] = {}
         for d in self.devices:
             if d.replica >= 0:
@@ -254,6 +255,13 @@ class Simulator:
             e_act = float(active.sum() * TICK_S)
             unused = float(d.idle_w * TICK_S * np.count_nonzero(active <= 0.0))
             dev_truth.append((date, d, e_idle + e_act, e_idle, e_act, unused))
+            minute_e = (power * TICK_S).reshape(-1, int(60 / TICK_S)).sum(axis=1)
+            minute_tables.append(pa.table({
+                "minute_ts": _ts(day_start + 60.0 * np.arange(minute_e.shape[0])),
+                "device_id": pa.array([d.device_id] * minute_e.shape[0], pa.string()),
+                "true_energy_j": pa.array(minute_e),
+                "true_active_j": pa.array((active * TICK_S).reshape(-1, int(60 / TICK_S)).sum(axis=1)),
+            }))
             by_node.setdefault(d.node, []).append(self._sensor_table(d, day, day_start, power, busy, batch))
             d.energy_total_j += e_idle + e_act
         for node, tables in by_node.items():
@@ -270,6 +278,9 @@ class Simulator:
             "true_idle_w": [x[1].idle_w for x in dev_truth],
         }, schema=TRUTH_DEVICES)
         spoolmod.write_atomic(dtbl, self.truth / "devices" / f"date={date}" / f"devices-{date}.parquet")
+        # per device and minute: true energy, to score interval-level attribution
+        spoolmod.write_atomic(pa.concat_tables(minute_tables),
+                              self.truth / "device_minutes" / f"date={date}" / f"device-minutes-{date}.parquet")
 
     def _request_tables(self, rep, fin: dict) -> tuple[pa.Table, pa.Table]:
         f = self.fleet
