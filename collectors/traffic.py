@@ -24,10 +24,11 @@ def reference_dir() -> Path:
     env = os.environ.get("TOKENWATT_REFERENCE")
     if env:
         return Path(env)
-    for cand in (REFERENCE, Path.cwd().parent / "shared" / "reference", Path.cwd() / "shared" / "reference"):
-        if cand.exists():
+    vendored = Path(__file__).resolve().parent / "reference"
+    for cand in (vendored, REFERENCE, Path.cwd().parent / "shared" / "reference"):
+        if (cand / "azure_llm_traces").exists():
             return cand
-    return REFERENCE
+    return vendored
 
 
 @dataclass
