@@ -138,7 +138,6 @@ def vl_config() -> dict:
         "legend": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12, "titleFontSize": 12,
                    "titleFontWeight": "normal", "symbolSize": 120, "symbolOpacity": 1, "labelLimit": 260},
         "range": {"category": SERIES},
-        "bar": {"cornerRadiusEnd": 1},
         "line": {"strokeWidth": 2},
         "point": {"size": 50},
         "text": {"font": FONT, "fontSize": 11},

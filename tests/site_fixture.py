@@ -309,6 +309,14 @@ def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed:
         con.execute("create table marts.fct_data_quality_daily (date date, kind varchar, node varchar, "
                     "reason varchar, rows bigint)")
         con.executemany("insert into marts.fct_data_quality_daily values (?,?,?,?,?)", dq_rows)
+        # sensor issues, as the dbt mart adds them: counter resets (count) and sampling gaps (seconds)
+        con.execute("""
+            insert into marts.fct_data_quality_daily
+            select date, 'device_samples', node, 'counter reset (integrated power used)', sum(counter_resets)
+            from marts.fct_device_energy_daily group by all having sum(counter_resets) > 0
+            union all
+            select date, 'device_samples', node, 'sampling gap (seconds)', round(sum(gap_s))
+            from marts.fct_device_energy_daily group by all having sum(gap_s) > 0""")
         con.execute("create table raw.quarantine (kind varchar, file varchar, row bigint, field varchar, "
                     "reason varchar, value varchar, loaded_at timestamptz)")
         con.executemany("insert into raw.quarantine values (?,?,?,?,?,?,?)", q_rows)

@@ -32,14 +32,27 @@ LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "chrome-untrust
                  "chrome-error:")
 WIDTH = 1280
 
-# JS: per chart container, how many data-mark elements its SVG has (axes, legends, titles excluded)
-COUNT_MARKS = """
+# JS: per chart container, its data-mark elements (axes, legends, titles excluded) and how many of them
+# have a visible size: 2-D marks (bars, cells, areas, symbols) need width and height, lines and rules one
+GEOMETRY = """
 const out = {};
 document.querySelectorAll('div.vis').forEach(el => {
   const svg = el.querySelector('svg');
-  out[el.id] = svg ? svg.querySelectorAll(
-      'g.role-mark:not(.mark-group):not(.mark-text) > path, g.role-mark:not(.mark-group):not(.mark-text) > line,' +
-      'g.role-mark:not(.mark-group):not(.mark-text) > rect').length : -1;
+  const r = {marks: 0, visible: 0, rects: 0, rects_visible: 0};
+  if (!svg) { r.marks = -1; out[el.id] = r; return; }
+  svg.querySelectorAll('g.role-mark:not(.mark-group):not(.mark-text)').forEach(g => {
+    const oneD = g.classList.contains('mark-line') || g.classList.contains('mark-rule') ||
+                 g.classList.contains('mark-trail');
+    const isRect = g.classList.contains('mark-rect');
+    for (const m of g.children) {
+      if (!['path', 'line', 'rect'].includes(m.tagName)) continue;
+      r.marks += 1; if (isRect) r.rects += 1;
+      const b = m.getBBox();
+      const ok = oneD ? (b.width > 0.5 || b.height > 0.5) : (b.width > 0.5 && b.height > 0.5);
+      if (ok) { r.visible += 1; if (isRect) r.rects_visible += 1; }
+    }
+  });
+  out[el.id] = r;
 });
 return out;
 """
@@ -102,8 +115,12 @@ class Browser:
             time.sleep(0.1)
         raise TimeoutError(f"charts not ready after {timeout}s: {state}")
 
+    def geometry(self) -> dict[str, dict]:
+        return self.driver.execute_script(GEOMETRY)
+
     def marks(self) -> dict[str, int]:
-        return self.driver.execute_script(COUNT_MARKS)
+        """Visible data marks per chart."""
+        return {k: v["visible"] for k, v in self.geometry().items()}
 
     def drain(self) -> tuple[list[dict], list[str]]:
         """Console entries and requested URLs since the last call."""
@@ -145,14 +162,17 @@ def check_page(browser: Browser, site: Path, page: str, shots: list[Path] = ()) 
     """Open one page and check it; returns {marks, state}. Raises AssertionError on a problem."""
     url = (site / f"{page}.html").resolve().as_uri()
     state = browser.open(url)
-    marks = browser.marks()
+    geo = browser.geometry()
+    marks = {k: v["visible"] for k, v in geo.items()}
     for d in shots:
         browser.screenshot(Path(d) / f"{page}.png")
     console, urls = browser.drain()
     assert not state["failed"], f"{page}: charts failed: {state['failed']}"
     assert state["done"] == state["total"] == len(marks), f"{page}: {state}, containers {len(marks)}"
-    empty = {k: v for k, v in marks.items() if v <= 0}
-    assert not empty, f"{page}: charts without marks: {empty}"
+    empty = {k: v for k, v in geo.items() if v["visible"] <= 0}
+    assert not empty, f"{page}: charts without visible marks: {empty}"
+    flat = {k: v for k, v in geo.items() if v["rects"] and not v["rects_visible"]}
+    assert not flat, f"{page}: bars/cells drawn with no area: {flat}"
     assert not problems(console), f"{page}: console: {problems(console)}"
     assert urls, f"{page}: no requests were logged at all (is the performance log on?)"
     assert not remote(urls), f"{page}: requests left the machine: {remote(urls)}"

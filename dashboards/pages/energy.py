@@ -230,7 +230,7 @@ def _quality(ctx: Ctx) -> Section:
         sec.blocks.append(note)
         return sec
     aq = wh.df(f"""select method, interval_s, median_ape_pct, p95_ape_pct, fleet_energy_error_pct,
-                          conservation_residual_rel from {AQ} order by method, interval_s""")
+                          conservation_residual_rel from {AQ} order by interval_s, method""")
     long = aq.melt(id_vars=["method", "interval_s"], value_vars=["median_ape_pct", "p95_ape_pct"],
                    var_name="statistic", value_name="ape_pct")
     long["statistic"] = long["statistic"].map({"median_ape_pct": "median", "p95_ape_pct": "95th percentile"})
@@ -240,21 +240,26 @@ def _quality(ctx: Ctx) -> Section:
     xenc = (alt.X("method:N", title="Method", axis=alt.Axis(labelAngle=0)) if one_interval else
             alt.X("interval_s:Q", title="Sensor sampling interval (s, log scale)", scale=alt.Scale(type="log"),
                   axis=alt.Axis(values=sorted(long.interval_s.unique().tolist()), format="~g")))
-    ch = alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
+    pos = long[long.ape_pct > 0]
+    ticks, dom = log_ticks(pos.ape_pct.min(), pos.ape_pct.max()) if len(pos) else ([1, 10, 100], [1, 100])
+    ch = alt.Chart(long).transform_filter("datum.ape_pct > 0").mark_line(point=alt.OverlayMarkDef(size=40)).encode(
         x=xenc,
-        y=alt.Y("ape_pct:Q", title="Absolute percentage error per request (%)"),
+        y=alt.Y("ape_pct:Q", title="Absolute percentage error per request (%, log scale)",
+                scale=alt.Scale(type="log", domain=dom, nice=False), axis=alt.Axis(values=ticks, format="~g")),
         color=alt.Color("method:N", title="Method", scale=alt.Scale(domain=methods, range=theme.SERIES[:len(methods)]),
-                        legend=alt.Legend(orient="top")),
-        strokeDash=alt.StrokeDash("statistic:N", title=None, sort=["median", "95th percentile"],
+                        legend=alt.Legend(orient="right", labelLimit=300)),
+        strokeDash=alt.StrokeDash("statistic:N", title="Statistic", sort=["median", "95th percentile"],
                                   scale=alt.Scale(domain=["median", "95th percentile"], range=[[1, 0], [5, 3]]),
-                                  legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=2,
+                                  legend=alt.Legend(orient="right", symbolType="stroke", symbolStrokeWidth=2,
                                                     symbolSize=400)),
         tooltip=[alt.Tooltip("method:N", title="Method"), alt.Tooltip("interval_s:Q", title="Interval (s)"),
                  alt.Tooltip("statistic:N", title="Statistic"), alt.Tooltip("ape_pct:Q", title="APE (%)", format=".2f")],
     ).properties(title=alt.Title("Per-request attribution error vs ground truth",
-                                 subtitle="Median (solid) and 95th percentile (dashed), by method"),
-                 width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("energy-attribution-error", ch, long, "Lower is better; coarser sampling blurs short requests."))
+                                 subtitle="Median (solid) and 95th percentile (dashed) absolute percentage error, by "
+                                          "method and sensor sampling interval"),
+                 width=theme.FULL_W - 330, height=theme.HEIGHT)
+    sec.blocks.append(Chart("energy-attribution-error", ch, long,
+                            "Lower is better; coarser sampling blurs short requests.", wide=True))
     sec.blocks.append(Html(html_table(
         ["Method", "Interval (s)", "Median APE (%)", "p95 APE (%)", "Fleet energy error (%)", "Conservation residual"],
         [[r.method, fmt_num(r.interval_s, 0), fmt_num(r.median_ape_pct, 2), fmt_num(r.p95_ape_pct, 2),
@@ -262,7 +267,7 @@ def _quality(ctx: Ctx) -> Section:
           if pd.notna(r.conservation_residual_rel) else "–"] for r in aq.itertuples()],
         caption="APE = absolute percentage error of a request's attributed energy against the ground truth. "
                 "Conservation residual = |attributed − measured| / measured over the fleet.",
-        num_cols={1, 2, 3, 4, 5}), wide=False))
+        num_cols={1, 2, 3, 4, 5})))
     return sec
 
 
