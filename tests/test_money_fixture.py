@@ -1,0 +1,92 @@
+"""A small real warehouse for the money tests, built once per test session.
+
+The fleet has what reconciliation has to handle: a spare H100 (a device in no replica) and an
+ASIC replica that gets no traffic (replica-days without requests). 30 days at low traffic, 30 s
+sampling; the simulator writes the spool and the Dagster assets (everything but the dashboard
+site) load, attribute, run dbt and forecast. Other money test modules call ``money_home()``.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+FLEET = """
+name: money-test
+nodes:
+  - {name: h100-0, chip: nvidia-h100-sxm, devices: 2, site: us-east}
+  - {name: mi300x-0, chip: amd-mi300x, devices: 2, site: us-east}
+  - {name: asic-0, chip: custom-asic, devices: 2, site: us-central}
+replicas:
+  - {node: h100-0, model: llama-8b, devices: [0], share: 1.0}
+  - {node: mi300x-0, model: llama-70b, devices: [0, 1], share: 1.0}
+  - {node: asic-0, model: llama-8b, devices: [0], share: 1.0}
+  - {node: asic-0, model: llama-8b, devices: [1], share: 0.0}
+traffic:
+  mode: synthetic
+  requests_per_s: {llama-8b: 0.08, llama-70b: 0.03}
+  diurnal_amplitude: 0.35
+  peak_hour_utc: 15
+  weekend_factor: 0.8
+  growth_per_week: 0.02
+  tasks: {chat: 0.4, translate: 0.1, summarize: 0.1, code-generate: 0.2, code-optimize: 0.1, code-fix: 0.1}
+  languages: {en: 0.6, fr: 0.2, de: 0.2}
+  tiers: {free: 0.45, subscription: 0.4, api: 0.15}
+  error_rate: 0.002
+faults: {}
+"""
+DAYS = 30
+START = "2026-10-01"
+
+
+def materialize_all(home: Path, exclude=("site",)):
+    """Materialise every asset but ``exclude`` against ``home``; returns the Dagster result."""
+    import dagster as dg
+
+    old = {k: os.environ.get(k) for k in ("TOKENWATT_HOME", "TOKENWATT_DB")}
+    os.environ["TOKENWATT_HOME"] = str(home)
+    try:
+        from pipelines.definitions import build_definitions
+
+        defs = build_definitions(str(home))
+        keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
+                if k.to_user_string() not in exclude]
+        return dg.materialize(list(defs.assets), resources=defs.resources, selection=keys,
+                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@functools.lru_cache(maxsize=1)
+def money_home() -> tuple[Path, dict]:
+    """(home, facts): the built warehouse and what the run reported (success, failed checks)."""
+    from collectors.simulated import simulate
+
+    base = Path(tempfile.mkdtemp(prefix="tokenwatt-money-"))
+    atexit.register(shutil.rmtree, base, True)
+    fleet = base / "money-test.yaml"
+    fleet.write_text(FLEET)
+    home = base / "home"
+    simulate(fleet, home, START, DAYS, 60.0, 11, False)
+    result = materialize_all(home)
+    checks = [e.event_specific_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failures = [str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    facts = {"success": result.success, "failures": failures,
+             "checks": {(c.asset_key.to_user_string(), c.check_name): c.passed for c in checks}}
+    return home, facts
+
+
+def test_money_warehouse_builds():
+    home, facts = money_home()
+    assert facts["success"], facts["failures"]
+    assert (home / "warehouse.duckdb").exists()
+    failed = [k for k, ok in facts["checks"].items() if not ok]
+    assert not failed, failed
