@@ -181,18 +181,50 @@ def chip_filter(chart, field_name: str = "chip"):
     return chart.transform_filter(f"{sig} == 'all' || datum['{field_name}'] == {sig}")
 
 
-def utc_x(field_name: str, title: str | None = "Date (UTC)", fmt: str = "%d %b", *, daily: bool = True,
-          **kw) -> alt.X:
-    """A UTC time axis; ``daily`` data never gets ticks between days (no "01 Oct, 01 Oct, 02 Oct")."""
-    extra = {"tickMinStep": 864e5} if daily else {}
-    return alt.X(f"{field_name}:T", title=title, scale=alt.Scale(type="utc"),
-                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=kw.pop("tick_count", 8), **extra), **kw)
+def time_ticks(span_days: float) -> tuple[dict, str]:
+    """Tick interval and label format for a UTC time axis spanning ``span_days``: whole days (or weeks,
+    months) only, about eight labels, never the same day twice."""
+    if span_days < 2:
+        return {"interval": "hour", "step": 3 if span_days <= 1 else 6}, "%d %b %H:%M"
+    if span_days <= 70:
+        return {"interval": "day", "step": max(1, math.ceil(span_days / 8))}, "%d %b"
+    if span_days <= 150:
+        return {"interval": "week", "step": max(1, math.ceil(span_days / 7 / 8))}, "%d %b"
+    return {"interval": "month", "step": max(1, math.ceil(span_days / 30.4 / 8))}, "%b %Y"
 
 
-def day_x(field_name: str = "date", title: str | None = "Date (UTC)", fmt: str = "%d %b") -> alt.X:
-    """A UTC day axis for bars: each bar spans its whole day, whatever the number of days."""
-    return alt.X(f"{field_name}:T", timeUnit="utcyearmonthdate", title=title, bandPosition=0,
-                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=8, tickMinStep=864e5))
+def span_days(dates) -> float:
+    """Days from the first to the end of the last of ``dates`` (ISO strings or timestamps)."""
+    d = pd.to_datetime(pd.Series(list(dates)), utc=True)
+    return ((d.max() - d.min()).total_seconds() / 86400 + 1) if len(d) else 1.0
+
+
+def utc_x(field_name: str, title: str | None = "Date (UTC)", *, dates=None, fmt: str | None = None) -> alt.X:
+    """A UTC time axis; with ``dates`` (the values drawn) the ticks fall on whole days/weeks/months."""
+    axis = {"labelAngle": 0}
+    if dates is not None:
+        tc, f = time_ticks(span_days(dates))
+        axis.update(tickCount=tc, format=fmt or f)
+    else:
+        axis.update(format=fmt or "%d %b", tickCount=8)
+    return alt.X(f"{field_name}:T", title=title, scale=alt.Scale(type="utc"), axis=alt.Axis(**axis))
+
+
+def day_x(field_name: str = "date", title: str | None = "Date (UTC)", *, dates=None,
+          period: tuple[str, str] | None = None) -> alt.X:
+    """A UTC day axis for bars: each bar spans its whole day. With ``period`` (first and last ISO day)
+    the axis covers the whole period, so one busy day does not fill the chart."""
+    scale = alt.Scale(type="utc", domain=[utc_day(period[0]), utc_day(period[1], 1)]) if period else alt.Undefined
+    span = span_days(list(period) if period else dates) if (period or dates is not None) else 28
+    tc, fmt = time_ticks(max(span, 2))
+    return alt.X(f"{field_name}:T", timeUnit="utcyearmonthdate", title=title, scale=scale,
+                 axis=alt.Axis(format=fmt, labelAngle=0, tickCount=tc))
+
+
+def utc_day(iso: str, plus_days: int = 0) -> dict:
+    """A Vega expression for midnight UTC of ``iso`` (YYYY-MM-DD) plus whole days."""
+    y, m, d = int(iso[:4]), int(iso[5:7]), int(iso[8:10])
+    return {"expr": f"utc({y}, {m - 1}, {d}){f' + {plus_days * 864e5:.0f}' if plus_days else ''}"}
 
 
 def tt_date(field_name: str, title: str = "Date", fmt: str = "%Y-%m-%d",
@@ -220,6 +252,8 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> tuple[list[float], li
 def fmt_num(x, digits: int = 0, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
         return "–"
+    if digits and x != 0 and abs(x) < 0.5 * 10 ** -digits:  # tiny but not zero: do not print 0.00
+        return f"<{10 ** -digits:.{digits}f}{unit}" if x > 0 else f">-{10 ** -digits:.{digits}f}{unit}"
     return f"{x:,.{digits}f}{unit}"
 
 

@@ -38,7 +38,7 @@ def _over_time(ctx: Ctx) -> Section:
         group by all having sum(tokens) > 0 order by date, chip, b.basis"""), 5)
     sel = alt.selection_point(fields=["chip"], bind="legend")
     ch = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=16)).encode(
-        x=utc_x("date"),
+        x=utc_x("date", dates=df.date),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)", scale=alt.Scale(zero=True)),
         color=pal.chip_color(),
         strokeDash=alt.StrokeDash("basis:N", title="Cost basis", sort=["allocation", "usage"],
@@ -57,7 +57,7 @@ def _over_time(ctx: Ctx) -> Section:
                                  "click a chip in the legend to highlight it"),
         width=theme.FULL_W - 40, height=300)
     sec.blocks.append(Chart("cost-per-mtok-daily", chip_filter(ch), df,
-                            "Weekends carry the same hardware bill over fewer tokens: allocation cost rises.",
+                            "Allocation basis carries idle capacity, so it rises when traffic falls; usage basis does not.",
                             wide=True, filter_by="chip"))
     return sec
 
@@ -109,7 +109,7 @@ def _basis(ctx: Ctx) -> Section:
                                   hardware_cost_usd, revenue_usd
                            from {PNL} where vendor <> 'all' order by date, vendor"""), 5)
         ch = alt.Chart(p).mark_area(opacity=0.9, line={"strokeWidth": 1}).encode(
-            x=utc_x("date"),
+            x=utc_x("date", dates=p.date),
             y=alt.Y("total_cost_usd:Q", title="Total cost (USD per day)", stack=True),
             color=pal.vendor_color(),
             order=alt.Order("vendor_order:Q"),

@@ -191,7 +191,7 @@ def _capacity(ctx: Ctx) -> Section:
     daily = tidy(daily, 4)
     sel = alt.selection_point(fields=["chip"], bind="legend")
     ch = alt.Chart(daily).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=utc_x("date"),
+        x=utc_x("date", dates=daily.date),
         y=alt.Y("unused_pct:Q", title="Unused capacity (% of measured energy)"),
         color=pal.chip_color(),
         opacity=alt.condition(sel, alt.value(1), alt.value(0.15)),

@@ -8,7 +8,7 @@ import pandas as pd
 
 from dashboards import theme
 from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, day_x, fmt_num,
-                                    html_table, no_data, safe, tidy, tt_date)
+                                    html_table, no_data, safe, tidy, time_ticks, tt_date)
 
 HOURLY = "marts.fct_device_power_hourly"
 #: at most this many cells per heatmap (devices x time buckets): keeps the page light
@@ -67,6 +67,7 @@ def _heatmaps(ctx: Ctx) -> Section:
                                     "avg_utilization_pct": "u"})
     dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
     h = max(160, min(18 * len(order), 560))
+    tcount, tfmt = time_ticks(n_hours / 24)
     y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
                                                            labels=len(order) <= 60, ticks=False))
     tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
@@ -86,7 +87,7 @@ def _heatmaps(ctx: Ctx) -> Section:
         ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=h)
         grid = base.mark_rect().encode(
             x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
-                    axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
+                    axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount)),
             x2="t2:T",
             y=alt.Y("d:N", title=None, sort=order, axis=None),
             color=alt.Color(f"{field}:Q", title=legend_title,
@@ -164,7 +165,7 @@ def _curves(ctx: Ctx) -> Section:
         from {HOURLY} group by all order by date, chip"""), 5)
     daily["k"] = daily.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
     ch = alt.Chart(daily).mark_bar().encode(
-        x=day_x("date"),
+        x=day_x("date", dates=daily.date),
         y=alt.Y("energy_kwh:Q", title="Device energy (kWh per day)", stack=True),
         color=pal.chip_color(),
         order=alt.Order("k:Q"),

@@ -34,14 +34,6 @@ def _grain(ctx: Ctx, prefer: str = "day") -> str:
     return prefer if prefer in grains else ("day" if "day" in grains else sorted(grains)[0])
 
 
-def _axis_fmt(df, field: str = "period_start") -> tuple[str, int]:
-    """Date format and tick count for the span of ``df[field]`` (ISO dates)."""
-    import pandas as pd
-    d = pd.to_datetime(df[field])
-    span = (d.max() - d.min()).days if len(d) else 0
-    return ("%d %b" if span <= 120 else "%b %Y"), (5 if span <= 120 else 4)
-
-
 def _scenarios(ctx: Ctx) -> list[str]:
     rows = ctx.wh.con.execute(f"select distinct scenario from {FC} order by scenario").fetchall()
     names = [r[0] for r in rows]
@@ -75,9 +67,8 @@ def _bands(ctx: Ctx) -> Section:
         order by scenario, period_start""", [grain]), 5)
     ncol = min(3, len(scen))
     w = max(230, (theme.FULL_W - 30 * ncol) // ncol)
-    fmt, ticks = _axis_fmt(df)
     base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
-                                      fmt, tick_count=ticks))
+                                      dates=df.period_start))
     fc = base.transform_filter("datum.kind == 'forecast'")
     tip = [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
            alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
@@ -127,9 +118,8 @@ def _compare(ctx: Ctx) -> Section:
     dom = (["history"] if has_hist else []) + scen
     rng = ([HIST_COLOR] if has_hist else []) + [colors[s] for s in scen]
     sel = alt.selection_point(fields=["scenario"], bind="legend")
-    fmt, ticks = _axis_fmt(df)
     ch = alt.Chart(df).mark_line(strokeWidth=2, point=grain != "day").encode(
-        x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Month (UTC)", fmt, tick_count=ticks + 2),
+        x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Month (UTC)", dates=df.period_start),
         y=alt.Y("loss_usd:Q", title=f"Operating loss ({_unit(grain)})"),
         color=alt.Color("scenario:N", title=None, scale=alt.Scale(domain=dom, range=rng), sort=dom,
                         legend=alt.Legend(orient="top")),

@@ -176,7 +176,7 @@ def _charts(ctx: Ctx) -> Section:
                            from {CPT} group by date, vendor order by date, vendor"""), 5)
     daily["k"] = daily.vendor.map(lambda v: pal.vendors.index(v) if v in pal.vendors else 99)
     ch = alt.Chart(daily).mark_bar().encode(
-        x=day_x("date"),
+        x=day_x("date", dates=daily.date),
         y=alt.Y("mtok:Q", title="Tokens served (millions per day)", stack=True),
         color=pal.vendor_color(),
         order=alt.Order("k:Q"),
@@ -206,7 +206,7 @@ def _pnl(ctx: Ctx) -> Section:
               "operating loss": theme.OKABE_ITO["reddish_purple"]}
     sel = alt.selection_point(fields=["measure"], bind="legend")
     ch = alt.Chart(fleet).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
-        x=utc_x("date"),
+        x=utc_x("date", dates=fleet.date),
         y=alt.Y("usd:Q", title="Amount (USD per day)"),
         color=alt.Color("measure:N", title=None, scale=theme.ordinal_scale(colors, colors),
                         legend=alt.Legend(orient="top")),
@@ -225,7 +225,7 @@ def _pnl(ctx: Ctx) -> Section:
                                 revenue_usd, total_cost_usd
                          from {PNL} where vendor <> 'all' order by date, vendor"""))
     ch = alt.Chart(byv).mark_bar().encode(
-        x=day_x("date"),
+        x=day_x("date", dates=byv.date),
         y=alt.Y("loss_usd:Q", title="Operating loss (USD per day)", stack=True),
         color=pal.vendor_color(),
         tooltip=[tt_date("date"), alt.Tooltip("vendor:N", title="Vendor"),

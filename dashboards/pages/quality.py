@@ -5,7 +5,7 @@ import altair as alt
 
 from dashboards import theme
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
-                                    safe, tidy, tt_date, day_x)
+                                    safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
 Q = "raw.quarantine"
 DQ = "marts.fct_data_quality_daily"
@@ -44,7 +44,7 @@ def _quarantine(ctx: Ctx) -> Section:
     if by.empty:
         sec.blocks.append(Note("Nothing quarantined: every loaded row passed validation.", "info"))
     else:
-        by["label"] = by.kind + ": " + by.reason
+        by["label"] = by.kind + ": " + by.reason.map(lambda r: _clip(r, 56))
         kinds = list(dict.fromkeys(by.kind))
         base = alt.Chart(by).encode(
             y=alt.Y("label:N", title=None, sort=by.sort_values("rows", ascending=False).label.tolist(),
@@ -68,11 +68,11 @@ def _quarantine(ctx: Ctx) -> Section:
                                from {DQ} where reason not in ({ph}) and date is not null
                                group by all order by date""", list(SENSOR_REASONS)))
         if not daily.empty:
-            daily["label"] = daily.kind + ": " + daily.reason
+            daily["label"] = daily.kind + ": " + daily.reason.map(lambda r: _clip(r, 56))
             labels = daily.groupby("label")["rows"].sum().sort_values(ascending=False).index.tolist()
             ch = alt.Chart(daily).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
                 x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate", scale=_day_domain(ctx, daily.date),
-                        axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
+                        axis=_day_axis(ctx, daily.date)),
                 y=alt.Y("label:N", title=None, sort=labels, axis=alt.Axis(labelLimit=300)),
                 color=alt.Color("rows:Q", title="Rows", scale=alt.Scale(scheme=theme.SEQ_COUNT, type="sqrt"),
                                 legend=alt.Legend(orient="right")),
@@ -89,7 +89,8 @@ def _quarantine(ctx: Ctx) -> Section:
                               coalesce(field, '–') as field, count(*) as rows, any_value(value) as example_value,
                               any_value(file) as example_file
                        from {Q} group by all order by rows desc limit 15""")
-        rows = [[r.kind, r.reason, r.field, fmt_num(r.rows), _short(r.example_value, 24), _short(r.example_file, 44)]
+        rows = [[r.kind, _clip(r.reason, 48), r.field, fmt_num(r.rows), _clip(r.example_value, 24),
+                 _short(r.example_file, 40)]
                 for r in ex.itertuples()]
         sec.blocks.append(Html(html_table(["Record kind", "Reason", "Field", "Rows", "Example value", "Example file"],
                                           rows, caption="The 15 most frequent (kind, reason, field) combinations in "
@@ -101,10 +102,22 @@ def _day_domain(ctx: Ctx, dates) -> alt.Scale:
     """A UTC time scale over the whole period of the warehouse (whole days), so sparse charts keep the context."""
     lo, hi = ctx.period or (min(dates), max(dates))
     lo, hi = min(lo, min(dates)), max(hi, max(dates))
+    return alt.Scale(type="utc", domain=[utc_day(lo), utc_day(hi, 1)])
 
-    def utc(d: str, plus_day: bool = False) -> dict:
-        return {"expr": f"utc({int(d[:4])}, {int(d[5:7]) - 1}, {int(d[8:10])}){' + 864e5' if plus_day else ''}"}
-    return alt.Scale(type="utc", domain=[utc(lo), utc(hi, True)])
+
+def _day_axis(ctx: Ctx, dates) -> alt.Axis:
+    tc, fmt = time_ticks(max(2.0, span_days(_period(ctx, dates))))
+    return alt.Axis(format=fmt, labelAngle=0, tickCount=tc)
+
+
+def _period(ctx: Ctx, dates) -> tuple[str, str]:
+    lo, hi = ctx.period or (min(dates), max(dates))
+    return min(lo, min(dates)), max(hi, max(dates))
+
+
+def _clip(v, n: int) -> str:
+    s = "–" if v is None or v != v else str(v)
+    return s if len(s) <= n else s[:n - 1] + "…"
 
 
 def _short(v, n: int) -> str:
@@ -137,7 +150,7 @@ def _gaps(ctx: Ctx) -> Section:
     ch = alt.layer(
         alt.Chart(df).mark_circle(opacity=0.85, stroke="#333333", strokeWidth=0.5).encode(
             x=alt.X("date:T", title="Date (UTC)", timeUnit="utcyearmonthdate", scale=_day_domain(ctx, df.date),
-                    axis=alt.Axis(format="%d %b", labelAngle=0, tickCount=10)),
+                    axis=_day_axis(ctx, df.date)),
             y=alt.Y("device_id:N", title=None, sort=devs),
             size=alt.Size("gap_min:Q", title="Minutes", scale=alt.Scale(range=[40, 700], zero=True),
                           legend=alt.Legend(orient="right")),
@@ -223,7 +236,7 @@ def _resets(ctx: Ctx) -> Section:
                            from {DEV} group by all having sum(counter_resets) > 0 order by date, chip"""), 4)
     if not daily.empty:
         ch = alt.Chart(daily).mark_bar().encode(
-            x=day_x("date"), y=alt.Y("counter_resets:Q", title="Counter resets (count per day)", stack=True),
+            x=day_x("date", period=_period(ctx, daily.date)), y=alt.Y("counter_resets:Q", title="Counter resets (count per day)", stack=True),
             color=pal.chip_color(),
             tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
                      alt.Tooltip("counter_resets:Q", title="Resets", format=",.0f")],
