@@ -113,7 +113,7 @@ def _by_group(ctx: Ctx) -> Section:
     ch = alt.hconcat(*panels, spacing=16).properties(
         title=alt.Title("Energy per token by task", subtitle="Joules per token (prompt + completion), per chip and model"))
     sec.blocks.append(Chart("energy-j-per-token-task", ch, d,
-                            "Long-prompt tasks (summarize, code-fix) spend less per token: prefill is cheap per token.",
+                            "Per token, tasks compare on an equal footing; per request (above), long answers dominate.",
                             wide=True, filter_by="chip"))
     return sec
 
