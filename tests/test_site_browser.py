@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.site_fixture import ..." under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 CHROMIUM = os.environ.get("TOKENWATT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("TOKENWATT_CHROMEDRIVER", "/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[1]

@@ -11,6 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.site_fixture import ..." under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from dashboards import theme
 from dashboards.site import build_site, main
 from tests.site_fixture import build_fixture
