@@ -28,7 +28,7 @@ chromium:
 	  (echo "could not install chromium: install Debian's chromium and chromium-driver packages" && exit 1)
 
 test: install chromium
-	$(BIN)/python -m pytest -q
+	TOKENWATT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -184,6 +184,9 @@ def check_page(browser: Browser, site: Path, page: str, shots: list[Path] = ()) 
 
 # ------------------------------------------------------------------------------------------------ tests
 
+if os.environ.get("TOKENWATT_REQUIRE_BROWSER") == "1" and not _have_browser():
+    # `make test` and CI set this: a missing browser is a failure there, never a silent skip
+    raise RuntimeError("TOKENWATT_REQUIRE_BROWSER=1 but selenium, /usr/bin/chromium or /usr/bin/chromedriver is missing")
 pytestmark = pytest.mark.skipif(not _have_browser(), reason="needs selenium, /usr/bin/chromium, /usr/bin/chromedriver")
 
 
