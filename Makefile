@@ -23,7 +23,7 @@ demo: install
 
 # Debian's chromium for the browser tests (only when missing)
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	@(command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1) || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
 	  (echo "could not install chromium: install Debian's chromium and chromium-driver packages" && exit 1)
 
