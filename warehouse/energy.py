@@ -258,3 +258,265 @@ def run_attribution_streaming(con: duckdb.DuckDBPyConnection, cfg: AttributionCo
 def run_attribution(con: duckdb.DuckDBPyConnection, cfg: AttributionConfig | None = None) -> dict:
     """Attribute everything in ``raw`` and replace the ``attribution`` tables. Returns timings."""
     return run_attribution_streaming(con, cfg)
+
+
+# ------------------------------------------------------------------ per UTC day (the pipeline's)
+#: columns of attribution.request_energy as the pipeline writes it: one row per request and UTC
+#: day it ran on (a request crossing midnight has one row per day; sum them for the request)
+REQUEST_DAY_SCHEMA = pa.schema([("request_id", pa.string()), ("date", pa.date32()),
+                                ("active_energy_j", pa.float64()), ("idle_share_j", pa.float64()),
+                                ("energy_j", pa.float64())])
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _day_number(d: dt.date) -> int:
+    return (d - _EPOCH).days
+
+
+def day_intervals(t: np.ndarray, p: np.ndarray, c: np.ndarray, day: int, rated_w: float, wrap_j,
+                  cfg: AttributionConfig):
+    """Intervals of one device on one UTC day, from that day's samples only.
+
+    Between samples as :func:`device_intervals` (counter deltas, else integrated power). The
+    seconds between midnight and the first sample, and between the last sample and the next
+    midnight, are extrapolated from the nearest sample's power when they are no longer than a
+    normal sampling gap: so a day never needs its neighbours' samples, and a late file for one
+    day changes that day's results only.
+    """
+    from .attribution import DeviceIntervals
+
+    d0, d1 = day * DAY_S, (day + 1) * DAY_S
+    iv = device_intervals(t, p, c, rated_w, wrap_j, cfg)
+    ts = np.unique(t)
+    if ts.shape[0] < 2:
+        return iv
+    med = float(np.median(np.diff(ts)))
+    limit = max(cfg.gap_factor * med, 2.0 * med + 1.0)
+    order = np.argsort(t, kind="stable")
+    pw = p[order]
+    finite = pw[np.isfinite(pw)]
+    p_first = float(finite[0]) if finite.shape[0] else 0.0
+    p_last = float(finite[-1]) if finite.shape[0] else 0.0
+    starts, ends, energy = [iv.start], [iv.end], [iv.energy_j]
+    source, gap = [iv.source], [iv.gap]
+    for a, b, pw_ in ((d0, float(ts[0]), p_first), (float(ts[-1]), d1, p_last)):
+        if 0.0 < b - a <= limit:
+            starts.append(np.array([a]))
+            ends.append(np.array([b]))
+            energy.append(np.array([max(pw_, 0.0) * (b - a)]))
+            source.append(np.array([1], np.int8))
+            gap.append(np.array([False]))
+    start = np.concatenate(starts)
+    o = np.argsort(start, kind="stable")
+    return DeviceIntervals(start[o], np.concatenate(ends)[o], np.concatenate(energy)[o],
+                           np.concatenate(source)[o], np.concatenate(gap)[o], iv.resets)
+
+
+def _clamped_span(rq: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each request's [start, end) as ReplicaWork sees it (same clamping)."""
+    s = rq["s"]
+    min_d = 1e-3
+    f = np.maximum(np.maximum(rq["f"], s), s + min_d)
+    e = np.where(rq["c"] > 1, np.maximum(np.maximum(rq["e"], f), f + min_d), f)
+    return s, e
+
+
+def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: AttributionConfig,
+                   chips: dict, rid: str | None):
+    """Attribute one replica day by day.
+
+    ``rq``: the replica's requests that overlap the days (arrays s, f, e, p, c sorted by s);
+    ``devices``: (device_id, ts, power_w, counter_j, chip) with samples of those days only.
+    Returns (request rows as (index array, day, active, idle) per day, device-day rows).
+    """
+    n = rq["s"].shape[0] if rq is not None else 0
+    if n:
+        s_cl, e_cl = _clamped_span(rq)
+    dev_days = []
+    for dev_id, t, p, c, chip in devices:
+        bounds = np.searchsorted(t, np.array([d * DAY_S for d in days] + [(days[-1] + 1) * DAY_S]), side="left")
+        dev_days.append((dev_id, t, p, c, chip, bounds))
+    req_rows = []
+    day_rows = []
+    for k, day in enumerate(days):
+        d0, d1 = day * DAY_S, (day + 1) * DAY_S
+        if n:
+            idx = np.nonzero((s_cl < d1) & (e_cl > d0))[0]
+        else:
+            idx = np.zeros(0, np.int64)
+        work = None
+        if idx.shape[0]:
+            work = ReplicaWork.build(rq["s"][idx], rq["f"][idx], rq["e"][idx], rq["p"][idx], rq["c"][idx], 1.0, 1.0)
+        acc_a = np.zeros(idx.shape[0])
+        acc_i = np.zeros(idx.shape[0])
+        for dev_id, t, p, c, chip, bounds in dev_days:
+            a, b = int(bounds[k]), int(bounds[k + 1])
+            if b - a < 2:
+                continue
+            spec = chips.get(chip, {})
+            rated = float(spec.get("rated_power_w", 1000.0))
+            wrap = (spec.get("sensor") or {}).get("counter_wrap_j")
+            idle_cat = float(spec.get("idle_power_w", 0.1 * rated)) + float(spec.get("model_loaded_idle_extra_w", 0.0))
+            iv = day_intervals(t[a:b], p[a:b], c[a:b], day, rated, wrap, cfg)
+            res = attribute_device(iv, work, idle_cat, cfg, cfg.weights(chip))
+            if work is not None:
+                acc_a += res.req_active_j
+                acc_i += res.req_idle_j
+            if res.measured_j.shape[0] == 0:
+                continue
+            dur = res.duration_s
+            day_rows.append((
+                _EPOCH + dt.timedelta(days=int(day)), dev_id, chip, rid,
+                float(res.measured_j.sum()), float(res.active_attr_j.sum()), float(res.idle_shared_j.sum()),
+                float(res.unused_j.sum()),
+                float(res.req_day_active.get(int(day), 0.0)), float(res.req_day_idle.get(int(day), 0.0)),
+                int(np.count_nonzero(res.source == 0)), int(np.count_nonzero(res.source == 1)),
+                float(dur[res.gap].sum()), float(dur.sum()), int(res.resets), float(res.idle_w), res.idle_source,
+            ))
+        if idx.shape[0]:
+            req_rows.append((idx, day, acc_a, acc_i))
+    return req_rows, day_rows
+
+
+def _attribution_tables_current(con) -> bool:
+    """True when attribution.request_energy has the per-day layout (or does not exist yet)."""
+    cols = [r[0] for r in con.execute("""
+        select column_name from information_schema.columns
+        where table_schema = 'attribution' and table_name = 'request_energy'
+    """).fetchall()]
+    return not cols or "date" in cols
+
+
+def data_day_range(con) -> tuple[dt.date, dt.date] | None:
+    """First and last UTC day with samples or requests in raw."""
+    r = con.execute("""
+        select min(d), max(d) from (
+            select min(_date) as d from raw.device_samples union all select max(_date) from raw.device_samples
+            union all select min(cast(coalesce(scheduled_ts, arrival_ts) as date)) from raw.requests
+            union all select max(_date) from raw.requests)
+    """).fetchone()
+    return None if r[0] is None else (r[0], r[1])
+
+
+def run_attribution_days(con: duckdb.DuckDBPyConnection, first: dt.date | str | None = None,
+                         last: dt.date | str | None = None, cfg: AttributionConfig | None = None) -> dict:
+    """Attribute the UTC days [first, last] (default: every day with data), each day on its own
+    samples and on the requests that ran that day, and replace exactly those days' rows of
+    ``attribution.request_energy`` (request_id, date, ...) and ``attribution.device_day``.
+
+    Days outside the window keep their rows, so re-running one day after a late file changes that
+    day only; attributing every day at once or one day at a time gives the same tables.
+    """
+    cfg = cfg or AttributionConfig.load()
+    chips = catalog_chips()
+    t0 = time.perf_counter()
+    full = data_day_range(con)
+    if full is None:
+        first = first or dt.datetime.now(dt.timezone.utc).date()
+        last = last or first
+    first = dt.date.fromisoformat(str(first)[:10]) if first else full[0]
+    last = dt.date.fromisoformat(str(last)[:10]) if last else full[1]
+    con.execute("create schema if not exists attribution")
+    if not _attribution_tables_current(con):
+        # written by run_attribution (one row per request, no day): rebuild every day
+        con.execute("drop table attribution.request_energy")
+        if full is not None:
+            first, last = min(first, full[0]), max(last, full[1])
+    days = list(range(_day_number(first), _day_number(last) + 1))
+    lo_ts = dt.datetime(first.year, first.month, first.day, tzinfo=dt.timezone.utc)
+    hi_ts = lo_ts + dt.timedelta(days=len(days))
+    read_s = compute_s = write_s = 0.0
+    con.execute("begin")
+    try:
+        con.execute("""create table if not exists attribution.request_energy (request_id varchar, date date,
+                       active_energy_j double, idle_share_j double, energy_j double)""")
+        cols = ", ".join(f"{n} {t}" for n, t in zip(DAY_COLUMNS, [
+            "date", "varchar", "varchar", "varchar"] + ["double"] * 6 + ["bigint", "bigint", "double", "double",
+                                                                          "bigint", "double", "varchar"]))
+        con.execute(f"create table if not exists attribution.device_day ({cols})")
+        con.execute("delete from attribution.request_energy where date between ? and ?", [first, last])
+        con.execute("delete from attribution.device_day where date between ? and ?", [first, last])
+        ta = time.perf_counter()
+        replicas = {rid: [d for d in devs.split(",") if d] for rid, devs in con.execute("""
+            select replica_id, arg_max(device_ids, valid_from) from raw.replicas group by 1 order by 1
+        """).fetchall()}
+        s = con.sql("""
+            select device_id, any_value(chip) over (partition by device_id) as chip,
+                   epoch_us(ts) / 1e6 as t, power_w, energy_counter_j
+            from raw.device_samples where _date between ? and ? and ts >= ? and ts < ?
+            order by device_id, ts
+        """, params=[first, last, lo_ts, hi_ts]).to_arrow_table()
+        samples = {}
+        if s.num_rows:
+            import pyarrow.compute as pc
+
+            enc = pc.dictionary_encode(s["device_id"]).combine_chunks()
+            codes = enc.indices.to_numpy()
+            names = enc.dictionary.to_pylist()
+            chip_col = s["chip"]
+            t = s["t"].to_numpy()
+            p = s["power_w"].to_numpy(zero_copy_only=False).astype(np.float64)
+            c = s["energy_counter_j"].to_numpy(zero_copy_only=False).astype(np.float64)
+            for a, b in _groups(codes):
+                samples[names[codes[a]]] = (t[a:b], p[a:b], c[a:b], chip_col[a].as_py())
+        del s
+        overlap = """coalesce(scheduled_ts, arrival_ts) < ? and finish_ts >= ? - interval 1 second
+                     and _date between ? and ?"""
+        window_args = [hi_ts, lo_ts, first - dt.timedelta(days=1), last + dt.timedelta(days=1)]
+        req_replicas = [r[0] for r in con.execute(
+            f"select distinct replica_id from raw.requests where {overlap} order by 1", window_args).fetchall()]
+        read_s += time.perf_counter() - ta
+        n_req_rows = 0
+        day_rows = []
+        seen = set()
+        for rid in sorted(set(replicas) | set(req_replicas)):
+            ta = time.perf_counter()
+            rq = ids = None
+            if rid in req_replicas:
+                r = con.sql(f"""
+                    select request_id,
+                           epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6 as s,
+                           epoch_us(coalesce(first_token_ts, finish_ts)) / 1e6 as f,
+                           epoch_us(finish_ts) / 1e6 as e, prompt_tokens::double as p, completion_tokens::double as c
+                    from raw.requests where replica_id = ? and {overlap}
+                    order by s, request_id
+                """, params=[rid, *window_args]).to_arrow_table()
+                ids = r["request_id"].combine_chunks()
+                rq = {k: r[k].to_numpy().astype(np.float64) for k in ("s", "f", "e", "p", "c")}
+            devs = [(d, *samples[d]) for d in replicas.get(rid, []) if d in samples]
+            seen.update(replicas.get(rid, []))
+            tb = time.perf_counter()
+            req_rows, rows = attribute_days(rq, devs, days, cfg, chips, rid)
+            tc = time.perf_counter()
+            day_rows += rows
+            if req_rows:
+                tbl = pa.concat_tables([pa.Table.from_arrays([
+                    ids.take(pa.array(idx)), pa.array(np.full(idx.shape[0], day, np.int32)).cast(pa.date32()),
+                    pa.array(a), pa.array(i), pa.array(a + i)], schema=REQUEST_DAY_SCHEMA)
+                    for idx, day, a, i in req_rows])
+                con.register("_res", tbl)
+                con.execute("insert into attribution.request_energy select * from _res")
+                con.unregister("_res")
+                n_req_rows += tbl.num_rows
+            read_s += tb - ta
+            compute_s += tc - tb
+            write_s += time.perf_counter() - tc
+        for dev in sorted(set(samples) - seen):  # devices in no replica: measured and unused only
+            tb = time.perf_counter()
+            day_rows += attribute_days(None, [(dev, *samples[dev])], days, cfg, chips, None)[1]
+            compute_s += time.perf_counter() - tb
+        tc = time.perf_counter()
+        con.register("_day", day_table(day_rows))
+        con.execute("insert into attribution.device_day select * from _day")
+        con.unregister("_day")
+        con.execute("commit")
+        write_s += time.perf_counter() - tc
+    except Exception:
+        try:
+            con.execute("rollback")
+        except duckdb.Error:
+            pass
+        raise
+    return {"first": first.isoformat(), "last": last.isoformat(), "days": len(days), "read_s": read_s,
+            "attribute_s": compute_s, "write_s": write_s, "total_s": time.perf_counter() - t0,
+            "request_day_rows": n_req_rows, "device_days": len(day_rows)}
