@@ -63,7 +63,7 @@ EXTRA_COLUMNS: list[tuple[str, str]] = [
     ("x_Task", "s"), ("x_Node", "s"), ("x_Site", "s"), ("x_CostBasis", "s"),
 ]
 COLUMNS = FOCUS_COLUMNS + EXTRA_COLUMNS
-_ARROW = {"s": pa.string(), "d": pa.float64(), "i": pa.int64(), "t": pa.timestamp("s", tz="UTC")}
+_ARROW = {"s": pa.string(), "d": pa.float64(), "i": pa.int64(), "t": pa.timestamp("ms", tz="UTC")}
 
 _QUERY = """
 with req as (
