@@ -70,13 +70,14 @@ def test_bills_without_requests_are_named_and_spread(home):
     # both go to the same chip's requests that day
     assert p["spread_chip_day_usd"] == pytest.approx(spare + idle_replica, rel=1e-9)
     assert p["direct_usd"] + p["spread_chip_day_usd"] == pytest.approx(p["fleet_bill_usd"], rel=1e-9)
-    assert p["unallocatable_usd"] == 0
+    assert p["unallocated_day_without_requests_usd"] == 0
     assert days == 30 and worst_day <= TOL  # every day has traffic: each day reconciles too
 
 
 def test_chip_or_whole_day_without_traffic_still_reconciles(home, tmp_path):
     """Remove the ASIC's requests on one day (its bill goes to the fleet's requests that day) and
-    every request of another day (that day's bill goes to the period), rebuild, reconcile."""
+    every request of another day (nothing can carry that day's bill: it is reported as
+    unallocated, day without requests), rebuild, reconcile."""
     db = tmp_path / "warehouse.duckdb"
     shutil.copy(home / "warehouse.duckdb", db)
     con = duckdb.connect(str(db))
@@ -92,18 +93,19 @@ def test_chip_or_whole_day_without_traffic_still_reconciles(home, tmp_path):
     p = _period(con)
     d5 = con.execute("""select spread_fleet_day_usd, difference_rel from marts.fct_cost_reconciliation
                         where grain = 'day' and period_start = date '2026-10-05'""").fetchone()
-    d12 = con.execute("""select fleet_bill_usd, spread_period_usd, allocated_to_requests_usd, requests
-                         from marts.fct_cost_reconciliation where grain = 'day' and period_start = date '2026-10-12'""").fetchone()
+    d12 = con.execute("""select fleet_bill_usd, unallocated_day_without_requests_usd, allocated_to_requests_usd,
+                                requests from marts.fct_cost_reconciliation
+                         where grain = 'day' and period_start = date '2026-10-12'""").fetchone()
     asic_d5 = con.execute("""select sum(total_cost_usd) from marts.fct_device_energy_daily
                              where chip = 'custom-asic' and date = date '2026-10-05'""").fetchone()[0]
     total = con.execute("select sum(cost_usd) from marts.fct_request_energy").fetchone()[0]
     bill = con.execute("select sum(total_cost_usd) from marts.fct_device_energy_daily").fetchone()[0]
     con.close()
-    # (day rows now differ: every day also carries a share of the day without requests)
-    assert d5[0] == pytest.approx(asic_d5, rel=1e-9) and d5[1] > 0
-    assert d12[3] == 0 and d12[2] == 0 and d12[1] == pytest.approx(d12[0], rel=1e-9)
-    assert p["spread_period_usd"] == pytest.approx(d12[0], rel=1e-9)
-    assert abs(total - bill) <= TOL * bill and abs(p["difference_rel"]) <= TOL
+    assert d5[0] == pytest.approx(asic_d5, rel=1e-9) and abs(d5[1]) <= TOL
+    assert d12[3] == 0 and d12[2] == 0 and d12[0] > 0 and d12[1] == pytest.approx(d12[0], rel=1e-9)
+    assert p["unallocated_day_without_requests_usd"] == pytest.approx(d12[0], rel=1e-9)
+    # the requests carry the bill of every day that had traffic
+    assert abs(total - (bill - d12[0])) <= TOL * bill and abs(p["difference_rel"]) <= TOL
 
     # the singular test fails when the requests carry 0.1 % more than the bill
     con = duckdb.connect(str(db))

@@ -5,9 +5,10 @@
 --   reason 'replica_day_without_requests': the replica had no request that day;
 --   reason 'device_not_in_replica':        the device is in no replica (spare, lost, unassigned).
 -- Cost without a direct home is spread, in this order, over the requests of the same chip that
--- day ('chip_day'), else over all of the fleet's requests that day ('fleet_day'), else over all
--- requests of the period ('period'); only a period without any request leaves it unallocated
--- ('none').
+-- day ('chip_day'), else over all of the fleet's requests that day ('fleet_day'). Allocation stays
+-- within the UTC day (so the day-windowed incremental marts stay consistent): a day on which the
+-- fleet served no request at all has nothing to carry its bill and stays unallocated ('none';
+-- marts.fct_cost_reconciliation shows it as unallocated_day_without_requests_usd).
 with device_days as (
     select * from {{ ref('int_device_day_costed') }}
 ),
@@ -30,10 +31,6 @@ fleet_day_requests as (
     select date, count(*) as requests from requests group by all
 ),
 
-period_requests as (
-    select count(*) as requests from requests
-),
-
 classified as (
     select
         d.date, d.device_id, d.node, d.chip, d.vendor, d.replica_id, d.site,
@@ -47,14 +44,12 @@ classified as (
             when d.replica_id is not null and rr.replica_id is not null then 'replica_day'
             when cr.chip is not null then 'chip_day'
             when fr.date is not null then 'fleet_day'
-            when pr.requests > 0 then 'period'
             else 'none'
         end as spread_level,
     from device_days as d
     left join replica_day_requests as rr on rr.replica_id = d.replica_id and rr.date = d.date
     left join chip_day_requests as cr on cr.chip = d.chip and cr.date = d.date
     left join fleet_day_requests as fr on fr.date = d.date
-    cross join period_requests as pr
 )
 
 select * from classified

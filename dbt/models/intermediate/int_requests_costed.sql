@@ -3,12 +3,13 @@
 --               bill: hardware for every hour, energy including idle and unused capacity; plus its
 --               share of bills that have no request of their own (replica-days without requests,
 --               devices in no replica), spread over the same chip's requests that day, else the
---               fleet's that day, else the period's (int_cost_allocation). Summed over requests,
---               cost_usd equals the fleet bill (marts.fct_cost_reconciliation, dbt/tests).
+--               fleet's that day (int_cost_allocation). Summed over requests, cost_usd equals the
+--               fleet bill of every day with traffic (marts.fct_cost_reconciliation, dbt/tests).
+-- Everything here is computed within the UTC day, so a day-window rebuild gives the same rows.
 --   usage:      only what it used: its active energy at the site tariff of the hour it arrived,
 --               and the hardware time in proportion to its active energy.
 -- Shares are by fully loaded energy; a group with no energy falls back to tokens, then to counts.
-{%- set share_groups = {'w_replica_day': 'grd', 'w_chip_day': 'gcd', 'w_day': 'gd', 'w_period': 'gp'} %}
+{%- set share_groups = {'w_replica_day': 'grd', 'w_chip_day': 'gcd', 'w_day': 'gd'} %}
 with requests as (
     select * from {{ ref('stg_raw__requests') }}
 ),
@@ -70,12 +71,6 @@ fleet_day_pool as (
     from allocation where spread_level = 'fleet_day' group by all
 ),
 
-period_pool as (
-    select coalesce(sum(total_cost_usd), 0) as total_cost_usd, coalesce(sum(energy_cost_usd), 0) as energy_cost_usd,
-           coalesce(sum(hardware_cost_usd), 0) as hardware_cost_usd
-    from allocation where spread_level = 'period'
-),
-
 joined as (
     select
         r.*,
@@ -102,10 +97,6 @@ g_day as (
     select date, sum(energy_j) as e, sum(total_tokens) as t, count(*) as n from joined group by all
 ),
 
-g_period as (
-    select sum(energy_j) as e, sum(total_tokens) as t, count(*) as n from joined
-),
-
 shares as (
     select
         j.*,
@@ -118,7 +109,6 @@ shares as (
     left join g_replica_day as grd on grd.replica_id = j.replica_id and grd.date = j.date
     left join g_chip_day as gcd on gcd.chip = j.chip and gcd.date = j.date
     left join g_day as gd on gd.date = j.date
-    cross join g_period as gp
 ),
 
 api_prices as (
@@ -142,12 +132,9 @@ costed as (
         coalesce(rd.energy_cost_usd * s.w_replica_day, 0) as direct_energy_cost_usd,
         coalesce(rd.hardware_cost_usd * s.w_replica_day, 0) as direct_hardware_cost_usd,
         -- ... plus the spread of bills without requests of their own
-        coalesce(cp.total_cost_usd * s.w_chip_day, 0) + coalesce(fp.total_cost_usd * s.w_day, 0)
-            + pp.total_cost_usd * s.w_period as spread_cost_usd,
-        coalesce(cp.energy_cost_usd * s.w_chip_day, 0) + coalesce(fp.energy_cost_usd * s.w_day, 0)
-            + pp.energy_cost_usd * s.w_period as spread_energy_cost_usd,
-        coalesce(cp.hardware_cost_usd * s.w_chip_day, 0) + coalesce(fp.hardware_cost_usd * s.w_day, 0)
-            + pp.hardware_cost_usd * s.w_period as spread_hardware_cost_usd,
+        coalesce(cp.total_cost_usd * s.w_chip_day, 0) + coalesce(fp.total_cost_usd * s.w_day, 0) as spread_cost_usd,
+        coalesce(cp.energy_cost_usd * s.w_chip_day, 0) + coalesce(fp.energy_cost_usd * s.w_day, 0) as spread_energy_cost_usd,
+        coalesce(cp.hardware_cost_usd * s.w_chip_day, 0) + coalesce(fp.hardware_cost_usd * s.w_day, 0) as spread_hardware_cost_usd,
         -- usage basis: what the request itself used, energy priced at its arrival hour
         s.active_energy_j / 3.6e6 * rr.pue * rr.base_usd_per_kwh * coalesce(th.multiplier, 1.0)
             + rr.hardware_cost_usd * s.active_energy_j / nullif(rr.measured_energy_j, 0) as usage_cost_usd,
@@ -160,7 +147,6 @@ costed as (
     left join replica_days as rd on rd.replica_id = s.replica_id and rd.date = s.date
     left join chip_day_pool as cp on cp.chip = s.chip and cp.date = s.date
     left join fleet_day_pool as fp on fp.date = s.date
-    cross join period_pool as pp
     left join replica_day_rates as rr on rr.replica_id = s.replica_id and rr.date = s.date
     left join tariff_hours as th on th.hour = hour(timezone('UTC', s.arrival_ts))
     left join api_prices as ap on ap.model = s.model
