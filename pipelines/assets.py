@@ -1,4 +1,9 @@
-"""Assets: spool -> raw -> attribution -> dbt marts -> site."""
+"""Assets: spool -> raw -> attribution -> dbt marts -> site.
+
+The load, the attribution and the dbt models are partitioned by UTC day (pipelines/ingest.py);
+a run over many days runs once over the whole window. Run without a partition (plain
+``dg.materialize``), they cover every day with data.
+"""
 
 import json
 import os
@@ -6,36 +11,58 @@ import os
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from warehouse.energy import run_attribution
-from warehouse.loader import load_spool
+from warehouse.energy import data_day_range, run_attribution_days
+from warehouse.ingest_state import dbt_window, dbt_window_vars
+from warehouse.loader import clear_dirty_days, load_spool
 from warehouse.prices import load_prices, write_ref_tables
 
-from .paths import DBT_DIR, ensure_dbt_manifest
+from .ingest import RAW_CHECKS, daily_partitions, evaluate_raw_checks, window
+from .paths import DBT_DIR, default_home, ensure_dbt_manifest
 from .resources import TokenwattHome
 
 RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
+SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
-@dg.multi_asset(
-    specs=[dg.AssetSpec(["raw", k], kinds={"duckdb"}, group_name="ingest",
-                        description=f"raw.{k}: spool rows loaded exactly once") for k in RAW_KEYS],
-    can_subset=False,
-)
-def raw_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
-    """Load every new or changed spool file into DuckDB schema raw (manifest, quarantine)."""
-    con = tokenwatt.connect()
-    try:
-        report = load_spool(con, tokenwatt.home.spool)
-        counts = {k: con.execute(f"select count(*) from raw.{k}").fetchone()[0] for k in RAW_KEYS}
-    finally:
-        con.close()
-    context.log.info(f"spool load: {report.as_dict()}")
-    for k in RAW_KEYS:
-        yield dg.MaterializeResult(
-            asset_key=["raw", k],
-            metadata={"rows": counts[k], "files_loaded": report.files_loaded,
-                      "files_unreadable": report.files_unreadable, "files_duplicate": report.files_duplicate},
-        )
+def _raw_tables(partitions_def):
+    @dg.multi_asset(
+        name="raw_tables",
+        specs=[dg.AssetSpec(["raw", k], kinds={"duckdb"}, group_name="ingest",
+                            description=f"raw.{k}: spool rows loaded exactly once") for k in RAW_KEYS],
+        check_specs=RAW_CHECKS,
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        can_subset=False,
+    )
+    def raw_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
+        """Load the new or changed spool files of the run's days (and undated files) into DuckDB schema
+        raw (manifest, quarantine, dirty days); then check freshness, completeness and quarantine rate."""
+        win = window(context)
+        con = tokenwatt.connect()
+        try:
+            report = load_spool(con, tokenwatt.home.spool, dates=win, on_batch=context.log.info)
+            counts = {k: con.execute(f"select count(*) from raw.{k}").fetchone()[0] for k in RAW_KEYS}
+            first, last = win or (data_day_range(con) or (None, None))
+            checks = list(evaluate_raw_checks(context, con, tokenwatt.home, str(first), str(last))) \
+                if first is not None else []
+        finally:
+            con.close()
+        context.log.info(f"spool load: {report.as_dict()}")
+        for k in RAW_KEYS:
+            yield dg.MaterializeResult(
+                asset_key=["raw", k],
+                metadata={"rows": counts[k], "files_loaded": report.files_loaded,
+                          "files_unreadable": report.files_unreadable, "files_duplicate": report.files_duplicate,
+                          "files_rejected": report.files_rejected, "files_failed": report.files_failed,
+                          "dirty_days": len(report.dirty_dates)},
+            )
+        if not checks:  # nothing loaded at all: the checks have nothing to look at
+            checks = [dg.AssetCheckResult(check_name=c.name, asset_key=c.asset_key, passed=False,
+                                          severity=dg.AssetCheckSeverity.ERROR,
+                                          metadata={"reason": "no data in the warehouse"}) for c in RAW_CHECKS]
+        yield from checks
+
+    return raw_tables
 
 
 REF_KEYS = ["chip_costs", "sites", "tariff_hours", "api_prices", "subscription", "node_sites"]
@@ -63,41 +90,52 @@ def prices(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
         yield dg.MaterializeResult(asset_key=["ref", k], metadata={"source": p["source"]})
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(["attribution", "request_energy"], deps=[["raw", "device_samples"], ["raw", "requests"],
+def _attribution_tables(partitions_def):
+    @dg.multi_asset(
+        name="attribution_tables",
+        specs=[
+            dg.AssetSpec(["attribution", "request_energy"], deps=[["raw", "device_samples"], ["raw", "requests"],
+                                                                 ["raw", "replicas"]],
+                         kinds={"duckdb", "numpy"}, group_name="attribution",
+                         description="Joules per request and UTC day it ran on (active and fully loaded)"),
+            dg.AssetSpec(["attribution", "device_day"], deps=[["raw", "device_samples"], ["raw", "requests"],
                                                              ["raw", "replicas"]],
-                     kinds={"duckdb", "numpy"}, group_name="attribution",
-                     description="Joules per request (active and fully loaded) from sorted sweeps"),
-        dg.AssetSpec(["attribution", "device_day"], deps=[["raw", "device_samples"], ["raw", "requests"],
-                                                         ["raw", "replicas"]],
-                     kinds={"duckdb", "numpy"}, group_name="attribution",
-                     description="Per device-day: measured, attributed active, shared idle, unused"),
-    ],
-    check_specs=[dg.AssetCheckSpec("energy_conserved", asset=["attribution", "device_day"],
-                                   description="attributed active + shared idle + unused = measured, within 1e-6")],
-    can_subset=False,
-)
-def attribution_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
-    con = tokenwatt.connect()
-    try:
-        timings = run_attribution(con)
-        worst = con.execute("""
-            select coalesce(max(greatest(
-                abs(attributed_active_j + shared_idle_j + unused_j - measured_energy_j),
-                abs(attributed_active_j - request_side_active_j),
-                abs(shared_idle_j - request_side_idle_j)) / greatest(measured_energy_j, 1.0)), 0)
-            from attribution.device_day
-        """).fetchone()[0]
-    finally:
-        con.close()
-    context.log.info(f"attribution: {timings}")
-    yield dg.MaterializeResult(asset_key=["attribution", "request_energy"],
-                               metadata={"requests": timings["requests"], "attribute_s": timings["attribute_s"]})
-    yield dg.MaterializeResult(asset_key=["attribution", "device_day"], metadata={"device_days": timings["device_days"]})
-    yield dg.AssetCheckResult(check_name="energy_conserved", asset_key=["attribution", "device_day"],
-                              passed=bool(worst <= 1e-6), metadata={"worst_relative_residual": float(worst)},
-                              severity=dg.AssetCheckSeverity.ERROR)
+                         kinds={"duckdb", "numpy"}, group_name="attribution",
+                         description="Per device-day: measured, attributed active, shared idle, unused"),
+        ],
+        check_specs=[dg.AssetCheckSpec("energy_conserved", asset=["attribution", "device_day"],
+                                       description="attributed active + shared idle + unused = measured, within 1e-6")],
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        can_subset=False,
+    )
+    def attribution_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
+        """Attribute the run's UTC days (each day on its own) and replace exactly those days' rows."""
+        win = window(context)
+        con = tokenwatt.connect()
+        try:
+            timings = run_attribution_days(con, *(win or (None, None)))
+            worst = con.execute("""
+                select coalesce(max(greatest(
+                    abs(attributed_active_j + shared_idle_j + unused_j - measured_energy_j),
+                    abs(attributed_active_j - request_side_active_j),
+                    abs(shared_idle_j - request_side_idle_j)) / greatest(measured_energy_j, 1.0)), 0)
+                from attribution.device_day where date between ? and ?
+            """, [timings["first"], timings["last"]]).fetchone()[0]
+        finally:
+            con.close()
+        context.log.info(f"attribution: {timings}")
+        yield dg.MaterializeResult(asset_key=["attribution", "request_energy"],
+                                   metadata={"request_day_rows": timings["request_day_rows"],
+                                             "attribute_s": timings["attribute_s"],
+                                             "days": f"{timings['first']}..{timings['last']}"})
+        yield dg.MaterializeResult(asset_key=["attribution", "device_day"],
+                                   metadata={"device_days": timings["device_days"]})
+        yield dg.AssetCheckResult(check_name="energy_conserved", asset_key=["attribution", "device_day"],
+                                  passed=bool(worst <= 1e-6), metadata={"worst_relative_residual": float(worst)},
+                                  severity=dg.AssetCheckSeverity.ERROR)
+
+    return attribution_tables
 
 
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
@@ -114,9 +152,41 @@ class Translator(DagsterDbtTranslator):
         return spec
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=Translator(), name="dbt_models")
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+def _dbt_models(partitions_def):
+    @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=Translator(), name="dbt_models",
+                partitions_def=partitions_def, backfill_policy=SINGLE_RUN)
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, tokenwatt: TokenwattHome):
+        """dbt build for the run's days: the incremental marts replace those days (widened to the arrival
+        days of requests that ran into them); a run over every day with data rebuilds everything."""
+        win = window(context)
+        con = tokenwatt.connect()
+        try:
+            span = data_day_range(con)
+            if win is None or span is None or (win[0] <= str(span[0]) and win[1] >= str(span[1])):
+                args, first_last = ["build", "--full-refresh"], None
+            else:
+                first_last = dbt_window(con, *win)
+                args = ["build", "--vars", json.dumps(dbt_window_vars(*first_last))]
+        finally:
+            con.close()
+        context.log.info(f"dbt {' '.join(args)} (run window {win}, rows rebuilt for {first_last or 'every day'})")
+        yield from dbt.cli(args, context=context).stream()
+        con = tokenwatt.connect()
+        try:
+            cleared = clear_dirty_days(con, *(win or ("1900-01-01", "2999-12-31")))
+        finally:
+            con.close()
+        context.log.info(f"dirty days cleared: {cleared}")
+
+    return dbt_models
+
+
+def build_partitioned_assets(partitions_def) -> list:
+    """The load, attribution and dbt assets over ``partitions_def`` (daily, one run per window)."""
+    return [_raw_tables(partitions_def), _attribution_tables(partitions_def), _dbt_models(partitions_def)]
+
+
+raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily_partitions(default_home()))
 
 
 @dg.asset(key=["site"], deps=[["marts", "fct_request_energy"], ["marts", "fct_cost_per_token_daily"],

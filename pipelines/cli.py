@@ -38,9 +38,16 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error: bool = True):
-    """Materialise every asset in-process against ``home`` (what `tokenwatt run` does)."""
+def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error: bool = True,
+                 days: tuple[str, str] | None = None, instance=None):
+    """Materialise every asset in-process against ``home`` (what `tokenwatt run` does).
+
+    The day-partitioned assets (load, attribution, dbt marts) run once over ``days`` (first, last;
+    default: every day the spool has data for) as a single run over that partition range, and
+    every other asset once. On an empty spool nothing is partitioned and everything runs once.
+    """
     import os
+    import warnings
 
     import dagster as dg
 
@@ -48,17 +55,18 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["TOKENWATT_HOME"] = str(home)
     os.environ["TOKENWATT_DB"] = str(home / "warehouse.duckdb")
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from pipelines.definitions import build_definitions
+    from pipelines.ingest import data_window, partition_tags
+    from pipelines.paths import Home
 
     defs = build_definitions(str(home))
-    graph = defs.resolve_asset_graph()
-    assets = list(defs.assets)
-    instance = dg.DagsterInstance.ephemeral()
+    days = days or data_window(Home(home))
+    tags = partition_tags(*days) if days else None
     result = dg.materialize(
-        assets, resources=defs.resources, instance=instance, raise_on_error=raise_on_error,
-        selection=selection,
+        list(defs.assets), resources=defs.resources, instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error, selection=selection, tags=tags,
     )
-    del graph
     return result
 
 
@@ -67,9 +75,12 @@ def cmd_run(args) -> int:
     print(f"tokenwatt run: home {Path(args.home).resolve()}", file=sys.stderr)
     result = run_pipeline(args.home, raise_on_error=False)
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    failed_checks = [e for e in checks if not e.event_specific_data.asset_check_evaluation.passed]
+    failed_checks = [e for e in checks if not e.event_specific_data.passed]
     print(f"tokenwatt run: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s; "
           f"{len(checks)} asset checks, {len(failed_checks)} failed", file=sys.stderr)
+    for e in failed_checks:
+        c = e.event_specific_data
+        print(f"tokenwatt run: CHECK FAILED {c.asset_key.to_user_string()} {c.check_name}", file=sys.stderr)
     return 0 if result.success and not failed_checks else 1
 
 

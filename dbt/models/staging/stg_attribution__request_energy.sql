@@ -1,2 +1,9 @@
-select request_id, active_energy_j, idle_share_j, energy_j
+-- The pipeline attributes per UTC day: attribution.request_energy has one row per request and day
+-- it ran on (a request that crosses midnight has one row per day). A request's energy is the sum.
+select
+    request_id,
+    sum(active_energy_j) as active_energy_j,
+    sum(idle_share_j) as idle_share_j,
+    sum(energy_j) as energy_j,
 from {{ source('attribution', 'request_energy') }}
+group by request_id

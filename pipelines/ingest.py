@@ -1,0 +1,184 @@
+"""Daily partitions, the spool sensor and the ingest asset checks (Dagster wiring only).
+
+The logic lives in warehouse/ingest_state.py (no Dagster there):
+
+* Partitions are UTC days, from the first ``date=`` directory of the spool to today (or the last
+  day with data, if later). The load, the attribution and the dbt marts are partitioned; a run
+  over many days is one run (``BackfillPolicy.single_run``), never one run per day.
+* ``spool_sensor`` lists new and changed spool files against the manifest (fingerprints, then
+  hashes: it never loads anything), works out from their Parquet footers which days they touch,
+  adds the days the warehouse marked dirty, and asks for one run per contiguous range of those
+  days. A late file for an old day re-runs that day's partitions, and only those.
+* The ingest checks (freshness per node, completeness per device-day, quarantine rate) are
+  evaluated by the load asset on every run and fail with ERROR severity, loudly, without
+  stopping the run. Thresholds come from the environment (see :func:`check_settings`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+
+import dagster as dg
+
+from warehouse.ingest_state import (
+    completeness_by_device_day, date_ranges, dirty_dates, file_dates, freshness_by_node, pending,
+    pending_dates, quarantine_rate, scan_spool, spool_dates,
+)
+
+from .paths import Home
+
+PARTITIONED_JOB = "tokenwatt_partitions"
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def daily_partitions(home: Home | str) -> dg.DailyPartitionsDefinition:
+    """UTC days from the spool's first day to today, or to its last day (+1) when that is later."""
+    home = home if isinstance(home, Home) else Home(home)
+    days = spool_dates(home.spool, kinds=("replicas", "device_samples", "requests"))
+    today = today_utc()
+    start = dt.date.fromisoformat(days[0]) if days else today
+    start = min(start, today)
+    last = max(dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1), today) if days else today
+    # end_offset counts partitions past the current (incomplete) day: include every data day
+    end_offset = max(1, (last - today).days + 1)
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), end_offset=end_offset, timezone="UTC")
+
+
+def window(context) -> tuple[str, str] | None:
+    """The run's inclusive UTC day window, or None for an unpartitioned run (= every day)."""
+    try:
+        if context.has_partition_key_range or context.has_partition_key:
+            r = context.partition_key_range
+            return r.start, r.end
+    except Exception:  # noqa: BLE001 - a context without partitions
+        return None
+    return None
+
+
+def data_window(home: Home | str) -> tuple[str, str] | None:
+    """Every day the spool has data for: partition dates and the days the files' rows touch."""
+    home = home if isinstance(home, Home) else Home(home)
+    dates = set(spool_dates(home.spool))
+    for f in scan_spool(home.spool, kinds=("device_samples", "requests")):
+        dates |= file_dates(home.spool, f)
+    if not dates:
+        return None
+    return min(dates), max(dates)
+
+
+def partition_tags(first: str, last: str) -> dict:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def check_settings(home: Home) -> dict:
+    """Thresholds of the ingest checks, overridable through the environment.
+
+    TOKENWATT_FRESHNESS_MAX_AGE_S (900): a node whose latest sample is older fails freshness.
+    TOKENWATT_FRESHNESS_REFERENCE (auto): 'now' (wall clock) or 'data' (the newest sample of the
+    fleet); auto = 'data' for a simulated home (sim.json present), else 'now'.
+    TOKENWATT_COMPLETENESS_MIN (0.95): received / expected samples per device-day.
+    TOKENWATT_QUARANTINE_MAX_RATE (0.01): quarantined / seen rows per kind.
+    """
+    ref = os.environ.get("TOKENWATT_FRESHNESS_REFERENCE", "auto")
+    if ref not in ("now", "data"):
+        ref = "data" if home.fleet_meta.exists() else "now"
+    return {
+        "freshness_max_age_s": float(os.environ.get("TOKENWATT_FRESHNESS_MAX_AGE_S", 900)),
+        "freshness_reference": ref,
+        "completeness_min": float(os.environ.get("TOKENWATT_COMPLETENESS_MIN", 0.95)),
+        "quarantine_max_rate": float(os.environ.get("TOKENWATT_QUARANTINE_MAX_RATE", 0.01)),
+    }
+
+
+RAW_CHECKS = [
+    dg.AssetCheckSpec("freshness_per_node", asset=["raw", "device_samples"],
+                      description="every node's latest sample is recent (vs the wall clock, or vs the newest "
+                                  "sample of the fleet for simulated data); TOKENWATT_FRESHNESS_*"),
+    dg.AssetCheckSpec("completeness_per_device_day", asset=["raw", "device_samples"],
+                      description="received >= TOKENWATT_COMPLETENESS_MIN x expected samples per device and day "
+                                  "of the run's window (expected from the device's median interval)"),
+    dg.AssetCheckSpec("quarantine_rate", asset=["raw", "quarantine"],
+                      description="quarantined / seen rows per kind of the window's files <= "
+                                  "TOKENWATT_QUARANTINE_MAX_RATE"),
+]
+
+
+def _json(v) -> str:
+    return json.dumps(v, default=str, sort_keys=True)[:4000]
+
+
+def evaluate_raw_checks(context, con, home: Home, first: str, last: str):
+    """Yield the three ingest AssetCheckResults; log an error for each that fails."""
+    cfg = check_settings(home)
+    fresh = freshness_by_node(con, cfg["freshness_max_age_s"], cfg["freshness_reference"])
+    comp = completeness_by_device_day(con, first, last, cfg["completeness_min"])
+    quar = quarantine_rate(con, first, last, cfg["quarantine_max_rate"])
+    results = [
+        ("freshness_per_node", ["raw", "device_samples"], fresh,
+         {"stale_nodes": _json(fresh.get("stale")), "nodes": fresh.get("nodes", 0),
+          "worst_age_s": float(fresh.get("worst_age_s") or 0.0), "reference": str(fresh.get("reference")),
+          "max_age_s": cfg["freshness_max_age_s"]}),
+        ("completeness_per_device_day", ["raw", "device_samples"], comp,
+         {"short_device_days": _json(comp["short"][:50]), "device_days": comp["device_days"],
+          "worst_ratio": comp["worst_ratio"], "min_ratio": comp["min_ratio"], "window": f"{first}..{last}"}),
+        ("quarantine_rate", ["raw", "quarantine"], quar,
+         {"rates": _json(quar["rates"]), "over": _json(quar["over"]), "max_rate": quar["max_rate"],
+          "window": f"{first}..{last}"}),
+    ]
+    for name, key, res, meta in results:
+        if not res["passed"]:
+            context.log.error(f"CHECK FAILED {name}: {_json({k: v for k, v in res.items() if k != 'ages_s'})}")
+        yield dg.AssetCheckResult(check_name=name, asset_key=key, passed=bool(res["passed"]),
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
+
+
+def _run_key(first: str, last: str, items: list) -> str:
+    h = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:16]
+    return f"spool:{first}:{last}:{h}"
+
+
+def build_spool_sensor(home: Home, job_name: str = PARTITIONED_JOB,
+                       partitions_def: dg.DailyPartitionsDefinition | None = None,
+                       minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
+    """The sensor that turns new, changed and late spool files into partitioned runs."""
+
+    @dg.sensor(name="spool_sensor", job_name=job_name, minimum_interval_seconds=minimum_interval_seconds,
+               description="New or changed spool files (and days marked dirty) -> one run per contiguous "
+                           "range of the UTC days they touch; loads nothing itself")
+    def spool_sensor(context: dg.SensorEvaluationContext):
+        import duckdb
+
+        con = None
+        if home.db.exists():
+            try:
+                con = duckdb.connect(str(home.db), read_only=True)
+            except duckdb.Error as exc:  # a run holds the write lock: look again next tick
+                return dg.SkipReason(f"warehouse busy: {exc}")
+        try:
+            files = pending(con, home.spool)
+            dates = pending_dates(con, home.spool, files=files)
+            dirty = sorted(dirty_dates(con)) if con is not None else []
+        finally:
+            if con is not None:
+                con.close()
+        if not dates:
+            return dg.SkipReason("no new or changed spool files, no dirty days")
+        keys = set(partitions_def.get_partition_keys()) if partitions_def is not None else None
+        outside = [d for d in dates if keys is not None and d not in keys]
+        if outside:
+            context.log.warning(f"days outside the partitions (reload the code location): {outside}")
+        inside = [d for d in dates if keys is None or d in keys]
+        items = sorted((p.file.rel, p.file.fingerprint, p.state) for p in files) + [("dirty", d) for d in dirty]
+        requests = []
+        for first, last in date_ranges(inside):
+            requests.append(dg.RunRequest(run_key=_run_key(first, last, items), tags=partition_tags(first, last)))
+        context.log.info(f"spool sensor: {len(files)} pending files, days {dates} -> "
+                         f"{[(r.tags['dagster/asset_partition_range_start'], r.tags['dagster/asset_partition_range_end']) for r in requests]}")
+        return requests
+
+    return spool_sensor
