@@ -43,19 +43,16 @@ START = "2026-10-01"
 
 
 def materialize_all(home: Path, exclude=("site",)):
-    """Materialise every asset but ``exclude`` against ``home``; returns the Dagster result."""
-    import dagster as dg
-
+    """Materialise every asset but ``exclude`` against ``home`` the way `tokenwatt run` does (the
+    day-partitioned assets once over every day with data); returns the Dagster result."""
     old = {k: os.environ.get(k) for k in ("TOKENWATT_HOME", "TOKENWATT_DB")}
-    os.environ["TOKENWATT_HOME"] = str(home)
     try:
+        from pipelines.cli import run_pipeline
         from pipelines.definitions import build_definitions
 
-        defs = build_definitions(str(home))
-        keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
+        keys = [k for k in build_definitions(str(home)).resolve_asset_graph().get_all_asset_keys()
                 if k.to_user_string() not in exclude]
-        return dg.materialize(list(defs.assets), resources=defs.resources, selection=keys,
-                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        return run_pipeline(home, selection=keys, raise_on_error=False)
     finally:
         for k, v in old.items():
             if v is None:

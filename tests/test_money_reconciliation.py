@@ -114,3 +114,35 @@ def test_chip_or_whole_day_without_traffic_still_reconciles(home, tmp_path):
     bad = _dbt(db, tmp_path, "test", "--select", "assert_request_cost_reconciles")
     assert bad.returncode != 0
     assert "FAIL" in bad.stdout
+
+
+def test_time_of_day_tariff_is_applied_by_hour(home):
+    """The device-day's energy is priced hour by hour (power-weighted multiplier), and a request's
+    usage cost at the multiplier of the hour it arrived (prices.yaml: x1.25 from 14 to 20 UTC)."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    lo, hi, worst = con.execute("""
+        select min(tariff_multiplier), max(tariff_multiplier),
+               max(abs(energy_cost_usd - measured_energy_kwh * pue * base_usd_per_kwh * tariff_multiplier)
+                   / greatest(energy_cost_usd, 1e-12))
+        from intermediate.int_device_day_costed""").fetchone()
+    assert 1.0 < lo <= hi < 1.25 and worst < 1e-12
+    # recompute one device-day's multiplier from the raw samples
+    dev, day, mult = con.execute("""select device_id, date, tariff_multiplier from intermediate.int_device_day_costed
+                                    order by device_id, date limit 1""").fetchone()
+    again = con.execute("""
+        select sum(s.power_w * t.multiplier) / sum(s.power_w)
+        from raw.device_samples s join ref.tariff_hours t on t.hour = hour(timezone('UTC', s.ts))
+        where s.device_id = ? and cast(timezone('UTC', s.ts) as date) = ?""", [dev, day]).fetchone()[0]
+    assert again == pytest.approx(mult, rel=1e-9)
+    assert mult != pytest.approx(1 + 6 * 0.25 / 24, rel=1e-6)  # not the flat 24-hour mean
+    # usage basis: energy at the arrival hour's multiplier
+    worst_usage = con.execute("""
+        with rd as (select replica_id, date, sum(hardware_cost_usd) as hw, sum(measured_energy_j) as mj,
+                           avg(pue) as pue, avg(base_usd_per_kwh) as kwh
+                    from intermediate.int_device_day_costed where replica_id is not null group by all)
+        select max(abs(r.usage_cost_usd - (r.active_energy_j / 3.6e6 * rd.pue * rd.kwh * t.multiplier
+                                            + rd.hw * r.active_energy_j / rd.mj)) / greatest(r.usage_cost_usd, 1e-12))
+        from marts.fct_request_energy r join rd using (replica_id, date)
+        join ref.tariff_hours t on t.hour = hour(timezone('UTC', r.arrival_ts))""").fetchone()[0]
+    con.close()
+    assert worst_usage < 1e-9
