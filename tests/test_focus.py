@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -18,7 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from warehouse.focus import COLUMNS, FOCUS_COLUMNS, add_export_arguments, export_focus, run_export
-from tests.test_money_fixture import money_home
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_money_fixture import money_home  # noqa: E402
 
 MANDATORY = [  # FOCUS 1.2 columns the validator's CostAndUsage-D-*-M rules require
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -61,9 +62,18 @@ def materialize_all(home: Path, exclude=("site",)):
                 os.environ[k] = v
 
 
+_CACHE_ENV = "TOKENWATT_MONEY_TEST_HOME"  # shared by every import of this module (pytest may import it twice)
+
+
 @functools.lru_cache(maxsize=1)
 def money_home() -> tuple[Path, dict]:
-    """(home, facts): the built warehouse and what the run reported (success, failed checks)."""
+    """(home, facts): the built warehouse and what the run reported (success, failures, checks)."""
+    cached = os.environ.get(_CACHE_ENV)
+    if cached and (Path(cached) / "facts.json").exists():
+        facts = json.loads((Path(cached) / "facts.json").read_text())
+        facts["checks"] = {tuple(k.split("|", 1)): v for k, v in facts["checks"].items()}
+        return Path(cached) / "home", facts
+
     from collectors.simulated import simulate
 
     base = Path(tempfile.mkdtemp(prefix="tokenwatt-money-"))
@@ -78,6 +88,8 @@ def money_home() -> tuple[Path, dict]:
     failures = [str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     facts = {"success": result.success, "failures": failures,
              "checks": {(c.asset_key.to_user_string(), c.check_name): c.passed for c in checks}}
+    (base / "facts.json").write_text(json.dumps({**facts, "checks": {"|".join(k): v for k, v in facts["checks"].items()}}))
+    os.environ[_CACHE_ENV] = str(base)
     return home, facts
 
 

@@ -6,6 +6,8 @@ import copy
 import datetime as dt
 import json
 import math
+import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -14,7 +16,11 @@ import yaml
 
 from warehouse.forecast import (SCENARIOS_FILE, ForecastConfig, ScenarioError, forecast_series, horizon,
                                 load_scenarios)
-from tests.test_money_fixture import money_home
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_money_fixture import money_home  # noqa: E402
 
 CFG, SCENARIOS, SCALE = load_scenarios()
 NAMES = [s.name for s in SCENARIOS]

@@ -6,12 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.paths import DBT_DIR, dbt_executable
-from tests.test_money_fixture import money_home
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_money_fixture import money_home  # noqa: E402
 
 TOL = 1e-4  # 0.01 %
 
