@@ -1,8 +1,8 @@
 """Assets: spool -> raw -> attribution -> dbt marts -> site.
 
-The load, the attribution and the dbt models are partitioned by UTC day (pipelines/ingest.py);
-a run over many days runs once over the whole window. Run without a partition (plain
-``dg.materialize``), they cover every day with data.
+The attribution is partitioned by UTC day and the load and dbt follow the run's day window
+(pipelines/ingest.py); a run over many days runs once over the whole window. Run without a
+partition (plain ``dg.materialize``), they cover every day with data.
 """
 
 import json
@@ -24,14 +24,12 @@ RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
-def _raw_tables(partitions_def):
+def _raw_tables():
     @dg.multi_asset(
         name="raw_tables",
         specs=[dg.AssetSpec(["raw", k], kinds={"duckdb"}, group_name="ingest",
                             description=f"raw.{k}: spool rows loaded exactly once") for k in RAW_KEYS],
         check_specs=RAW_CHECKS,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
         can_subset=False,
     )
     def raw_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
@@ -54,7 +52,8 @@ def _raw_tables(partitions_def):
                 metadata={"rows": counts[k], "files_loaded": report.files_loaded,
                           "files_unreadable": report.files_unreadable, "files_duplicate": report.files_duplicate,
                           "files_rejected": report.files_rejected, "files_failed": report.files_failed,
-                          "dirty_days": len(report.dirty_dates)},
+                          "dirty_days": len(report.dirty_dates),
+                          "window": f"{win[0]}..{win[1]}" if win else "every day"},
             )
         if not checks:  # nothing loaded at all: the checks have nothing to look at
             checks = [dg.AssetCheckResult(check_name=c.name, asset_key=c.asset_key, passed=False,
@@ -152,9 +151,8 @@ class Translator(DagsterDbtTranslator):
         return spec
 
 
-def _dbt_models(partitions_def):
-    @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=Translator(), name="dbt_models",
-                partitions_def=partitions_def, backfill_policy=SINGLE_RUN)
+def _dbt_models():
+    @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=Translator(), name="dbt_models")
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, tokenwatt: TokenwattHome):
         """dbt build for the run's days: the incremental marts replace those days (widened to the arrival
         days of requests that ran into them); a run over every day with data rebuilds everything."""
@@ -182,8 +180,9 @@ def _dbt_models(partitions_def):
 
 
 def build_partitioned_assets(partitions_def) -> list:
-    """The load, attribution and dbt assets over ``partitions_def`` (daily, one run per window)."""
-    return [_raw_tables(partitions_def), _attribution_tables(partitions_def), _dbt_models(partitions_def)]
+    """The load, attribution and dbt assets: attribution partitioned by ``partitions_def`` (daily, one
+    run per window); the load and dbt follow the run's window (see pipelines/ingest.py)."""
+    return [_raw_tables(), _attribution_tables(partitions_def), _dbt_models()]
 
 
 raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily_partitions(default_home()))

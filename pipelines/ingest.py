@@ -3,8 +3,13 @@
 The logic lives in warehouse/ingest_state.py (no Dagster there):
 
 * Partitions are UTC days, from the first ``date=`` directory of the spool to today (or the last
-  day with data, if later). The load, the attribution and the dbt marts are partitioned; a run
-  over many days is one run (``BackfillPolicy.single_run``), never one run per day.
+  day with data, if later). The attribution is partitioned by day; a run over many days is one
+  run (``BackfillPolicy.single_run``), never one run per day. The load and the dbt models run in
+  the same run over the same window (read from the run's partition tags): the load reads the
+  window's ``date=`` files, dbt gets it as ``--vars`` and its incremental marts replace those days.
+  (They are not Dagster-partitioned themselves: Dagster cannot run a partitioned asset downstream
+  of another partitioned asset without a partition, and plain unpartitioned runs - schedules,
+  ``dg.materialize`` of everything - must keep working; they mean "every day".)
 * ``spool_sensor`` lists new and changed spool files against the manifest (fingerprints, then
   hashes: it never loads anything), works out from their Parquet footers which days they touch,
   adds the days the warehouse marked dirty, and asks for one run per contiguous range of those
@@ -30,6 +35,8 @@ from warehouse.ingest_state import (
 from .paths import Home
 
 PARTITIONED_JOB = "tokenwatt_partitions"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
 def today_utc() -> dt.date:
@@ -50,13 +57,17 @@ def daily_partitions(home: Home | str) -> dg.DailyPartitionsDefinition:
 
 
 def window(context) -> tuple[str, str] | None:
-    """The run's inclusive UTC day window, or None for an unpartitioned run (= every day)."""
-    try:
-        if context.has_partition_key_range or context.has_partition_key:
-            r = context.partition_key_range
-            return r.start, r.end
-    except Exception:  # noqa: BLE001 - a context without partitions
-        return None
+    """The run's inclusive UTC day window, or None for a run without partitions (= every day).
+
+    Read from the run's partition tags, so the unpartitioned load and dbt assets follow the days of
+    the partitioned attribution asset that runs with them."""
+    tags = context.run.tags
+    start, end = tags.get(RANGE_START), tags.get(RANGE_END)
+    if start and end:
+        return start, end
+    key = tags.get("dagster/partition")
+    if key:
+        return key, key
     return None
 
 
@@ -72,7 +83,7 @@ def data_window(home: Home | str) -> tuple[str, str] | None:
 
 
 def partition_tags(first: str, last: str) -> dict:
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return {RANGE_START: first, RANGE_END: last}
 
 
 def check_settings(home: Home) -> dict:

@@ -413,6 +413,14 @@ def load_spool(con: duckdb.DuckDBPyConnection, spool: Path | str, kinds=LOAD_ORD
     return rep
 
 
+def _why(exc: Exception, spool: Path) -> str:
+    """An error message without the spool's location (the warehouse must not depend on it)."""
+    msg = f"{type(exc).__name__}: {exc}"
+    for prefix in {str(spool) + "/", str(Path(spool).resolve()) + "/"}:
+        msg = msg.replace(prefix, "")
+    return msg
+
+
 def _rollback(con) -> None:
     try:
         con.execute("rollback")
@@ -493,8 +501,8 @@ def _load_batch(con, spool: Path, kind: str, batch: list, manifest: dict, rep: L
         con.execute("begin")
         con.execute("delete from raw.quarantine where file = ?", [p.file.rel])
         con.execute("insert into raw.quarantine values (?, ?, -1, null, ?, null, now())",
-                    [kind, p.file.rel, f"load failed: {type(exc).__name__}: {exc}"[:500]])
-        _record(con, p.file, p.sha256, 0, 0, "error", f"{type(exc).__name__}: {exc}"[:500])
+                    [kind, p.file.rel, f"load failed: {_why(exc, spool)}"[:500]])
+        _record(con, p.file, p.sha256, 0, 0, "error", _why(exc, spool)[:500])
         con.execute("commit")
         rep.files_failed += 1
         return
@@ -546,8 +554,8 @@ def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, 
             table = pq.read_table(path)
         except Exception as exc:  # truncated or corrupt: record it, keep going
             con.execute("insert into raw.quarantine values (?, ?, -1, null, ?, null, now())",
-                        [kind, p.file.rel, f"unreadable file: {type(exc).__name__}: {exc}"[:500]])
-            _record(con, p.file, p.sha256, 0, 0, "unreadable", f"{type(exc).__name__}: {exc}"[:500])
+                        [kind, p.file.rel, f"unreadable file: {_why(exc, spool)}"[:500]])
+            _record(con, p.file, p.sha256, 0, 0, "unreadable", _why(exc, spool)[:500])
             result[p.file.rel] = ("unreadable", 0, 0)
             continue
         conformed, missing, file_notes = conform(table, kind)
