@@ -11,7 +11,7 @@ Pure functions (no Dagster here), shared by the loader, the Dagster sensor and `
   rows touch, from the column statistics of its timestamps, bounded around its ``date=``
   partition (rows far outside their partition are quarantined by the loader);
 * :func:`pending_dates` = days with new or changed files, plus days marked dirty in the
-  warehouse (loaded but not yet carried through attribution and dbt);
+  warehouse (``raw.dirty_days``) (loaded but not yet carried through attribution and dbt);
 * :func:`date_ranges` and :func:`dbt_window_vars` turn days into run windows and dbt ``--vars``;
 * the check functions (:func:`freshness_by_node`, :func:`completeness_by_device_day`,
   :func:`quarantine_rate`) compute what the Dagster asset checks report.
@@ -288,13 +288,13 @@ def pending(con, spool: Path | str) -> list[Pending]:
     return classify(scan_spool(spool), manifest, spool)
 
 
-def pending_dates(con, spool: Path | str, today: dt.date | None = None) -> list[str]:
+def pending_dates(con, spool: Path | str, today: dt.date | None = None, files: list[Pending] | None = None) -> list[str]:
     """Days whose downstream results are out of date: days touched by new, changed or retried
     spool files (duplicates change nothing), plus days the warehouse marked dirty. Reads footers
-    only, loads nothing."""
+    only, loads nothing. ``files``: the result of :func:`pending`, if the caller has it."""
     dates: set[str] = set()
     replica_days = []
-    for p in pending(con, spool):
+    for p in (files if files is not None else pending(con, spool)):
         if p.state == "duplicate":
             continue
         ds = file_dates(spool, p.file, today)
@@ -330,6 +330,27 @@ def dbt_window_vars(first: str | dt.date, last: str | dt.date) -> dict:
     if b < a:
         raise ValueError(f"empty window: {a} > {b}")
     return {"min_date": a.isoformat(), "max_date": b.isoformat()}
+
+
+def dbt_window(con, first: str, last: str) -> tuple[str, str]:
+    """The days whose mart rows a rebuild of attribution days [first, last] can change.
+
+    The marts key requests by arrival day; a request that arrived before ``first`` and ran into
+    the window has energy there, so its arrival day is rebuilt too (usually ``first - 1`` when
+    requests cross midnight, else ``first``)."""
+    a = dt.date.fromisoformat(str(first)[:10])
+    b = dt.date.fromisoformat(str(last)[:10])
+    lo = dt.datetime(a.year, a.month, a.day, tzinfo=dt.timezone.utc)
+    hi = dt.datetime(b.year, b.month, b.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    try:
+        r = con.execute("""
+            select min(cast(arrival_ts as date)) from raw.requests
+            where _date between ? and ? and finish_ts >= ? and coalesce(scheduled_ts, arrival_ts) < ?
+        """, [a - dt.timedelta(days=1), b + dt.timedelta(days=1), lo, hi]).fetchone()[0]
+    except Exception:
+        r = None
+    start = min(a, r) if r is not None else a
+    return start.isoformat(), b.isoformat()
 
 
 # ------------------------------------------------------------------------------------- checks
