@@ -159,11 +159,17 @@ def build_spool_sensor(home: Home, job_name: str = PARTITIONED_JOB,
     """The sensor that turns new, changed and late spool files into partitioned runs."""
 
     @dg.sensor(name="spool_sensor", job_name=job_name, minimum_interval_seconds=minimum_interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING,
                description="New or changed spool files (and days marked dirty) -> one run per contiguous "
                            "range of the UTC days they touch; loads nothing itself")
     def spool_sensor(context: dg.SensorEvaluationContext):
         import duckdb
 
+        busy = context.instance.get_runs(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                            dg.DagsterRunStatus.STARTED]), limit=1)
+        if busy:  # DuckDB has one writer: do not even open it while a run may be writing
+            return dg.SkipReason(f"run {busy[0].run_id} in progress; will look again")
         con = None
         if home.db.exists():
             try:
