@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from collectors.schema import DEVICE_SAMPLES, REPLICAS, REQUESTS
-from collectors.spool import partition_dir, write_atomic, write_partition
+from collectors.spool import partition_dir, write_atomic
 from warehouse.ingest_state import (
     date_ranges, dbt_window_vars, file_dates, pending, pending_dates, scan_spool,
 )

@@ -39,7 +39,6 @@ import pyarrow.parquet as pq
 import yaml
 
 from collectors.schema import KINDS
-from collectors.spool import list_files  # noqa: F401  (kept for callers importing it from here)
 
 from .ingest_state import SpoolFile, classify, read_manifest, scan_spool
 
