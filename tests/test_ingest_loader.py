@@ -321,3 +321,17 @@ def test_a_failed_batch_is_retried_file_by_file_and_a_failing_file_does_not_bloc
     assert rep.files_loaded == 1 and rep.files_skipped == 3
     assert q(con, "select count(*), count(distinct device_id) from raw.device_samples") == [(40, 4)]
     assert q(con, "select count(*) from raw.quarantine") == [(0,)]
+
+
+def test_a_copy_loads_in_its_own_right_once_its_original_changes(wh):
+    spool, con = wh
+    a = put(spool, "device_samples", "a", samples(n=20))
+    load_spool(con, spool)
+    shutil.copyfile(spool / a, spool / a.replace("a.parquet", "b.parquet"))
+    assert load_spool(con, spool).files_duplicate == 1
+    write_atomic(samples(n=20, start=T0 + 10_000), spool / a)  # the original now holds other rows
+    load_spool(con, spool)
+    load_spool(con, spool)
+    assert q(con, "select _file, count(*) from raw.device_samples group by 1 order by 1") == [
+        (a, 20), (a.replace("a.parquet", "b.parquet"), 20)]
+    assert q(con, "select count(*) from raw.device_samples") == [(40,)]

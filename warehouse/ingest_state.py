@@ -135,7 +135,8 @@ def classify(files: list[SpoolFile], manifest: dict[str, tuple], spool: Path | s
 
     Byte-identical files are loaded once: a file whose bytes were already loaded under another
     name, or that shares its bytes with an earlier delivery in this listing (older mtime, then
-    path order), is a duplicate.
+    path order), is a duplicate. A duplicate whose original has since changed (its bytes are no
+    longer loaded anywhere) is loaded in its own right.
     """
     spool = Path(spool)
     loaded = {}
@@ -145,13 +146,14 @@ def classify(files: list[SpoolFile], manifest: dict[str, tuple], spool: Path | s
     candidates = []
     for f in files:
         prev = manifest.get(f.rel)
-        if prev is not None and prev[0] == f.fingerprint and prev[2] != "error":
+        orphan = prev is not None and prev[2] == "duplicate" and prev[1] not in loaded
+        if prev is not None and prev[0] == f.fingerprint and prev[2] != "error" and not orphan:
             continue
         try:
             digest = hash_fn(spool / f.rel)
         except FileNotFoundError:
             continue
-        if prev is not None and prev[1] == digest and prev[2] != "error":
+        if prev is not None and prev[1] == digest and prev[2] != "error" and not orphan:
             continue  # touched, not changed (the loader refreshes its fingerprint)
         candidates.append((f, prev, digest))
     first_delivery = {}
