@@ -6,8 +6,9 @@ interval. Then, each in a fresh subprocess so peak memory is its own:
 
 * ``simulate``: the simulator writing the spool (time, peak RSS);
 * ``load``: the spool into DuckDB ``raw`` (manifest, validation, quarantine);
-* ``attribution``: reading the arrays from DuckDB, then the attribution proper over them (timed
-  separately: "attribution alone" is the compute), peak RSS of the whole step;
+* ``attribution``: the pipeline's attribution step (``run_attribution_days``: read from DuckDB,
+  attribute, write back), with its compute timed separately ("attribution alone"), and the peak
+  RSS of the whole step;
 * ``duckdb_pass``: one DuckDB pass that reads the same Parquet files (sums over every column the
   attribution uses), the yardstick for the ratio.
 """
@@ -83,13 +84,15 @@ r = load_spool(con, {str(home / 'spool')!r})
 con.close()
 out.update(files=r.files_loaded)
 """)
+    # the pipeline's own attribution step (the Dagster asset runs exactly this), on the loaded warehouse
     attr = _sub(f"""
 import duckdb
-from warehouse.energy import read_inputs, attribute
-con = duckdb.connect({str(home / 'warehouse.duckdb')!r}, read_only=True)
-t1 = time.perf_counter(); inp = read_inputs(con); t2 = time.perf_counter()
-req, day = attribute(inp); t3 = time.perf_counter()
-out.update(read_s=round(t2 - t1, 3), attribute_s=round(t3 - t2, 3), requests=req.num_rows, device_days=day.num_rows)
+from warehouse.energy import run_attribution_days
+con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
+r = run_attribution_days(con)
+con.close()
+out.update(read_s=round(r["read_s"], 3), attribute_s=round(r["attribute_s"], 3), write_s=round(r["write_s"], 3),
+           requests=r["request_day_rows"], device_days=r["device_days"])
 """)
     one_pass = _sub(f"""
 import duckdb
