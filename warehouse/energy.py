@@ -399,14 +399,39 @@ def data_day_range(con) -> tuple[dt.date, dt.date] | None:
 
 
 def run_attribution_days(con: duckdb.DuckDBPyConnection, first: dt.date | str | None = None,
-                         last: dt.date | str | None = None, cfg: AttributionConfig | None = None) -> dict:
+                         last: dt.date | str | None = None, cfg: AttributionConfig | None = None,
+                         days_per_pass: int = 1) -> dict:
     """Attribute the UTC days [first, last] (default: every day with data), each day on its own
     samples and on the requests that ran that day, and replace exactly those days' rows of
     ``attribution.request_energy`` (request_id, date, ...) and ``attribution.device_day``.
 
     Days outside the window keep their rows, so re-running one day after a late file changes that
-    day only; attributing every day at once or one day at a time gives the same tables.
+    day only; attributing every day at once or one day at a time gives the same tables. A long
+    window is processed ``days_per_pass`` days at a time (one transaction each), so memory is
+    bounded by a day of the fleet, not by the window; a run killed between passes is finished by
+    the next run over the same window.
     """
+    full = data_day_range(con)
+    lo = dt.date.fromisoformat(str(first)[:10]) if first else (full[0] if full else None)
+    hi = dt.date.fromisoformat(str(last)[:10]) if last else (full[1] if full else None)
+    if lo is not None and hi is not None and days_per_pass > 0 and (hi - lo).days + 1 > days_per_pass \
+            and _attribution_tables_current(con):
+        total: dict = {}
+        d = lo
+        while d <= hi:
+            e = min(hi, d + dt.timedelta(days=days_per_pass - 1))
+            r = _run_attribution_window(con, d, e, cfg)
+            for k, v in r.items():
+                if isinstance(v, (int, float)) and k != "days":
+                    total[k] = total.get(k, 0) + v
+            d = e + dt.timedelta(days=1)
+        total.update(first=lo.isoformat(), last=hi.isoformat(), days=(hi - lo).days + 1)
+        return total
+    return _run_attribution_window(con, first, last, cfg)
+
+
+def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
+                            cfg: AttributionConfig | None = None) -> dict:
     cfg = cfg or AttributionConfig.load()
     chips = catalog_chips()
     t0 = time.perf_counter()
