@@ -190,7 +190,8 @@ raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily_part
 
 @dg.asset(key=["site"], deps=[["marts", "fct_request_energy"], ["marts", "fct_cost_per_token_daily"],
                              ["marts", "fct_device_energy_daily"], ["marts", "fct_device_power_hourly"],
-                             ["marts", "fct_pnl_daily"]],
+                             ["marts", "fct_pnl_daily"], ["marts", "fct_loss_forecast"],
+                             ["marts", "fct_fleet_scale_projection"]],
           kinds={"html"}, group_name="dashboards")
 def site(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome) -> dg.MaterializeResult:
     """The static dashboard site (opens from file://, no network)."""

@@ -6,6 +6,7 @@ import os
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from .money import ASSETS as MONEY_ASSETS
 from .assets import build_partitioned_assets, dbt_project, prices, site
 from .ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
 from .paths import DBT_DIR, Home, dbt_executable, default_home
@@ -20,13 +21,13 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
     all_job = dg.define_asset_job("tokenwatt_all", selection=dg.AssetSelection.all(),
                                   description="Load, attribute, transform and publish everything")
     load_job = dg.define_asset_job("tokenwatt_load", selection=dg.AssetSelection.groups("ingest", "attribution"))
-    transform_job = dg.define_asset_job("tokenwatt_transform", selection=dg.AssetSelection.groups("dbt", "dashboards"))
+    transform_job = dg.define_asset_job("tokenwatt_transform", selection=dg.AssetSelection.groups("dbt", "money", "dashboards"))
     # what the spool sensor launches: the partitions of the days it found, and everything downstream
     partitioned_job = dg.define_asset_job(PARTITIONED_JOB, selection=dg.AssetSelection.all(), partitions_def=daily,
                                           description="Load, attribute and transform a window of UTC days "
                                                       "(one run per window), then refresh what depends on them")
     return dg.Definitions(
-        assets=[raw_tables, prices, attribution_tables, dbt_models, site, *__import__("pipelines.money", fromlist=["ASSETS"]).ASSETS],
+        assets=[raw_tables, prices, attribution_tables, dbt_models, site, *MONEY_ASSETS],
         jobs=[all_job, load_job, transform_job, partitioned_job],
         sensors=[build_spool_sensor(home_path, PARTITIONED_JOB, daily)],
         schedules=[
