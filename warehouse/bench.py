@@ -122,7 +122,7 @@ def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     results = []
-    header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'load s':>8}{'read s':>8}"
+    header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'sim MB':>8}{'load s':>8}{'read s':>8}"
               f"{'attrib s':>9}{'rows/s':>12}{'peak MB':>9}{'1 pass s':>9}{'ratio':>7}")
     if not json_out:
         print(header, flush=True)
@@ -130,7 +130,8 @@ def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_
         r = run_size(n, interval_s, work, seed)
         results.append(r)
         if not json_out:
-            print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}{r['load_s']:>8.1f}"
+            print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}"
+                  f"{r['simulate_peak_rss_mb']:>8.0f}{r['load_s']:>8.1f}"
                   f"{r['attribution_read_s']:>8.1f}{r['attribution_alone_s']:>9.2f}{r['attribution_rows_per_s']:>12,}"
                   f"{r['attribution_step_peak_rss_mb']:>9.0f}{r['duckdb_one_pass_s']:>9.2f}"
                   f"{r['attribution_over_one_pass']:>7.1f}", flush=True)
