@@ -139,9 +139,13 @@ def _compare(ctx: Ctx) -> Section:
                strftime(max(period_start), '%Y-%m-%d') as last_period
         from {FC} where grain = ? and kind = 'forecast' group by scenario""", [grain]), 6)
     horizon = (f"{tot.first_period.min()} to {tot.last_period.max()}" if len(tot) else "")
+    lo = float(min(0.0, tot.loss_usd.min())) if len(tot) else 0.0
+    hi = float(max(0.0, tot.loss_usd.max())) if len(tot) else 1.0
+    xscale = alt.Scale(domain=[lo * 1.05, hi * 1.3 if hi > 0 else 1.0], nice=False)  # room for the labels
     base = alt.Chart(tot).encode(
         y=alt.Y("scenario:N", title=None, sort=scen),
-        x=alt.X("loss_usd:Q", title="Forecast operating loss over the horizon (USD)", axis=alt.Axis(format="$,.0f")),
+        x=alt.X("loss_usd:Q", title="Forecast operating loss over the horizon (USD)", axis=alt.Axis(format="$,.0f"),
+                scale=xscale),
         tooltip=[alt.Tooltip("scenario:N", title="Scenario"),
                  alt.Tooltip("loss_usd:Q", title="Total (USD)", format="$,.2f"),
                  alt.Tooltip("periods:Q", title=f"{grain.capitalize()}s"),
@@ -150,7 +154,7 @@ def _compare(ctx: Ctx) -> Section:
         base.mark_bar(height={"band": 0.6}).encode(
             color=alt.Color("scenario:N", scale=alt.Scale(domain=dom, range=rng), legend=None)),
         base.mark_text(align="left", dx=4, fontSize=12).encode(
-            x=alt.X("label_x:Q"), text=alt.Text("loss_usd:Q", format="$,.0f")
+            x=alt.X("label_x:Q", scale=xscale), text=alt.Text("loss_usd:Q", format="$,.0f")
         ).transform_calculate(label_x="max(0, datum.loss_usd)"),
     ).properties(title=alt.Title("Total forecast loss, by scenario", subtitle=f"Sum of point forecasts, {horizon}"),
                  width=theme.HALF_W - 60, height=max(120, 46 * len(scen)))
@@ -179,7 +183,8 @@ def _backtest(ctx: Ctx) -> Section:
     base = alt.Chart(df).encode(
         y=alt.Y("scenario:N", title=None, sort=scen),
         yOffset=alt.YOffset("grain:N", sort=grains),
-        x=alt.X("backtest_mape_pct:Q", title="Backtest error (MAPE, %)"),
+        x=alt.X("backtest_mape_pct:Q", title="Backtest error (MAPE, %)",
+                scale=alt.Scale(domain=[0, float(df.backtest_mape_pct.max()) * 1.2 or 1.0], nice=False)),
         tooltip=[alt.Tooltip("scenario:N", title="Scenario"), alt.Tooltip("grain:N", title="Grain"),
                  alt.Tooltip("model:N", title="Model"),
                  alt.Tooltip("backtest_mape_pct:Q", title="MAPE (%)", format=".1f")])
