@@ -191,8 +191,22 @@ def _title_text(spec: dict) -> str:
 SVG_MAX_BYTES = 600_000
 
 
-def _image(spec: dict, fmt: str = "svg") -> tuple[str, bytes]:
-    """The chart as an image for reports: SVG, or a PNG when asked for or when the SVG would be heavy."""
+def _image(spec: dict, fmt: str = "svg") -> tuple[str, bytes] | None:
+    """The chart as an image for reports: SVG, or a PNG when asked for or when the SVG would be heavy.
+
+    None when the headless renderer cannot draw it (degenerate data, e.g. a single day): the page
+    and its CSV still ship; only the image link is left out.
+    """
+    try:
+        return _image_or_raise(spec, fmt)
+    except ValueError:
+        try:
+            return _image_or_raise(spec, "png")
+        except ValueError:
+            return None
+
+
+def _image_or_raise(spec: dict, fmt: str) -> tuple[str, bytes]:
     if fmt == "svg":
         data = vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version()).encode("utf-8")
         if len(data) <= SVG_MAX_BYTES:
@@ -242,7 +256,10 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
         if images:
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
                 imgs = list(ex.map(lambda c: _image(specs[c.name], c.image), all_charts))
-            for c, (ext, data) in zip(all_charts, imgs):
+            for c, img in zip(all_charts, imgs):
+                if img is None:
+                    continue
+                ext, data = img
                 (tmp / "charts" / f"{c.name}.{ext}").write_bytes(data)
                 image_ext[c.name] = ext
         notes: list[str] = []
