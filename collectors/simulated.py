@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from . import spool as spoolmod
 from .fleet import Fleet, load_fleet
 from .schema import DEVICE_SAMPLES, REPLICAS, REQUESTS, TS
-from .serving import DONE, QUEUED, RUNNING, run_replica
+from .serving import DONE, run_replica
 from .traffic import DAY_S, generate_day
 
 TICK_S = 1.0

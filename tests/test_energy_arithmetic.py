@@ -55,7 +55,7 @@ def test_interval_crossing_midnight_is_split_pro_rata():
 
 def _work(reqs):
     a = np.array(reqs, dtype=float)
-    return ReplicaWork.build(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], 1.0, 1.0)
+    return ReplicaWork.build(a[:, 0], a[:, 1], a[:, 2], a[:, 4])
 
 
 def test_two_identical_decoding_requests_split_active_energy_equally_and_idle_is_shared():

@@ -131,6 +131,16 @@ def device_intervals(ts: np.ndarray, power_w: np.ndarray, counter_j: np.ndarray,
     return DeviceIntervals(start, end, energy, source, gap, resets)
 
 
+def request_spans(sched: np.ndarray, first: np.ndarray, finish: np.ndarray,
+                  completion: np.ndarray, min_phase_s: float = 1e-3):
+    """Each request's prefill ``[s, f)`` and decode ``[f, e)`` bounds, made well-ordered: a
+    phase lasts at least ``min_phase_s``; a request with one completion token has no decode."""
+    s = sched
+    f = np.maximum(np.maximum(first, s), s + min_phase_s)
+    e = np.where(completion > 1, np.maximum(np.maximum(finish, f), f + min_phase_s), f)
+    return s, f, e
+
+
 class PiecewiseRate:
     """Sum of constant rates on [start, end) segments, with prefix sums for O(log n) integrals."""
 
@@ -158,11 +168,11 @@ class PiecewiseRate:
 class ReplicaWork:
     """What a replica's requests were doing over time, relative to ``origin`` (seconds).
 
-    Prefill work is ``prefill_weight x prompt_tokens`` spread over ``[s, f)``. Decode is
-    continuous batching: every running request advances one token per step, so within any
-    interval each decoding request gets an equal share of the decode energy; the decode *token*
-    estimate (``completion - 1`` spread over ``[f, e)``) only sets how an interval's energy divides
-    between prefill and decode.
+    A request occupies the device while prefilling, ``[s, f)`` (scheduled to first token), and
+    while decoding, ``[f, e)`` (first token to finish). Decode is continuous batching: every
+    running request advances one token per step, so within an interval the decoding requests
+    share the decode energy equally per second; the split between the two phases weighs
+    device-seconds by the phase power weights (``attribution.yaml``).
     """
 
     origin: float
@@ -171,27 +181,20 @@ class ReplicaWork:
     e: np.ndarray
     rate_p: np.ndarray
     prefill: PiecewiseRate
-    decode_tokens: PiecewiseRate
     decoding: PiecewiseRate
     starts_sorted: np.ndarray
     ends_sorted: np.ndarray
 
     @classmethod
-    def build(cls, sched: np.ndarray, first: np.ndarray, finish: np.ndarray, prompt: np.ndarray,
-              completion: np.ndarray, w_prefill: float, w_decode: float) -> "ReplicaWork":
+    def build(cls, sched: np.ndarray, first: np.ndarray, finish: np.ndarray,
+              completion: np.ndarray) -> "ReplicaWork":
         origin = float(np.nanmin(sched)) if sched.shape[0] else 0.0
-        s = sched - origin
-        min_d = 1e-3
-        f = np.maximum(np.maximum(first - origin, s), s + min_d)
-        has_decode = completion > 1
-        e = np.where(has_decode, np.maximum(np.maximum(finish - origin, f), f + min_d), f)
+        s, f, e = request_spans(sched - origin, first - origin, finish - origin, completion)
         rate_p = np.ones_like(s)
-        decoding = PiecewiseRate(f, e, has_decode.astype(np.float64))
         return cls(
             origin, s, f, e, rate_p,
             PiecewiseRate(s, f, rate_p),
-            decoding,
-            decoding,
+            PiecewiseRate(f, e, (completion > 1).astype(np.float64)),
             np.sort(s), np.sort(e),
         )
 
@@ -203,7 +206,7 @@ class ReplicaWork:
 
     def subset(self, m: np.ndarray) -> "ReplicaWork":
         return ReplicaWork(self.origin, self.s[m], self.f[m], self.e[m], self.rate_p[m], self.prefill,
-                           self.decode_tokens, self.decoding, self.starts_sorted, self.ends_sorted)
+                           self.decoding, self.starts_sorted, self.ends_sorted)
 
 
 @dataclass

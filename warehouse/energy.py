@@ -1,6 +1,6 @@
 """Run the attribution over the warehouse: raw samples and requests in, per-request joules out.
 
-Writes ``attribution.request_energy`` (one row per request) and ``attribution.device_day``
+Writes ``attribution.request_energy`` (one row per request and UTC day) and ``attribution.device_day``
 (per device and UTC day: measured, attributed active, shared idle, unused, and the same totals
 summed independently from the request side, so conservation can be checked).
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -17,20 +16,11 @@ import yaml
 
 from collectors.fleet import CATALOG
 
-from .attribution import DAY_S, AttributionConfig, ReplicaWork, attribute_device, device_intervals
+from .attribution import DAY_S, AttributionConfig, ReplicaWork, attribute_device, device_intervals, request_spans
 
 
 def catalog_chips() -> dict:
     return yaml.safe_load((CATALOG / "chips.yaml").read_text())["chips"]
-
-
-@dataclass
-class Inputs:
-    """Plain arrays the attribution needs, grouped by device and by replica."""
-
-    samples: dict  # device_id -> (ts, power_w, counter_j, chip)
-    requests: dict  # replica_id -> dict of arrays (ids, sched, first, finish, prompt, completion)
-    replicas: dict  # replica_id -> (chip, [device_ids])
 
 
 def _groups(codes: np.ndarray):
@@ -43,50 +33,6 @@ def _groups(codes: np.ndarray):
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def read_inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
-    import pyarrow.compute as pc
-
-    chips = dict(con.execute("select device_id, any_value(chip) from raw.device_samples group by 1").fetchall())
-    s = con.sql("""
-        select device_id, epoch_us(ts) / 1e6 as t, power_w, energy_counter_j
-        from raw.device_samples order by device_id, ts
-    """).to_arrow_table()
-    samples = {}
-    if s.num_rows:
-        enc = pc.dictionary_encode(s["device_id"]).combine_chunks()
-        codes = enc.indices.to_numpy()
-        names = enc.dictionary.to_pylist()
-        t = s["t"].to_numpy()
-        p = s["power_w"].to_numpy(zero_copy_only=False).astype(np.float64)
-        c = s["energy_counter_j"].to_numpy(zero_copy_only=False).astype(np.float64)
-        del s
-        for a, b in _groups(codes):
-            dev = names[codes[a]]
-            samples[dev] = (t[a:b], p[a:b], c[a:b], chips[dev])
-    r = con.sql("""
-        select replica_id,
-               epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6 as s,
-               epoch_us(coalesce(first_token_ts, finish_ts)) / 1e6 as f,
-               epoch_us(finish_ts) / 1e6 as e, prompt_tokens::double as p, completion_tokens::double as c
-        from raw.requests order by replica_id, s, request_id
-    """).to_arrow_table()
-    requests = {}
-    if r.num_rows:
-        enc = pc.dictionary_encode(r["replica_id"]).combine_chunks()
-        codes = enc.indices.to_numpy()
-        names = enc.dictionary.to_pylist()
-        cols = {k: r[k].to_numpy() for k in ("s", "f", "e", "p", "c")}
-        del r
-        for a, b in _groups(codes):
-            requests[names[codes[a]]] = {"offset": int(a), **{k: v[a:b] for k, v in cols.items()}}
-    replicas = {}
-    for rid, chip, devs in con.execute("""
-        select replica_id, any_value(chip), arg_max(device_ids, valid_from) from raw.replicas group by 1
-    """).fetchall():
-        replicas[rid] = (chip, [d for d in devs.split(",") if d])
-    return Inputs(samples, requests, replicas)
-
-
 DAY_COLUMNS = ["date", "device_id", "chip", "replica_id", "measured_energy_j", "attributed_active_j",
                "shared_idle_j", "unused_j", "request_side_active_j", "request_side_idle_j",
                "counter_intervals", "integrated_intervals", "gap_s", "covered_s", "counter_resets",
@@ -95,169 +41,9 @@ DAY_TYPES = [pa.date32(), pa.string(), pa.string(), pa.string()] + [pa.float64()
             [pa.int64(), pa.int64(), pa.float64(), pa.float64(), pa.int64(), pa.float64(), pa.string()]
 
 
-def attribute_group(rid: str | None, rq: dict | None, devices: list, cfg: AttributionConfig,
-                    chips: dict) -> tuple[np.ndarray, np.ndarray, list]:
-    """Attribute one replica (its requests, in read order) over its devices.
-
-    ``devices`` is a list of (device_id, ts, power_w, counter_j, chip). Returns per-request active
-    and idle-share joules and the device-day rows. A device in no replica has ``rq=None``.
-    """
-    n = rq["s"].shape[0] if rq is not None else 0
-    work = ReplicaWork.build(rq["s"], rq["f"], rq["e"], rq["p"], rq["c"], 1.0, 1.0) if n else None
-    req_active = np.zeros(n)
-    req_idle = np.zeros(n)
-    day_rows = []
-    for dev_id, t, p, c, chip in devices:
-        spec = chips.get(chip, {})
-        rated = float(spec.get("rated_power_w", 1000.0))
-        wrap = (spec.get("sensor") or {}).get("counter_wrap_j")
-        idle_cat = float(spec.get("idle_power_w", 0.1 * rated)) + float(spec.get("model_loaded_idle_extra_w", 0.0))
-        iv = device_intervals(t, p, c, rated, wrap, cfg)
-        res = attribute_device(iv, work, idle_cat, cfg, cfg.weights(chip))
-        if work is not None:
-            req_active += res.req_active_j
-            req_idle += res.req_idle_j
-        if res.interval_day.shape[0] == 0:
-            continue
-        days, inv = np.unique(res.interval_day, return_inverse=True)
-
-        def per_day(x):
-            return np.bincount(inv, weights=x, minlength=days.shape[0])
-
-        measured = per_day(res.measured_j)
-        act = per_day(res.active_attr_j)
-        idl = per_day(res.idle_shared_j)
-        unused = per_day(res.unused_j)
-        n_counter = per_day((res.source == 0).astype(float))
-        n_integ = per_day((res.source == 1).astype(float))
-        gap_s = per_day(np.where(res.gap, res.duration_s, 0.0))
-        covered = per_day(res.duration_s)
-        for k, d in enumerate(days):
-            day_rows.append((
-                dt.date(1970, 1, 1) + dt.timedelta(days=int(d)), dev_id, chip, rid,
-                float(measured[k]), float(act[k]), float(idl[k]), float(unused[k]),
-                float(res.req_day_active.get(int(d), 0.0)), float(res.req_day_idle.get(int(d), 0.0)),
-                int(n_counter[k]), int(n_integ[k]), float(gap_s[k]), float(covered[k]),
-                res.resets if k == 0 else 0, res.idle_w, res.idle_source,
-            ))
-    return req_active, req_idle, day_rows
-
-
 def day_table(day_rows: list) -> pa.Table:
     cols = list(zip(*day_rows)) if day_rows else [[] for _ in DAY_COLUMNS]
     return pa.table({n: pa.array(list(c), t) for n, c, t in zip(DAY_COLUMNS, cols, DAY_TYPES)})
-
-
-def attribute(inp: Inputs, cfg: AttributionConfig | None = None, chips: dict | None = None) -> tuple[pa.Table, pa.Table]:
-    """Pure attribution over in-memory arrays: returns (request_energy, device_day) Arrow tables.
-
-    Request rows come in the order of the read query (replica_id, s, request_id), without ids.
-    """
-    cfg = cfg or AttributionConfig.load()
-    chips = chips if chips is not None else catalog_chips()
-    in_replica = set()
-    results = {}
-    day_rows = []
-    for rid, (_chip, devs) in inp.replicas.items():
-        devices = [(d, *inp.samples[d]) for d in devs if d in inp.samples]
-        in_replica.update(devs)
-        a, i, rows = attribute_group(rid, inp.requests.get(rid), devices, cfg, chips)
-        results[rid] = (a, i)
-        day_rows += rows
-    for rid, rq in inp.requests.items():  # requests of replicas nobody declared: no devices, no energy
-        if rid not in results:
-            results[rid] = (np.zeros(rq["s"].shape[0]), np.zeros(rq["s"].shape[0]))
-    for dev, arrays in inp.samples.items():
-        if dev not in in_replica:
-            day_rows += attribute_group(None, None, [(dev, *arrays)], cfg, chips)[2]
-    order = sorted(inp.requests, key=lambda r: inp.requests[r]["offset"])
-    act = np.concatenate([results[r][0] for r in order]) if order else np.zeros(0)
-    idl = np.concatenate([results[r][1] for r in order]) if order else np.zeros(0)
-    req_tbl = pa.table({"active_energy_j": act, "idle_share_j": idl, "energy_j": act + idl})
-    return req_tbl, day_table(day_rows)
-
-
-def _read_device(con: duckdb.DuckDBPyConnection, device_id: str, chip: str):
-    d = con.execute("""
-        select epoch_us(ts) / 1e6 as t, power_w, energy_counter_j
-        from raw.device_samples where device_id = ? order by ts
-    """, [device_id]).fetchnumpy()
-    return (device_id, d["t"].astype(np.float64), np.asarray(d["power_w"], dtype=np.float64),
-            np.asarray(d["energy_counter_j"], dtype=np.float64), chip)
-
-
-def _read_replica(con: duckdb.DuckDBPyConnection, rid: str) -> dict:
-    r = con.execute("""
-        select epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6 as s,
-               epoch_us(coalesce(first_token_ts, finish_ts)) / 1e6 as f,
-               epoch_us(finish_ts) / 1e6 as e, prompt_tokens::double as p, completion_tokens::double as c
-        from raw.requests where replica_id = ? order by s, request_id
-    """, [rid]).fetchnumpy()
-    return {k: np.asarray(r[k], dtype=np.float64) for k in ("s", "f", "e", "p", "c")}
-
-
-def run_attribution_streaming(con: duckdb.DuckDBPyConnection, cfg: AttributionConfig | None = None) -> dict:
-    """Attribute replica by replica, so memory is bounded by the largest replica, not the fleet."""
-    cfg = cfg or AttributionConfig.load()
-    chips = catalog_chips()
-    t0 = time.perf_counter()
-    compute_s = read_s = write_s = 0.0
-    dev_chip = dict(con.execute("select device_id, any_value(chip) from raw.device_samples group by 1").fetchall())
-    replicas = {rid: [d for d in devs.split(",") if d] for rid, devs in con.execute("""
-        select replica_id, arg_max(device_ids, valid_from) from raw.replicas group by 1 order by 1
-    """).fetchall()}
-    req_replicas = [r[0] for r in con.execute("select distinct replica_id from raw.requests order by 1").fetchall()]
-    con.execute("begin")
-    con.execute("create schema if not exists attribution")
-    con.execute("""create or replace table attribution.request_energy (request_id varchar,
-        active_energy_j double, idle_share_j double, energy_j double)""")
-    day_rows = []
-    n_req = 0
-    seen = set()
-    for rid in sorted(set(replicas) | set(req_replicas)):
-        ta = time.perf_counter()
-        rq = _read_replica(con, rid) if rid in req_replicas else None
-        devices = [_read_device(con, d, dev_chip[d]) for d in replicas.get(rid, []) if d in dev_chip]
-        seen.update(replicas.get(rid, []))
-        tb = time.perf_counter()
-        a, i, rows = attribute_group(rid, rq, devices, cfg, chips)
-        tc = time.perf_counter()
-        day_rows += rows
-        if rq is not None and rq["s"].shape[0]:
-            res = pa.table({"active_energy_j": a, "idle_share_j": i, "energy_j": a + i})
-            con.register("_res", res)
-            con.execute("""
-                insert into attribution.request_energy
-                select ids.request_id, _res.* from (
-                    select request_id from raw.requests where replica_id = ?
-                    order by epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6, request_id
-                ) ids positional join _res
-            """, [rid])
-            con.unregister("_res")
-            n_req += res.num_rows
-        td = time.perf_counter()
-        read_s += tb - ta
-        compute_s += tc - tb
-        write_s += td - tc
-    for dev, chip in sorted(dev_chip.items()):
-        if dev not in seen:
-            ta = time.perf_counter()
-            devices = [_read_device(con, dev, chip)]
-            tb = time.perf_counter()
-            day_rows += attribute_group(None, None, devices, cfg, chips)[2]
-            read_s += tb - ta
-            compute_s += time.perf_counter() - tb
-    con.register("_day", day_table(day_rows))
-    con.execute("create or replace table attribution.device_day as select * from _day")
-    con.unregister("_day")
-    con.execute("commit")
-    return {"read_s": read_s, "attribute_s": compute_s, "write_s": write_s,
-            "total_s": time.perf_counter() - t0, "requests": n_req, "device_days": len(day_rows)}
-
-
-def run_attribution(con: duckdb.DuckDBPyConnection, cfg: AttributionConfig | None = None) -> dict:
-    """Attribute everything in ``raw`` and replace the ``attribution`` tables. Returns timings."""
-    return run_attribution_streaming(con, cfg)
 
 
 # ------------------------------------------------------------------ per UTC day (the pipeline's)
@@ -312,15 +98,6 @@ def day_intervals(t: np.ndarray, p: np.ndarray, c: np.ndarray, day: int, rated_w
                            np.concatenate(source)[o], np.concatenate(gap)[o], iv.resets)
 
 
-def _clamped_span(rq: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Each request's [start, end) as ReplicaWork sees it (same clamping)."""
-    s = rq["s"]
-    min_d = 1e-3
-    f = np.maximum(np.maximum(rq["f"], s), s + min_d)
-    e = np.where(rq["c"] > 1, np.maximum(np.maximum(rq["e"], f), f + min_d), f)
-    return s, e
-
-
 def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: AttributionConfig,
                    chips: dict, rid: str | None):
     """Attribute one replica day by day.
@@ -331,7 +108,7 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
     """
     n = rq["s"].shape[0] if rq is not None else 0
     if n:
-        s_cl, e_cl = _clamped_span(rq)
+        s_cl, _, e_cl = request_spans(rq["s"], rq["f"], rq["e"], rq["c"])
     dev_days = []
     for dev_id, t, p, c, chip in devices:
         bounds = np.searchsorted(t, np.array([d * DAY_S for d in days] + [(days[-1] + 1) * DAY_S]), side="left")
@@ -346,7 +123,7 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
             idx = np.zeros(0, np.int64)
         work = None
         if idx.shape[0]:
-            work = ReplicaWork.build(rq["s"][idx], rq["f"][idx], rq["e"][idx], rq["p"][idx], rq["c"][idx], 1.0, 1.0)
+            work = ReplicaWork.build(rq["s"][idx], rq["f"][idx], rq["e"][idx], rq["c"][idx])
         acc_a = np.zeros(idx.shape[0])
         acc_i = np.zeros(idx.shape[0])
         for dev_id, t, p, c, chip, bounds in dev_days:
@@ -466,7 +243,7 @@ def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
             select replica_id, arg_max(device_ids, valid_from) from raw.replicas group by 1 order by 1
         """).fetchall()}
         s = con.sql("""
-            select device_id, any_value(chip) over (partition by device_id) as chip,
+            select device_id, chip,
                    epoch_us(ts) / 1e6 as t, power_w, energy_counter_j
             from raw.device_samples where _date between ? and ? and ts >= ? and ts < ?
             order by device_id, ts
@@ -545,3 +322,8 @@ def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
     return {"first": first.isoformat(), "last": last.isoformat(), "days": len(days), "read_s": read_s,
             "attribute_s": compute_s, "write_s": write_s, "total_s": time.perf_counter() - t0,
             "request_day_rows": n_req_rows, "device_days": len(day_rows)}
+
+
+def run_attribution(con: duckdb.DuckDBPyConnection, cfg: AttributionConfig | None = None) -> dict:
+    """Attribute every day in ``raw`` and replace the ``attribution`` tables. Returns timings."""
+    return run_attribution_days(con, cfg=cfg)

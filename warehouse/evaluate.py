@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
 from .energy import run_attribution_days
 from .loader import connect, load_spool
