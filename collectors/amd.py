@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Callable
 
-from .base import BackendBase, BackendUnavailable
+from .base import BackendUnavailable, RetryingDeviceBackend
 
 #: AMDSMI_STATUS_NOT_SUPPORTED, _NOT_YET_IMPLEMENTED, _NO_PERM
 _UNSUPPORTED_CODES = (2, 3, 10)
@@ -107,7 +107,7 @@ class _Device:
     failed_until_s: float | None = None
 
 
-class AmdSmiBackend(BackendBase):
+class AmdSmiBackend(RetryingDeviceBackend):
     """Samples every AMD GPU on this node through AMD SMI."""
 
     source = "amdsmi"
@@ -120,12 +120,8 @@ class AmdSmiBackend(BackendBase):
         monotonic: Callable[[], float] = time.monotonic,
         retry_after_s: float = 30.0,
     ) -> None:
-        super().__init__(node)
+        super().__init__(node, clock, monotonic, retry_after_s)
         self._smi = smi if smi is not None else load_amdsmi()
-        self._clock = clock
-        self._monotonic = monotonic
-        self.retry_after_s = retry_after_s
-        self._closed = False
         try:
             self._smi.amdsmi_init()
             handles = list(self._smi.amdsmi_get_processor_handles())
@@ -154,14 +150,9 @@ class AmdSmiBackend(BackendBase):
         dev.opened = True
         dev.failed_until_s = None
 
-    def _fail(self, dev: _Device, exc: Exception, now_s: float) -> None:
-        dev.failed_until_s = now_s + self.retry_after_s
-        self.count_error(self.device_id(dev.index), f"{type(exc).__name__}: {exc}; retry in {self.retry_after_s:g} s")
-
     @property
-    def failed_devices(self) -> list[str]:
-        """Device ids currently marked failed (waiting for a retry)."""
-        return [self.device_id(d.index) for d in self.devices if d.failed_until_s is not None]
+    def _vendor_error(self) -> type[BaseException]:
+        return self._smi.AmdSmiException
 
     def _is_unsupported(self, exc: Exception) -> bool:
         code_of = getattr(exc, "get_error_code", None)
@@ -247,29 +238,8 @@ class AmdSmiBackend(BackendBase):
             "source": self.source,
         }
 
-    def sample(self) -> list[dict[str, Any]]:
-        """One row per healthy device; failed devices are retried once their wait is over."""
-        now_s = self._monotonic()
-        rows: list[dict[str, Any]] = []
-        for dev in self.devices:
-            try:
-                if dev.failed_until_s is not None:
-                    if now_s < dev.failed_until_s:
-                        continue
-                    self._open(dev)
-                rows.append(self._read(dev))
-            except self._smi.AmdSmiException as exc:
-                self._fail(dev, exc, now_s)
-        return rows
-
     def _shutdown(self) -> None:
         try:
             self._smi.amdsmi_shut_down()
         except Exception:  # noqa: BLE001 - shutting down, nothing to do about it
             pass
-
-    def close(self) -> None:
-        """Shut AMD SMI down (once)."""
-        if not self._closed:
-            self._closed = True
-            self._shutdown()

@@ -98,6 +98,69 @@ class BackendBase:
         """Nothing to release by default."""
 
 
+class RetryingDeviceBackend(BackendBase):
+    """A vendor library backend whose devices fail and recover one at a time.
+
+    A read that raises the vendor's error marks that device failed for ``retry_after_s``; the
+    other devices keep sampling, and the failed one is re-opened once its wait is over.
+    Subclasses set ``self.devices`` (objects with ``index`` and ``failed_until_s``) and provide
+    ``_vendor_error`` (the library's exception class), ``_open(dev)``, ``_read(dev)`` and
+    ``_shutdown()``.
+    """
+
+    def __init__(self, node: str | None, clock: Callable[[], float], monotonic: Callable[[], float],
+                 retry_after_s: float) -> None:
+        super().__init__(node)
+        self._clock = clock
+        self._monotonic = monotonic
+        self.retry_after_s = retry_after_s
+        self._closed = False
+        self.devices: list[Any] = []
+
+    @property
+    def _vendor_error(self) -> type[BaseException]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _open(self, dev: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read(self, dev: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fail(self, dev: Any, exc: Exception, now_s: float) -> None:
+        dev.failed_until_s = now_s + self.retry_after_s
+        self.count_error(self.device_id(dev.index), f"{type(exc).__name__}: {exc}; retry in {self.retry_after_s:g} s")
+
+    @property
+    def failed_devices(self) -> list[str]:
+        """Device ids currently marked failed (waiting for a retry)."""
+        return [self.device_id(d.index) for d in self.devices if d.failed_until_s is not None]
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One row per healthy device; failed devices are retried once their wait is over."""
+        now_s = self._monotonic()
+        rows: list[dict[str, Any]] = []
+        for dev in self.devices:
+            try:
+                if dev.failed_until_s is not None:
+                    if now_s < dev.failed_until_s:
+                        continue
+                    self._open(dev)
+                rows.append(self._read(dev))
+            except self._vendor_error as exc:
+                self._fail(dev, exc, now_s)
+        return rows
+
+    def close(self) -> None:
+        """Shut the vendor library down (once)."""
+        if not self._closed:
+            self._closed = True
+            self._shutdown()
+
+
 def default_node() -> str:
     """This host's short name, used when ``--node`` is not given."""
     return socket.gethostname().split(".")[0] or "localhost"

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Callable
 
-from .base import BackendBase, BackendUnavailable
+from .base import BackendUnavailable, RetryingDeviceBackend
 
 _MIB = 1024.0 * 1024.0
 
@@ -105,7 +105,7 @@ class _Device:
     failed_until_s: float | None = None  # monotonic; None while healthy
 
 
-class NvmlBackend(BackendBase):
+class NvmlBackend(RetryingDeviceBackend):
     """Samples every NVIDIA GPU on this node through NVML."""
 
     source = "nvml"
@@ -118,12 +118,8 @@ class NvmlBackend(BackendBase):
         monotonic: Callable[[], float] = time.monotonic,
         retry_after_s: float = 30.0,
     ) -> None:
-        super().__init__(node)
+        super().__init__(node, clock, monotonic, retry_after_s)
         self._nvml = nvml if nvml is not None else load_pynvml()
-        self._clock = clock
-        self._monotonic = monotonic
-        self.retry_after_s = retry_after_s
-        self._closed = False
         nv = self._nvml
         try:
             nv.nvmlInit()
@@ -164,14 +160,9 @@ class NvmlBackend(BackendBase):
         dev.handle = handle
         dev.failed_until_s = None
 
-    def _fail(self, dev: _Device, exc: Exception, now_s: float) -> None:
-        dev.failed_until_s = now_s + self.retry_after_s
-        self.count_error(self.device_id(dev.index), f"{type(exc).__name__}: {exc}; retry in {self.retry_after_s:g} s")
-
     @property
-    def failed_devices(self) -> list[str]:
-        """Device ids currently marked failed (waiting for a retry)."""
-        return [self.device_id(d.index) for d in self.devices if d.failed_until_s is not None]
+    def _vendor_error(self) -> type[BaseException]:
+        return self._nvml.NVMLError
 
     # -- reading ----------------------------------------------------------
 
@@ -255,30 +246,8 @@ class NvmlBackend(BackendBase):
             "source": self.source,
         }
 
-    def sample(self) -> list[dict[str, Any]]:
-        """One row per healthy device; failed devices are retried once their wait is over."""
-        nv = self._nvml
-        now_s = self._monotonic()
-        rows: list[dict[str, Any]] = []
-        for dev in self.devices:
-            try:
-                if dev.failed_until_s is not None:
-                    if now_s < dev.failed_until_s:
-                        continue
-                    self._open(dev)
-                rows.append(self._read(dev))
-            except nv.NVMLError as exc:
-                self._fail(dev, exc, now_s)
-        return rows
-
     def _shutdown(self) -> None:
         try:
             self._nvml.nvmlShutdown()
         except Exception:  # noqa: BLE001 - shutting down, nothing to do about it
             pass
-
-    def close(self) -> None:
-        """Shut NVML down (once)."""
-        if not self._closed:
-            self._closed = True
-            self._shutdown()
