@@ -138,16 +138,21 @@ class Fleet:
         return sum(n.devices for n in self.nodes)
 
 
-def _load_yaml(path: Path) -> dict:
+def load_yaml_mapping(path: Path, error: type[ValueError]) -> dict:
+    """A YAML file whose top level is a mapping; any problem raises ``error`` naming the file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
-        raise FleetError(f"{path}: file not found") from None
+        raise error(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
-        raise FleetError(f"{path}: not valid YAML: {exc}") from None
+        raise error(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise FleetError(f"{path}: top level must be a mapping")
+        raise error(f"{path}: top level must be a mapping")
     return data
+
+
+def _load_yaml(path: Path) -> dict:
+    return load_yaml_mapping(path, FleetError)
 
 
 def _num(src: str, where: str, value: Any, *, lo: float | None = None, hi: float | None = None,

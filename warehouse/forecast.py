@@ -36,7 +36,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
+
+from collectors.fleet import load_yaml_mapping
 
 SCENARIOS_FILE = Path(__file__).parent / "scenarios.yaml"
 SCENARIOS_ENV = "TOKENWATT_SCENARIOS"
@@ -150,14 +151,7 @@ def load_scenarios(path: Path | str | None = None) -> tuple[ForecastConfig, list
     """Parse and validate a scenario file (``path``, else ``$TOKENWATT_SCENARIOS``, else the bundled one)."""
     path = Path(path or os.environ.get(SCENARIOS_ENV) or SCENARIOS_FILE)
     src = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError(f"{src}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{src}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{src}: top level must be a mapping")
+    raw = load_yaml_mapping(path, ScenarioError)
     _map(src, "(top level)", raw, {"forecast", "scenarios", "fleet_scale"})
 
     f = _map(src, "forecast", raw.get("forecast") or {}, {"horizon_months", "min_horizon_days", "backtest_days",

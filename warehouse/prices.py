@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
+
+from collectors.fleet import load_yaml_mapping
 
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
 PRICES_ENV = "TOKENWATT_PRICES"
@@ -108,14 +109,7 @@ def load_prices(path: Path | str | None = None) -> dict:
     """Parse and validate a price file; returns normalised rows for the ``ref`` tables."""
     path = prices_path(path)
     src = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PriceError(f"{src}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise PriceError(f"{src}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PriceError(f"{src}: top level must be a mapping")
+    raw = load_yaml_mapping(path, PriceError)
     for key in ("chips", "electricity", "sites", "revenue"):
         if key not in raw:
             raise PriceError(f"{src}: missing field '{key}'")
