@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -335,3 +336,26 @@ def test_a_copy_loads_in_its_own_right_once_its_original_changes(wh):
     assert q(con, "select _file, count(*) from raw.device_samples group by 1 order by 1") == [
         (a, 20), (a.replace("a.parquet", "b.parquet"), 20)]
     assert q(con, "select count(*) from raw.device_samples") == [(40,)]
+
+
+def test_table_checksums_see_any_row_change_but_not_the_last_bit_of_a_parallel_sum():
+    con = duckdb.connect()
+    con.execute("create table t (id varchar, n integer, x double)")
+    con.execute("insert into t values ('a', 1, 0.1), ('b', 2, 1e6), ('c', 3, 2.5)")
+    base = table_checksums(con, ["t"])["t"]
+
+    con_rows = con.execute("select * from t").fetchall()
+
+    def variant(rows):
+        c = duckdb.connect()
+        c.execute("create table t (id varchar, n integer, x double)")
+        c.executemany("insert into t values (?, ?, ?)", rows)
+        return table_checksums(c, ["t"])["t"]
+
+    assert variant(list(reversed(con_rows))) == base  # order does not matter
+    last_bit = [(i, n, float(np.nextafter(x, np.inf))) for i, n, x in con_rows]
+    assert variant(last_bit) == base  # one ulp is the noise of a parallel sum
+    assert variant([("a", 1, 0.1), ("b", 2, 1e6), ("c", 3, 2.5001)]) != base  # a value changed
+    assert variant([("a", 1, 2.5), ("b", 2, 1e6), ("c", 3, 0.1)]) != base  # values swapped rows
+    assert variant([("a", 1, 0.1), ("b", 2, 1e6), ("d", 3, 2.5)]) != base  # a key changed
+    assert variant(con_rows[:2]) != base  # a row lost
