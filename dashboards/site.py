@@ -194,15 +194,16 @@ SVG_MAX_BYTES = 600_000
 def _image(spec: dict, fmt: str = "svg") -> tuple[str, bytes] | None:
     """The chart as an image for reports: SVG, or a PNG when asked for or when the SVG would be heavy.
 
-    None when the headless renderer cannot draw it (degenerate data, e.g. a single day): the page
-    and its CSV still ship; only the image link is left out.
+    None when the headless renderer cannot draw it: the page and its CSV still ship; only the image
+    link is left out, and a warning is logged (the same spec most likely fails in the browser too).
     """
     try:
         return _image_or_raise(spec, fmt)
     except ValueError:
         try:
             return _image_or_raise(spec, "png")
-        except ValueError:
+        except ValueError as exc:
+            log.warning("chart %r: no image for reports: %s", _title_text(spec), str(exc).splitlines()[0][:200])
             return None
 
 

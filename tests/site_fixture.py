@@ -4,9 +4,10 @@ Used by the dashboard-site tests (and handy for working on the site without runn
 pipeline): ``python -m tests.site_fixture OUT.duckdb``.
 
 The numbers are plausible, not simulated: three chips of the default fleet (nvidia-h100-sxm,
-amd-mi300x, custom-asic), two models, six tasks, six languages, 28 days. Request rows are drawn
-with numpy (deterministic for a given seed); the daily marts are aggregated from them in DuckDB
-so that the tables agree with each other the way the dbt marts do.
+amd-mi300x, custom-asic), two models, six tasks, six languages, 28 days (``days=1`` gives the
+warehouse of a first day: one point per daily series, and a forecast without intervals). Request
+rows are drawn with numpy (deterministic for a given seed); the daily marts are aggregated from
+them in DuckDB so that the tables agree with each other the way the dbt marts do.
 
 ``missing`` drops tables (e.g. ``{"attribution.quality"}``) and ``empty`` keeps a table's columns
 but no rows, for the "no data yet" paths of the site.
@@ -259,24 +260,29 @@ def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed:
                            "order by date").fetchall()
         fc_rows = []
         last = float(np.mean([h[1] for h in hist[-7:]]))
+        # with one day of history the pipeline's forecaster (warehouse/forecast.py) can fit no model: it
+        # carries the last value forward with no intervals and no backtest; so does the fixture
+        short = len(hist) < 2
+        model = "last value (history too short for intervals)" if short else "AutoETS"
         for scen, growth, mape in (("baseline", 0.004, 8.2), ("traffic-2x", 0.018, 11.5),
                                    ("shift-to-asic", -0.006, 9.4)):
+            mape = None if short else mape
             for d, loss in hist:
-                fc_rows.append((scen, "day", d, "history", float(loss), None, None, None, None, mape, "AutoETS"))
+                fc_rows.append((scen, "day", d, "history", float(loss), None, None, None, None, mape, model))
             for k in range(1, 57):
                 d = hist[-1][0] + dt.timedelta(days=k)
                 mu = last * (1 + growth) ** k * (1 + 0.05 * np.sin(k / 7 * 2 * np.pi))
                 sd = abs(last) * (0.04 + 0.012 * np.sqrt(k))
-                fc_rows.append((scen, "day", d, "forecast", mu, mu - 1.2816 * sd, mu + 1.2816 * sd,
-                                mu - 1.96 * sd, mu + 1.96 * sd, mape, "AutoETS"))
+                b = (None,) * 4 if short else (mu - 1.2816 * sd, mu + 1.2816 * sd, mu - 1.96 * sd, mu + 1.96 * sd)
+                fc_rows.append((scen, "day", d, "forecast", mu, *b, mape, model))
             for k in range(4):
                 month = dt.date(2025, 5 + k, 1)
                 kind = "history" if k == 0 else "forecast"
                 mu = last * 30 * (1 + growth) ** (30 * k)
                 sd = abs(mu) * 0.06 * k
-                b = (None,) * 4 if kind == "history" else (mu - 1.2816 * sd, mu + 1.2816 * sd,
-                                                            mu - 1.96 * sd, mu + 1.96 * sd)
-                fc_rows.append((scen, "month", month, kind, mu, *b, mape * 1.3, "AutoETS"))
+                b = (None,) * 4 if kind == "history" or short else (mu - 1.2816 * sd, mu + 1.2816 * sd,
+                                                                      mu - 1.96 * sd, mu + 1.96 * sd)
+                fc_rows.append((scen, "month", month, kind, mu, *b, None if short else mape * 1.3, model))
         con.execute("""create table marts.fct_loss_forecast (scenario varchar, grain varchar, period_start date,
                        kind varchar, loss_usd double, lo80_usd double, hi80_usd double, lo95_usd double,
                        hi95_usd double, backtest_mape double, model varchar)""")

@@ -127,6 +127,52 @@ def test_charts_read_well(built):
                         assert theme.VENDOR_COLORS[v] == col, (name, v, col)
 
 
+#: tick intervals that Vega can look up: Vega-Lite's schema also admits "hour", "minute", "second" and
+#: "millisecond", but Vega names those units "hours", ... and throws "Cannot read properties of undefined
+#: (reading 'every')", which stops the chart's whole view (no marks at all)
+VEGA_INTERVALS = {"day", "week", "month", "year"}
+
+
+def tick_intervals(site: Path) -> list[tuple[str, str]]:
+    out = []
+    for p in PAGES:
+        for name, entry in specs_of(site / p).items():
+            for _, node in walk(entry["spec"]):
+                tc = node.get("tickCount")
+                if isinstance(tc, dict) and "interval" in tc:
+                    out.append((name, tc["interval"]))
+    return out
+
+
+def test_tick_intervals_are_ones_vega_knows(built):
+    intervals = tick_intervals(built["site"])
+    assert intervals  # the daily charts do use interval ticks
+    assert not [x for x in intervals if x[1] not in VEGA_INTERVALS], intervals
+
+
+def test_one_day_warehouse(tmp_path):
+    """The first day of a new fleet: one point per daily series, a forecast without intervals. Every
+    chart must still draw; the headless renderer that writes the report images runs the same Vega as
+    the browser, so an image for every chart means no chart threw."""
+    db = build_fixture(tmp_path / "w.duckdb", n_requests=2000, days=1)
+    res = build_site(db, tmp_path / "site")
+    assert not res["errors"], res["errors"]
+    site = Path(res["out_dir"])
+    assert not [x for x in tick_intervals(site) if x[1] not in VEGA_INTERVALS]
+    missing = [name for p in PAGES for name in specs_of(site / p)
+               if not any((site / "charts" / f"{name}.{ext}").is_file() for ext in ("svg", "png"))]
+    assert not missing, f"charts the renderer could not draw: {missing}"
+    # no band layers over all-empty interval columns (Vega warns "Infinite extent"); a note says why
+    fc_specs = specs_of(site / "forecast.html")
+    y_fields = {n.get("field") for path, n in walk(fc_specs["forecast-bands"]["spec"])
+                if path and path[-1] in ("y", "y2")}
+    assert y_fields == {"loss_usd"}, y_fields
+    assert "No prediction intervals yet" in (site / "forecast.html").read_text()
+    # the cost stack of one day is a bar (an area over one day has no width)
+    mark = specs_of(site / "cost.html")["cost-daily-by-vendor"]["spec"]["mark"]
+    assert (mark.get("type") if isinstance(mark, dict) else mark) == "bar", mark
+
+
 def test_warehouse_opened_read_only(built):
     assert hashlib.sha256(built["db"].read_bytes()).hexdigest() == built["digest"]
 

@@ -181,13 +181,19 @@ def chip_filter(chart, field_name: str = "chip"):
     return chart.transform_filter(f"{sig} == 'all' || datum['{field_name}'] == {sig}")
 
 
-def time_ticks(span_days: float) -> tuple[dict, str]:
+def time_ticks(span_days: float) -> tuple[dict | int, str]:
     """Tick interval and label format for a UTC time axis spanning ``span_days``: whole days (or weeks,
-    months) only, about eight labels, never the same day twice."""
+    months) only, about eight labels, never the same day twice.
+
+    Under two days the ticks are hours, given as a tick *count*: Vega-Lite's schema only admits
+    ``{"interval": "hour"}``, but Vega looks intervals up by vega-time unit names ("hours"), finds
+    nothing and throws "Cannot read properties of undefined (reading 'every')" - which stops the
+    whole view, so the chart draws no marks. A count of 8 lets Vega pick 1/3/6/12-hour steps itself.
+    ("day", "week", "month" and "year" are the same word in both and are safe.)"""
     if span_days < 2:
-        return {"interval": "hour", "step": 3 if span_days <= 1 else 6}, "%d %b %H:%M"
-    if span_days <= 70:
-        return {"interval": "day", "step": max(1, math.ceil(span_days / 8))}, "%d %b"
+        return 8, "%d %b %H:%M"
+    if span_days <= 70:  # every day up to six; a week at one-day steps crowds the first (flush) label
+        return {"interval": "day", "step": 1 if span_days <= 6 else max(2, math.ceil(span_days / 8))}, "%d %b"
     if span_days <= 150:
         return {"interval": "week", "step": max(1, math.ceil(span_days / 7 / 8))}, "%d %b"
     return {"interval": "month", "step": max(1, math.ceil(span_days / 30.4 / 8))}, "%b %Y"
@@ -199,21 +205,72 @@ def span_days(dates) -> float:
     return ((d.max() - d.min()).total_seconds() / 86400 + 1) if len(d) else 1.0
 
 
+DAY_MS = 86_400_000
+
+
+def single_time(dates) -> pd.Timestamp | None:
+    """The one distinct UTC time in ``dates`` (ISO strings or timestamps), or None when there are
+    none or several. A time axis over one value has a zero-width domain: no ticks, and nothing
+    for a line or an area to span, so the charts treat that case on its own."""
+    if dates is None:
+        return None
+    d = pd.to_datetime(pd.Series(list(dates)), utc=True).dropna().unique()
+    return pd.Timestamp(d[0]) if len(d) == 1 else None
+
+
+def _ms(t: pd.Timestamp) -> int:
+    return int(t.value // 1_000_000)
+
+
 def utc_x(field_name: str, title: str | None = "Date (UTC)", *, dates=None, fmt: str | None = None) -> alt.X:
-    """A UTC time axis; with ``dates`` (the values drawn) the ticks fall on whole days/weeks/months."""
-    axis = {"labelAngle": 0}
-    if dates is not None:
+    """A UTC time axis; with ``dates`` (the values drawn) the ticks fall on whole days/weeks/months.
+
+    A single distinct date (a warehouse with one day of data) is put in the middle of a one-day-wide
+    axis with one label, so its points show where a reader expects them."""
+    axis: dict = {"labelAngle": 0}
+    scale = alt.Scale(type="utc")
+    one = single_time(dates)
+    if one is not None:
+        midnight = one == one.normalize()
+        scale = alt.Scale(type="utc", domain=[_ms(one) - DAY_MS // 2, _ms(one) + DAY_MS // 2], nice=False)
+        axis.update(values=[_ms(one)], format=fmt or ("%d %b %Y" if midnight else "%d %b %Y %H:%M"), grid=False)
+    elif dates is not None:
         tc, f = time_ticks(span_days(dates))
         axis.update(tickCount=tc, format=fmt or f)
     else:
         axis.update(format=fmt or "%d %b", tickCount=8)
-    return alt.X(f"{field_name}:T", title=title, scale=alt.Scale(type="utc"), axis=alt.Axis(**axis))
+    return alt.X(f"{field_name}:T", title=title, scale=scale, axis=alt.Axis(**axis))
+
+
+def one_day_axis(day) -> alt.Axis:
+    """The axis of a chart whose whole-day marks cover one day: one label, "01 Oct 2026", under the
+    middle of the day (not one at each edge, which reads as two days)."""
+    t = pd.Timestamp(day)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    mid = _ms(t.normalize()) + DAY_MS // 2
+    return alt.Axis(values=[mid], format="%d %b %Y", labelAngle=0, grid=False)
+
+
+def line_points(dates, size: float) -> alt.OverlayMarkDef:
+    """The points on a daily line: small on a long series, big enough to read when there is one day
+    (a line through a single point draws nothing, so the points are all there is)."""
+    return alt.OverlayMarkDef(size=size if single_time(dates) is None else max(4 * size, 90), filled=True)
 
 
 def day_x(field_name: str = "date", title: str | None = "Date (UTC)", *, dates=None,
           period: tuple[str, str] | None = None) -> alt.X:
     """A UTC day axis for bars: each bar spans its whole day. With ``period`` (first and last ISO day)
-    the axis covers the whole period, so one busy day does not fill the chart."""
+    the axis covers the whole period, so one busy day does not fill the chart.
+
+    A single day (one-day period, or one distinct date) gets an axis three days wide with one label
+    under the middle of the bar, instead of one bar filling the plot between two day labels."""
+    one = (pd.Timestamp(period[0], tz="UTC") if period and period[0] == period[1]
+           else single_time(dates) if not period else None)
+    if one is not None:
+        day = _ms(one.normalize())
+        return alt.X(f"{field_name}:T", timeUnit="utcyearmonthdate", title=title,
+                     scale=alt.Scale(type="utc", domain=[day - DAY_MS, day + 2 * DAY_MS], nice=False),
+                     axis=one_day_axis(one))
     scale = alt.Scale(type="utc", domain=[utc_day(period[0]), utc_day(period[1], 1)]) if period else alt.Undefined
     span = span_days(list(period) if period else dates) if (period or dates is not None) else 28
     tc, fmt = time_ticks(max(span, 2))

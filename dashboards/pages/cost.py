@@ -4,7 +4,8 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import SIG_CHIP, Chart, Ctx, Page, Section, chip_filter, no_data, safe, tidy, tt_date, utc_x
+from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Page, Section, chip_filter, day_x, no_data, safe,
+                                    single_time, tidy, tt_date, utc_x)
 
 CPT = "marts.fct_cost_per_token_daily"
 PNL = "marts.fct_pnl_daily"
@@ -37,15 +38,28 @@ def _over_time(ctx: Ctx) -> Section:
         from {CPT}, (values ('allocation'), ('usage')) b(basis)
         group by all having sum(tokens) > 0 order by date, chip, b.basis"""), 5)
     sel = alt.selection_point(fields=["chip"], bind="legend")
-    ch = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=16)).encode(
+    basis_dom = ["allocation", "usage"]
+    if single_time(df.date) is None:
+        # a line per chip and basis; solid = allocation, dashed = usage
+        mark = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=16))
+        basis_enc = {"strokeDash": alt.StrokeDash(
+                         "basis:N", title="Cost basis", sort=basis_dom,
+                         scale=alt.Scale(domain=basis_dom, range=[[1, 0], [5, 3]]),
+                         legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=2, symbolSize=400)),
+                     "detail": "basis:N"}
+        basis_sub = "solid = allocation basis, dashed = usage basis"
+    else:
+        # one day: no line to dash, so the basis is the point's shape
+        mark = alt.Chart(df).mark_point(filled=True, size=110, opacity=1)
+        basis_enc = {"shape": alt.Shape("basis:N", title="Cost basis", sort=basis_dom,
+                                        scale=alt.Scale(domain=basis_dom, range=["circle", "diamond"]),
+                                        legend=alt.Legend(orient="top", symbolFillColor="#555555"))}
+        basis_sub = "circle = allocation basis, diamond = usage basis"
+    ch = mark.encode(
         x=utc_x("date", dates=df.date),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)", scale=alt.Scale(zero=True)),
         color=pal.chip_color(),
-        strokeDash=alt.StrokeDash("basis:N", title="Cost basis", sort=["allocation", "usage"],
-                                  scale=alt.Scale(domain=["allocation", "usage"], range=[[1, 0], [5, 3]]),
-                                  legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=2,
-                                                    symbolSize=400)),
-        detail="basis:N",
+        **basis_enc,
         opacity=alt.condition(sel, alt.value(1), alt.value(0.12)),
         tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("basis:N", title="Cost basis"),
                  alt.Tooltip("usd_per_mtok:Q", title="USD/Mtok", format="$.3f"),
@@ -53,8 +67,7 @@ def _over_time(ctx: Ctx) -> Section:
                  alt.Tooltip("requests:Q", title="Requests", format=",.0f")],
     ).add_params(sel).properties(
         title=alt.Title("Cost per million tokens per day, by chip",
-                        subtitle="USD per million tokens; solid = allocation basis, dashed = usage basis; "
-                                 "click a chip in the legend to highlight it"),
+                        subtitle=f"USD per million tokens; {basis_sub}; click a chip in the legend to highlight it"),
         width=theme.FULL_W - 40, height=300)
     sec.blocks.append(Chart("cost-per-mtok-daily", chip_filter(ch), df,
                             "Allocation basis carries idle capacity, so it rises when traffic falls; usage basis does not.",
@@ -108,8 +121,12 @@ def _basis(ctx: Ctx) -> Section:
         p = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, total_cost_usd, energy_cost_usd,
                                   hardware_cost_usd, revenue_usd
                            from {PNL} where vendor <> 'all' order by date, vendor"""), 5)
-        ch = alt.Chart(p).mark_area(opacity=0.9, line={"strokeWidth": 1}).encode(
-            x=utc_x("date", dates=p.date),
+        # a stacked area needs two days to have any width: one day is drawn as one stacked bar
+        one_day = single_time(p.date) is not None
+        mark = (alt.Chart(p).mark_bar() if one_day else
+                alt.Chart(p).mark_area(opacity=0.9, line={"strokeWidth": 1}))
+        ch = mark.encode(
+            x=day_x("date", dates=p.date) if one_day else utc_x("date", dates=p.date),
             y=alt.Y("total_cost_usd:Q", title="Total cost (USD per day)", stack=True),
             color=pal.vendor_color(),
             order=alt.Order("vendor_order:Q"),

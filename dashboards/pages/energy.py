@@ -5,8 +5,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, log_ticks, no_data, safe,
-                                    tidy, tt_date, utc_x)
+from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, line_points,
+                                    log_ticks, no_data, safe, tidy, tt_date, utc_x)
 
 REQ = "marts.fct_request_energy"
 DEV = "marts.fct_device_energy_daily"
@@ -190,7 +190,7 @@ def _capacity(ctx: Ctx) -> Section:
                       from {DEV} group by all order by date, chip""")
     daily = tidy(daily, 4)
     sel = alt.selection_point(fields=["chip"], bind="legend")
-    ch = alt.Chart(daily).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+    ch = alt.Chart(daily).mark_line(point=line_points(daily.date, 18)).encode(
         x=utc_x("date", dates=daily.date),
         y=alt.Y("unused_pct:Q", title="Unused capacity (% of measured energy)"),
         color=pal.chip_color(),

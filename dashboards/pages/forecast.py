@@ -1,11 +1,13 @@
 """forecast.html: the operating-loss forecast with 80/95 % bands, scenarios side by side, backtest error."""
 from __future__ import annotations
 
+import html
+
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, fmt_num, html_table, no_data, safe, tidy,
-                                    tt_date, utc_x)
+from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data, safe,
+                                    tidy, tt_date, utc_x)
 
 FC = "marts.fct_loss_forecast"
 HIST_COLOR = "#222222"
@@ -76,22 +78,58 @@ def _bands(ctx: Ctx) -> Section:
            alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
            alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
            alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f")]
-    layer = alt.layer(
-        fc.mark_area(color=FC_COLOR, opacity=0.18).encode(y=alt.Y("lo95_usd:Q", title=f"Operating loss ({_unit(grain)})"),
-                                                          y2="hi95_usd:Q"),
-        fc.mark_area(color=FC_COLOR, opacity=0.35).encode(y="lo80_usd:Q", y2="hi80_usd:Q"),
-        base.transform_filter("datum.kind == 'history'").mark_line(color=HIST_COLOR, strokeWidth=1.8).encode(
-            y="loss_usd:Q", tooltip=tip),
-        fc.mark_line(color=FC_COLOR, strokeWidth=2.2).encode(y="loss_usd:Q", tooltip=tip),
-        data=df,
-    ).properties(width=w, height=230)
+    # fewest points of a scenario's history / forecast: a line through one point draws nothing, so a
+    # series that short gets points (one day of history), and bands over one period become error bars
+    per = df.groupby(["scenario", "kind"]).size()
+    n_hist = int(per.xs("history", level="kind").min()) if "history" in per.index.get_level_values("kind") else 0
+    n_fc = int(per.xs("forecast", level="kind").min()) if "forecast" in per.index.get_level_values("kind") else 0
+    has = {lv: bool((df[f"lo{lv}_usd"].notna() & df[f"hi{lv}_usd"].notna()).any()) for lv in (95, 80)}
+    y_title = f"Operating loss ({_unit(grain)})"
+    layers = []
+    for lv, opacity in ((95, 0.18), (80, 0.35)):
+        if not has[lv]:  # all null (too little history for intervals): no band, and no "Infinite extent"
+            continue
+        enc = {"y": alt.Y(f"lo{lv}_usd:Q", title=y_title), "y2": f"hi{lv}_usd:Q"}
+        mark = (fc.mark_area(color=FC_COLOR, opacity=opacity) if n_fc > 1 else
+                fc.mark_bar(color=FC_COLOR, opacity=opacity, size=14))
+        layers.append(mark.encode(**enc))
+    layers += [  # history last, so a one-day history's point is not hidden under the forecast line
+        fc.mark_line(color=FC_COLOR, strokeWidth=2.2,
+                     point=alt.OverlayMarkDef(color=FC_COLOR, size=60, filled=True) if n_fc <= 1 else False
+                     ).encode(y=alt.Y("loss_usd:Q", title=y_title), tooltip=tip),
+        base.transform_filter("datum.kind == 'history'").mark_line(
+            color=HIST_COLOR, strokeWidth=1.8,
+            # a short history is a few pixels at the left of a long horizon: points keep it visible
+            point=alt.OverlayMarkDef(color=HIST_COLOR, size=60 if n_hist <= 1 else 22, filled=True)
+            if n_hist <= 12 else False).encode(
+            y=alt.Y("loss_usd:Q", title=y_title), tooltip=tip),
+    ]
+    layer = alt.layer(*layers, data=df).properties(width=w, height=230)
+    if not (has[80] or has[95]):
+        models = [m for (m,) in wh.con.execute(
+            f"select distinct model from {FC} where grain = ? and kind = 'forecast' and model is not null "
+            "order by 1", [grain]).fetchall()]
+        hist_days = wh.one(f"select count(distinct period_start) from {FC} where grain = 'day' and kind = 'history'")[0]
+        sec.blocks.append(Note(
+            "No prediction intervals yet: <code>marts.fct_loss_forecast</code> has no 80 % or 95 % bounds "
+            "(<code>lo80_usd</code>, <code>hi80_usd</code>, <code>lo95_usd</code>, <code>hi95_usd</code> are empty)"
+            + (f", from {hist_days} day{'s' if hist_days != 1 else ''} of history" if hist_days else "")
+            + (f"; forecast model: {html.escape(', '.join(models))}" if models else "")
+            + ". The charts show point forecasts only; the bands appear once there is enough history to fit a "
+              "model with intervals.", "info"))
+    if has[80] or has[95]:
+        sub = ("Black: history. Orange: forecast, with 80 % (darker) and 95 % (lighter) prediction intervals"
+               + ("" if n_fc > 1 else " as bars"))
+    else:
+        sub = "Black: history. Orange: point forecast (no prediction intervals in the warehouse)"
     ch = layer.facet(facet=alt.Facet("scenario:N", title=None, sort=scen, header=alt.Header(labelFontSize=13)),
                      columns=ncol, spacing={"row": 24, "column": 16}).properties(
         title=alt.Title(f"Operating loss forecast per scenario ({grain}ly)" if grain != "day" else
                         "Operating loss forecast per scenario (daily)",
-                        subtitle="Black: history. Orange: forecast, with 80 % (darker) and 95 % (lighter) "
-                                 "prediction intervals" + (f"; every {k}th {grain} shown" if k > 1 else "")))
-    sec.blocks.append(Chart("forecast-bands", ch, df, "A wider band means a less certain forecast." +
+                        subtitle=sub + (f"; every {k}th {grain} shown" if k > 1 else "")))
+    cap = ("A wider band means a less certain forecast." if has[80] or has[95]
+           else "Point forecasts only: no intervals yet.")
+    sec.blocks.append(Chart("forecast-bands", ch, df, cap +
                             (f" The CSV has every {k}th {grain}, as drawn; the warehouse has all." if k > 1 else ""),
                             wide=True))
     return sec
@@ -118,7 +156,8 @@ def _compare(ctx: Ctx) -> Section:
     dom = (["history"] if has_hist else []) + scen
     rng = ([HIST_COLOR] if has_hist else []) + [colors[s] for s in scen]
     sel = alt.selection_point(fields=["scenario"], bind="legend")
-    ch = alt.Chart(df).mark_line(strokeWidth=2, point=grain != "day").encode(
+    # points on monthly lines, and on a daily history of one day (a line through one point draws nothing)
+    ch = alt.Chart(df).mark_line(strokeWidth=2, point=grain != "day" or int((df.kind == "history").sum()) == 1).encode(
         x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Month (UTC)", dates=df.period_start),
         y=alt.Y("loss_usd:Q", title=f"Operating loss ({_unit(grain)})"),
         color=alt.Color("scenario:N", title=None, scale=alt.Scale(domain=dom, range=rng), sort=dom,

@@ -7,7 +7,7 @@ import altair as alt
 
 from dashboards import theme
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_big, fmt_num, fmt_usd,
-                                    html_table, no_data, safe, tidy, tt_date, day_x, utc_x)
+                                    html_table, line_points, no_data, safe, tidy, tt_date, day_x, utc_x)
 
 CPT = "marts.fct_cost_per_token_daily"
 REQ = "marts.fct_request_energy"
@@ -205,7 +205,7 @@ def _pnl(ctx: Ctx) -> Section:
     colors = {"revenue": "#333333", "total cost": theme.OKABE_ITO["orange"],
               "operating loss": theme.OKABE_ITO["reddish_purple"]}
     sel = alt.selection_point(fields=["measure"], bind="legend")
-    ch = alt.Chart(fleet).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+    ch = alt.Chart(fleet).mark_line(point=line_points(fleet.date, 25)).encode(
         x=utc_x("date", dates=fleet.date),
         y=alt.Y("usd:Q", title="Amount (USD per day)"),
         color=alt.Color("measure:N", title=None, scale=theme.ordinal_scale(colors, colors),

@@ -5,7 +5,7 @@ import altair as alt
 
 from dashboards import theme
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
-                                    safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
+                                    one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
 Q = "raw.quarantine"
 DQ = "marts.fct_data_quality_daily"
@@ -106,6 +106,9 @@ def _day_domain(ctx: Ctx, dates) -> alt.Scale:
 
 
 def _day_axis(ctx: Ctx, dates) -> alt.Axis:
+    lo, hi = _period(ctx, dates)
+    if lo == hi:  # one day: one label under the middle of the day
+        return one_day_axis(lo)
     tc, fmt = time_ticks(max(2.0, span_days(_period(ctx, dates))))
     return alt.Axis(format=fmt, labelAngle=0, tickCount=tc)
 
