@@ -71,16 +71,24 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
 
 
 def cmd_run(args) -> int:
+    import dagster as dg
+
     t0 = time.perf_counter()
     print(f"tokenwatt run: home {Path(args.home).resolve()}", file=sys.stderr)
     result = run_pipeline(args.home, raise_on_error=False)
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    failed_checks = [e for e in checks if not e.event_specific_data.passed]
+    not_passed = [e for e in checks if not e.event_specific_data.passed]
+    failed_checks = [e for e in not_passed if e.event_specific_data.severity != dg.AssetCheckSeverity.WARN]
     print(f"tokenwatt run: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s; "
-          f"{len(checks)} asset checks, {len(failed_checks)} failed", file=sys.stderr)
-    for e in failed_checks:
+          f"{len(checks)} asset checks, {len(failed_checks)} failed, {len(not_passed) - len(failed_checks)} warned",
+          file=sys.stderr)
+    for e in not_passed:  # a WARN-severity check that did not pass is reported, but does not fail the run
         c = e.event_specific_data
-        print(f"tokenwatt run: CHECK FAILED {c.asset_key.to_user_string()} {c.check_name}", file=sys.stderr)
+        what = "FAILED" if e in failed_checks else "WARNING"
+        detail = c.metadata.get("failures" if e in failed_checks else "warnings")
+        print(f"tokenwatt run: CHECK {what} {c.asset_key.to_user_string()} {c.check_name}"
+              + (f": {detail.value}" if detail is not None and detail.value not in ("none", "") else ""),
+              file=sys.stderr)
     return 0 if result.success and not failed_checks else 1
 
 

@@ -9,7 +9,9 @@ import os
 
 import dagster as dg
 
-from warehouse.forecast import LEVELS, SCENARIOS_ENV, load_scenarios, run_forecast
+from warehouse.forecast import (
+    LEVELS, MIN_DAYS_FOR_BACKTEST, MIN_DAYS_FOR_INTERVALS, SCENARIOS_ENV, load_scenarios, run_forecast,
+)
 
 from .resources import TokenwattHome
 
@@ -22,21 +24,40 @@ UPSTREAM = [["marts", "fct_pnl_daily"], ["marts", "fct_cost_per_token_daily"], [
 def check_forecast_table(con) -> dict:
     """Structural checks of marts.fct_loss_forecast: every scenario has history and forecast rows at
     both grains covering the horizon without gaps, a mean, both intervals (95 % around 80 % around
-    the mean) and a backtest error. Returns failures (empty when all pass) and counts."""
+    the mean) and a backtest error.
+
+    Returns ``failures`` (empty when all pass), ``warnings`` and counts. A scenario whose history is
+    too short to give intervals (fewer than MIN_DAYS_FOR_INTERVALS days) or a backtest (fewer than
+    MIN_DAYS_FOR_BACKTEST) is a warning that says so, not a failure: a new fleet has to start
+    somewhere. Intervals that exist but do not nest are always a failure.
+    """
     cfg, scenarios, _ = load_scenarios()
-    failures = []
+    failures, warnings = [], []
     names = {r[0] for r in con.execute("select distinct scenario from marts.fct_loss_forecast").fetchall()}
     missing = [s.name for s in scenarios if s.name not in names]
     if missing:
         failures.append(f"scenarios missing: {missing}")
-    bad_nest = con.execute("""select count(*) from marts.fct_loss_forecast where kind = 'forecast' and not (
-        lo95_usd <= lo80_usd and lo80_usd <= loss_usd and loss_usd <= hi80_usd and hi80_usd <= hi95_usd)""").fetchone()[0]
-    if bad_nest:
-        failures.append(f"{bad_nest} forecast rows whose intervals do not nest (or are missing)")
-    no_bt = con.execute("""select count(*) from marts.fct_loss_forecast
-                           where kind = 'forecast' and backtest_mape is null and backtest_mase is null""").fetchone()[0]
-    if no_bt:
-        failures.append(f"{no_bt} forecast rows without a backtest error")
+    per = con.execute("""
+        select scenario,
+               count(*) filter (where kind = 'history' and grain = 'day') as history_days,
+               count(*) filter (where kind = 'forecast' and (lo95_usd is null or lo80_usd is null
+                                 or hi80_usd is null or hi95_usd is null or loss_usd is null)) as no_interval,
+               count(*) filter (where kind = 'forecast' and not (lo95_usd <= lo80_usd and lo80_usd <= loss_usd
+                                 and loss_usd <= hi80_usd and hi80_usd <= hi95_usd)) as bad_nest,
+               count(*) filter (where kind = 'forecast' and backtest_mape is null and backtest_mase is null) as no_bt
+        from marts.fct_loss_forecast group by scenario order by scenario""").fetchall()
+    for scenario, hist, no_interval, bad_nest, no_bt in per:
+        days = f"{hist} day{'' if hist == 1 else 's'} of history"
+        if bad_nest:
+            failures.append(f"{scenario}: {bad_nest} forecast rows whose intervals do not nest")
+        if no_interval:
+            (warnings if hist < MIN_DAYS_FOR_INTERVALS else failures).append(
+                f"{scenario}: {no_interval} forecast rows without intervals ({days}"
+                + (f"; intervals need {MIN_DAYS_FOR_INTERVALS})" if hist < MIN_DAYS_FOR_INTERVALS else ")"))
+        if no_bt:
+            (warnings if hist < MIN_DAYS_FOR_BACKTEST else failures).append(
+                f"{scenario}: {no_bt} forecast rows without a backtest error ({days}"
+                + (f"; a backtest needs {MIN_DAYS_FOR_BACKTEST})" if hist < MIN_DAYS_FOR_BACKTEST else ")"))
     gaps = con.execute("""
         select scenario, count(*) as days, datediff('day', min(period_start), max(period_start)) + 1 as span,
                count(*) filter (where kind = 'forecast') as fdays
@@ -51,7 +72,7 @@ def check_forecast_table(con) -> dict:
     if months:
         failures.append(f"scenarios without {cfg.horizon_months} forecast months: {months}")
     rows = con.execute("select count(*) from marts.fct_loss_forecast").fetchone()[0]
-    return {"failures": failures, "rows": rows, "scenarios": len(names)}
+    return {"failures": failures, "warnings": warnings, "rows": rows, "scenarios": len(names)}
 
 
 @dg.multi_asset(
@@ -94,9 +115,14 @@ def loss_forecast(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
         metadata={f"annual_loss_usd/{k}": float(v["annual_operating_loss_usd"])
                   for k, v in summary["projection"].items()},
     )
+    for w in check["warnings"]:
+        context.log.warning(f"fct_loss_forecast: {w}")
+    # a history too short for intervals or a backtest is a warning (WARN severity), anything else an error
     yield dg.AssetCheckResult(check_name="intervals_nest_and_cover_horizon", asset_key=FORECAST_KEY,
-                              passed=not check["failures"], severity=dg.AssetCheckSeverity.ERROR,
+                              passed=not check["failures"] and not check["warnings"],
+                              severity=dg.AssetCheckSeverity.ERROR if check["failures"] else dg.AssetCheckSeverity.WARN,
                               metadata={"failures": "; ".join(check["failures"]) or "none",
+                                        "warnings": "; ".join(check["warnings"]) or "none",
                                         "rows": check["rows"], "scenarios": check["scenarios"]})
 
 

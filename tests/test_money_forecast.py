@@ -257,3 +257,39 @@ def test_bundled_scenarios():
     assert kinds["rental-minus-20"].prices == {"rental_hardware": 0.8}
     assert kinds["electricity-plus-30"].prices == {"electricity": 1.3}
     assert SCALE.annual_revenue_usd == 3.7e9 and SCALE.annual_inference_cost_usd == 4.0e9
+
+
+def test_forecast_check_warns_on_short_history_and_fails_on_broken_intervals(con):
+    """The asset check's logic: a history too short for intervals or a backtest is a warning that
+    says so; intervals that do not nest, or missing ones on a long history, are failures."""
+    from pipelines.money import check_forecast_table
+
+    mem = duckdb.connect()
+    mem.execute("create schema marts")
+    mem.register("src", con.sql("select * from marts.fct_loss_forecast").to_arrow_table())
+    mem.execute("create table marts.fct_loss_forecast as select * from src")
+    ok = check_forecast_table(mem)
+    assert ok["failures"] == [] and ok["warnings"] == [] and ok["scenarios"] == len(NAMES)
+
+    # a long history without a backtest is a failure
+    mem.execute(f"update marts.fct_loss_forecast set backtest_mape = null, backtest_mase = null where scenario = '{NAMES[0]}'")
+    res = check_forecast_table(mem)
+    assert res["warnings"] == [] and len(res["failures"]) == 1 and "without a backtest" in res["failures"][0]
+
+    # one day of history: no intervals and no backtest is what the forecaster can do, so a warning
+    last = mem.execute("select max(period_start) from marts.fct_loss_forecast "
+                       "where kind = 'history' and grain = 'day'").fetchone()[0]
+    mem.execute("delete from marts.fct_loss_forecast where kind = 'history' and grain = 'day' and period_start < ?",
+                [last])
+    mem.execute("update marts.fct_loss_forecast set lo80_usd = null, hi80_usd = null, lo95_usd = null, "
+                "hi95_usd = null, backtest_mape = null, backtest_mase = null where kind = 'forecast'")
+    res = check_forecast_table(mem)
+    assert res["failures"] == [], res
+    assert len(res["warnings"]) == 2 * len(NAMES)
+    assert all("(1 day of history;" in w for w in res["warnings"])
+
+    # intervals that exist but do not nest always fail
+    mem.execute("""update marts.fct_loss_forecast set lo80_usd = loss_usd + 1, hi80_usd = loss_usd + 2,
+                   lo95_usd = loss_usd - 1, hi95_usd = loss_usd + 3 where kind = 'forecast'""")
+    res = check_forecast_table(mem)
+    assert any("do not nest" in f for f in res["failures"])

@@ -437,6 +437,12 @@ class SeriesForecast:
     backtest_days: int
 
 
+# the least daily history that can give prediction intervals (a naive model needs two points) and a
+# backtest (fit on the first days, score on at least one held-out day)
+MIN_DAYS_FOR_INTERVALS = 2
+MIN_DAYS_FOR_BACKTEST = 4
+
+
 def _fit_predict(y: np.ndarray, start: dt.date, h: int, season: int) -> tuple[dict, str]:
     """Fit the first model of the ladder that works on ``y``; forecast ``h`` days with intervals."""
     from statsforecast import StatsForecast
@@ -449,7 +455,7 @@ def _fit_predict(y: np.ndarray, start: dt.date, h: int, season: int) -> tuple[di
         ladder.append((AutoETS(season_length=season), f"season {season}"))
     if n >= 8:
         ladder.append((AutoETS(season_length=1), "no season"))
-    if n >= 2:
+    if n >= MIN_DAYS_FOR_INTERVALS:
         ladder.append((Naive(), ""))
     for model, label in ladder:
         try:
@@ -484,7 +490,7 @@ def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConf
     n = len(y)
     hold = cfg.backtest_days if n - cfg.backtest_days >= max(2 * cfg.season_length, 8) else max(1, n // 3)
     mape = mase = float("nan")
-    if n >= 4 and hold >= 1:
+    if n >= MIN_DAYS_FOR_BACKTEST and hold >= 1:
         train, test = y[:-hold], y[-hold:]
         bt, _ = _fit_predict(train, first_day, hold, cfg.season_length)
         err = bt["mean"] - test
