@@ -192,8 +192,9 @@ def time_ticks(span_days: float) -> tuple[dict | int, str]:
     ("day", "week", "month" and "year" are the same word in both and are safe.)"""
     if span_days < 2:
         return 8, "%d %b %H:%M"
-    if span_days <= 70:  # every day up to six; a week at one-day steps crowds the first (flush) label
-        return {"interval": "day", "step": 1 if span_days <= 6 else max(2, math.ceil(span_days / 8))}, "%d %b"
+    if span_days <= 70:  # every day up to six, then about six labels: "01 Oct" is ~36 px and most
+        # daily charts are half the page wide, so eight labels over four weeks touched each other
+        return {"interval": "day", "step": 1 if span_days <= 6 else max(2, math.ceil(span_days / 6))}, "%d %b"
     if span_days <= 150:
         return {"interval": "week", "step": max(1, math.ceil(span_days / 7 / 8))}, "%d %b"
     return {"interval": "month", "step": max(1, math.ceil(span_days / 30.4 / 8))}, "%b %Y"
