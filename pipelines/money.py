@@ -102,6 +102,7 @@ def loss_forecast(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
         if s["notes"]:
             context.log.warning(s["notes"])
         context.log.info(f"{name}: {s['model']}, backtest MAPE {s['backtest_mape_pct']:.2f} %, "
+                         f"intervals widened x{s['interval_scale']:.2f} to match the backtest, "
                          f"next 12 months loss {s['next_12_months_loss_usd']:,.0f} USD")
     yield dg.MaterializeResult(
         asset_key=FORECAST_KEY,

@@ -211,6 +211,43 @@ def test_backtest_error_measures_the_holdout():
     assert a.backtest_mape < 1.0 < b.backtest_mape
 
 
+def test_backtest_scores_the_model_the_full_history_gets():
+    # 28 days (the demo): holding out 14 would leave too little for a weekly model, so the backtest
+    # holds out fewer days and still fits the weekly model
+    fc = forecast_series(_series(28), dt.date(2026, 1, 1), 30, ForecastConfig())
+    assert "season 7" in fc.model
+    assert fc.backtest_days == 28 - (2 * 7 + 2)
+
+
+def test_interval_scale_widens_only_when_the_backtest_misses_by_more_than_the_intervals_say():
+    from warehouse.forecast import Z80, interval_scale
+
+    sd = np.full(10, 5.0)
+    lo80, hi80 = 100 - Z80 * sd, 100 + Z80 * sd
+    assert interval_scale(np.full(10, 15.0), lo80, hi80) == pytest.approx(3.0)  # errors of 3 sd
+    assert interval_scale(np.full(10, 1.0), lo80, hi80) == 1.0  # never narrows
+    assert interval_scale(np.full(10, 1.0), np.full(10, np.nan), np.full(10, np.nan)) == 1.0
+
+
+def test_intervals_are_widened_to_what_the_backtest_showed():
+    # smooth weekly history whose last two weeks jump about: the model fitted before them is far
+    # more confident than its misses justify, so the final intervals widen by that factor
+    t = np.arange(56)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 7) + np.random.default_rng(4).normal(0, 1, 56)
+    y[-14:] += np.random.default_rng(3).normal(0, 15, 14)
+    fc = forecast_series(y, dt.date(2026, 1, 1), 14, ForecastConfig())
+    assert fc.interval_scale > 3
+    from warehouse.forecast import _fit_predict
+
+    raw, _ = _fit_predict(y, dt.date(2026, 1, 1), 14, 7)
+    for lv in (80, 95):
+        np.testing.assert_allclose(fc.hi[lv] - fc.mean, fc.interval_scale * (raw[f"hi{lv}"] - raw["mean"]), rtol=1e-9)
+        np.testing.assert_allclose(fc.mean - fc.lo[lv], fc.interval_scale * (raw["mean"] - raw[f"lo{lv}"]), rtol=1e-9)
+    smooth = forecast_series(100 + 10 * np.sin(2 * np.pi * t / 7) + np.random.default_rng(4).normal(0, 1, 56),
+                             dt.date(2026, 1, 1), 14, ForecastConfig())
+    assert smooth.interval_scale < fc.interval_scale
+
+
 def test_horizon_is_at_least_90_days_and_12_months():
     days, months = horizon(dt.date(2026, 10, 30), ForecastConfig())
     assert days[0] == dt.date(2026, 10, 31) and days[-1] == dt.date(2027, 9, 30)

@@ -42,12 +42,13 @@ from collectors.fleet import load_yaml_mapping
 SCENARIOS_FILE = Path(__file__).parent / "scenarios.yaml"
 SCENARIOS_ENV = "TOKENWATT_SCENARIOS"
 LEVELS = (80, 95)
+Z80 = 1.2815515655446004  # the standard normal's 90th percentile: an 80 % interval is mean +- Z80 sd
 PRICE_KEYS = ("rental_hardware", "owned_hardware", "electricity", "revenue")
 
 FORECAST_COLUMNS = [
     "scenario", "grain", "period_start", "period_end", "kind", "loss_usd", "lo80_usd", "hi80_usd", "lo95_usd",
-    "hi95_usd", "backtest_mape", "backtest_mase", "backtest_days", "model", "days", "forecast_days",
-    "description", "notes",
+    "hi95_usd", "backtest_mape", "backtest_mase", "backtest_days", "interval_scale", "model", "days",
+    "forecast_days", "description", "notes",
 ]
 PROJECTION_COLUMNS = [
     "scenario", "annual_revenue_usd", "annual_inference_cost_usd", "annual_other_cost_usd",
@@ -435,6 +436,7 @@ class SeriesForecast:
     backtest_mape: float          # percent
     backtest_mase: float
     backtest_days: int
+    interval_scale: float = 1.0   # how much the model's intervals were widened to match its backtest errors
 
 
 # the least daily history that can give prediction intervals (a naive model needs two points) and a
@@ -488,8 +490,17 @@ def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConf
     """Forecast ``h`` days after ``y`` (daily, starting ``first_day``), with a backtest on held-out days."""
     y = np.asarray(y, dtype=float)
     n = len(y)
-    hold = cfg.backtest_days if n - cfg.backtest_days >= max(2 * cfg.season_length, 8) else max(1, n // 3)
+    # hold out backtest_days, but leave the training part long enough for the model the full
+    # history gets (a seasonal one needs 2 seasons + 2 days), so that the backtest scores that model
+    min_train = 2 * cfg.season_length + 2 if cfg.season_length > 1 else 8
+    if n - cfg.backtest_days >= min_train:
+        hold = cfg.backtest_days
+    elif n - min_train >= max(1, cfg.backtest_days // 2):
+        hold = n - min_train
+    else:
+        hold = max(1, n // 3)
     mape = mase = float("nan")
+    scale = 1.0
     if n >= MIN_DAYS_FOR_BACKTEST and hold >= 1:
         train, test = y[:-hold], y[-hold:]
         bt, _ = _fit_predict(train, first_day, hold, cfg.season_length)
@@ -498,18 +509,38 @@ def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConf
         if nz.any():
             mape = float(np.mean(np.abs(err[nz]) / np.abs(test[nz])) * 100.0)
         s = cfg.season_length if len(train) > cfg.season_length else 1
-        scale = np.mean(np.abs(train[s:] - train[:-s])) if len(train) > s else float("nan")
-        if scale and np.isfinite(scale) and scale > 0:
-            mase = float(np.mean(np.abs(err)) / scale)
+        scale_mae = np.mean(np.abs(train[s:] - train[:-s])) if len(train) > s else float("nan")
+        if scale_mae and np.isfinite(scale_mae) and scale_mae > 0:
+            mase = float(np.mean(np.abs(err)) / scale_mae)
+        scale = interval_scale(err, bt["lo80"], bt["hi80"])
     else:
         hold = 0
     out, name = _fit_predict(y, first_day, h, cfg.season_length)
-    lo = {lv: np.minimum(out[f"lo{lv}"], out["mean"]) for lv in LEVELS}
-    hi = {lv: np.maximum(out[f"hi{lv}"], out["mean"]) for lv in LEVELS}
+    mean = out["mean"]
+    # widen (never narrow) by what the backtest showed, around the mean, so the bands keep nesting
+    lo = {lv: mean - scale * np.maximum(mean - out[f"lo{lv}"], 0.0) for lv in LEVELS}
+    hi = {lv: mean + scale * np.maximum(out[f"hi{lv}"] - mean, 0.0) for lv in LEVELS}
     # nesting guard (intervals from one model always nest; kept in case a model misbehaves)
     lo[95] = np.minimum(lo[95], lo[80])
     hi[95] = np.maximum(hi[95], hi[80])
-    return SeriesForecast(out["mean"], lo, hi, name, mape, mase, hold)
+    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale)
+
+
+def interval_scale(err: np.ndarray, lo80: np.ndarray, hi80: np.ndarray) -> float:
+    """Factor (>= 1) by which a model's prediction intervals must widen to match its backtest.
+
+    A model's intervals only carry the noise it saw in sample; on a smooth simulated history they
+    come out a fraction of a percent wide, while the same model misses held-out days by more. Each
+    backtest error is divided by the standard deviation the model's own 80 % interval implies for
+    that day; if the root mean square of those standardised errors exceeds 1, the intervals were too
+    narrow by that factor, and every forecast interval is widened by it (a variance-inflation
+    calibration; with a 14-day backtest it is a rough estimate, so it only ever widens)."""
+    sd = (np.asarray(hi80, float) - np.asarray(lo80, float)) / (2 * Z80)
+    ok = np.isfinite(sd) & (sd > 0) & np.isfinite(err)
+    if not ok.any():
+        return 1.0
+    z = np.asarray(err, float)[ok] / sd[ok]
+    return max(1.0, float(np.sqrt(np.mean(z * z))))
 
 
 def horizon(last_day: dt.date, cfg: ForecastConfig) -> tuple[list[dt.date], list[dt.date]]:
@@ -549,12 +580,13 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
         daily = []
         for i, d in enumerate(h.dates):
             v = (tr.adjusted_loss[i] * volume_factor(s, start, d)) if in_effect(start, d) else h.loss[i]
-            daily.append({"period_start": d, "kind": "history", "loss_usd": float(v),
+            daily.append({"period_start": d, "kind": "history", "loss_usd": float(v), "interval_scale": None,
                           **{f"{b}{lv}_usd": None for b in ("lo", "hi") for lv in LEVELS}})
         for i, d in enumerate(days):
             src = fc if in_effect(start, d) else base
             k = volume_factor(s, start, d) if in_effect(start, d) else 1.0
             daily.append({"period_start": d, "kind": "forecast", "loss_usd": float(src.mean[i] * k),
+                          "interval_scale": src.interval_scale,
                           **{f"lo{lv}_usd": float(src.lo[lv][i] * k) for lv in LEVELS},
                           **{f"hi{lv}_usd": float(src.hi[lv][i] * k) for lv in LEVELS}})
         # a scenario that starts after history mixes two models: name both
@@ -585,6 +617,8 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
             hist_part = sum(r["loss_usd"] for r in rs if r["kind"] == "history")
             row = {**common, "grain": "month", "period_start": m0, "period_end": min(_month_end(m0), rs[-1]["period_start"]),
                    "kind": kind, "loss_usd": float(tot), "days": len(rs), "forecast_days": nf,
+                   "interval_scale": (max(r["interval_scale"] for r in rs if r["kind"] == "forecast")
+                                      if kind == "forecast" else None),
                    "backtest_mape": bt.backtest_mape if kind == "forecast" else None,
                    "backtest_mase": bt.backtest_mase if kind == "forecast" else None}
             for b in ("lo", "hi"):
@@ -594,6 +628,7 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
             rows.append(row)
         summary["scenarios"][s.name] = {
             "model": model, "backtest_mape_pct": bt.backtest_mape, "backtest_mase": bt.backtest_mase,
+            "interval_scale": fc.interval_scale,
             "start": str(start) if start else None,
             "next_12_months_loss_usd": float(sum(r["loss_usd"] for r in daily if r["kind"] == "forecast"
                                                  and r["period_start"] <= _month_end(months[-1]))),
@@ -670,7 +705,8 @@ def write_tables(con: duckdb.DuckDBPyConnection, forecast: pd.DataFrame, project
                    cast(lo80_usd as double) as lo80_usd, cast(hi80_usd as double) as hi80_usd,
                    cast(lo95_usd as double) as lo95_usd, cast(hi95_usd as double) as hi95_usd,
                    cast(backtest_mape as double) as backtest_mape, cast(backtest_mase as double) as backtest_mase,
-                   cast(backtest_days as integer) as backtest_days, cast(model as varchar) as model,
+                   cast(backtest_days as integer) as backtest_days,
+                   cast(interval_scale as double) as interval_scale, cast(model as varchar) as model,
                    cast(days as integer) as days, cast(forecast_days as integer) as forecast_days,
                    cast(description as varchar) as description, cast(notes as varchar) as notes
             from fc_df order by scenario, grain, period_start""")
