@@ -101,6 +101,11 @@ def _attribution_tables(partitions_def):
                                                              ["raw", "replicas"]],
                          kinds={"duckdb", "numpy"}, group_name="attribution",
                          description="Per device-day: measured, attributed active, shared idle, unused"),
+            dg.AssetSpec(["attribution", "clock_skew"], deps=[["raw", "device_samples"], ["raw", "requests"],
+                                                             ["raw", "replicas"]],
+                         kinds={"duckdb", "numpy"}, group_name="attribution",
+                         description="Per node-day: estimated offset of the device samples' clock from the "
+                                     "requests' (s), its correlation, and whether the attribution corrected it"),
         ],
         check_specs=[dg.AssetCheckSpec("energy_conserved", asset=["attribution", "device_day"],
                                        description="attributed active + shared idle + unused = measured, within 1e-6")],
@@ -130,6 +135,9 @@ def _attribution_tables(partitions_def):
                                              "days": f"{timings['first']}..{timings['last']}"})
         yield dg.MaterializeResult(asset_key=["attribution", "device_day"],
                                    metadata={"device_days": timings["device_days"]})
+        yield dg.MaterializeResult(asset_key=["attribution", "clock_skew"],
+                                   metadata={"node_days_corrected": timings.get("skew_corrected", 0),
+                                             "clock_skew_s": timings.get("clock_skew_s", 0.0)})
         yield dg.AssetCheckResult(check_name="energy_conserved", asset_key=["attribution", "device_day"],
                                   passed=bool(worst <= 1e-6), metadata={"worst_relative_residual": float(worst)},
                                   severity=dg.AssetCheckSeverity.ERROR)

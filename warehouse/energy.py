@@ -255,7 +255,7 @@ def data_day_range(con) -> tuple[dt.date, dt.date] | None:
 
 def run_attribution_days(con: duckdb.DuckDBPyConnection, first: dt.date | str | None = None,
                          last: dt.date | str | None = None, cfg: AttributionConfig | None = None,
-                         days_per_pass: int = 1) -> dict:
+                         days_per_pass: int = 1, skew_cfg: SkewConfig | None = None) -> dict:
     """Attribute the UTC days [first, last] (default: every day with data), each day on its own
     samples and on the requests that ran that day, and replace exactly those days' rows of
     ``attribution.request_energy`` (request_id, date, ...), ``attribution.device_day`` and
@@ -277,20 +277,20 @@ def run_attribution_days(con: duckdb.DuckDBPyConnection, first: dt.date | str | 
         d = lo
         while d <= hi:
             e = min(hi, d + dt.timedelta(days=days_per_pass - 1))
-            r = _run_attribution_window(con, d, e, cfg)
+            r = _run_attribution_window(con, d, e, cfg, skew_cfg)
             for k, v in r.items():
                 if isinstance(v, (int, float)) and k != "days":
                     total[k] = total.get(k, 0) + v
             d = e + dt.timedelta(days=1)
         total.update(first=lo.isoformat(), last=hi.isoformat(), days=(hi - lo).days + 1)
         return total
-    return _run_attribution_window(con, first, last, cfg)
+    return _run_attribution_window(con, first, last, cfg, skew_cfg)
 
 
 def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
-                            cfg: AttributionConfig | None = None) -> dict:
+                            cfg: AttributionConfig | None = None, skew_cfg: SkewConfig | None = None) -> dict:
     cfg = cfg or AttributionConfig.load()
-    skew_cfg = SkewConfig.load()
+    skew_cfg = skew_cfg or SkewConfig.load()
     chips = catalog_chips()
     t0 = time.perf_counter()
     full = data_day_range(con)

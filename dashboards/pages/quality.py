@@ -1,4 +1,4 @@
-"""quality.html: quarantined rows by reason, sampling gaps, counter resets."""
+"""quality.html: quarantined rows by reason, sampling gaps, counter resets, clock skew."""
 from __future__ import annotations
 
 import altair as alt
@@ -10,8 +10,11 @@ from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_n
 Q = "raw.quarantine"
 DQ = "marts.fct_data_quality_daily"
 DEV = "marts.fct_device_energy_daily"
+SKEW = "attribution.clock_skew"
 #: reasons the dbt mart adds from the attribution (not quarantined rows): their "rows" are counts / seconds
 SENSOR_REASONS = ("counter reset (integrated power used)", "sampling gap (seconds)")
+#: and the clock-skew corrections it adds ("clock skew +2.5 s (samples vs requests), corrected"; rows = devices)
+SKEW_REASON_LIKE = "clock skew %"
 KIND_COLORS = {"device_samples": theme.OKABE_ITO["orange"], "requests": theme.OKABE_ITO["reddish_purple"],
                "replicas": "#777777", "file": "#333333"}
 MAX_DEVICES = 40
@@ -23,7 +26,7 @@ def build(ctx: Ctx) -> Page:
                 "Refused rows are kept in raw.quarantine with file, row, field and reason; good rows of the same "
                 "file still load.")
     page.sections += [safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
-                      safe(ctx, _resets, "Counter resets")]
+                      safe(ctx, _resets, "Counter resets"), safe(ctx, _clock_skew, "Clock skew")]
     return page
 
 
@@ -40,7 +43,8 @@ def _quarantine(ctx: Ctx) -> Section:
                        from {Q} group by all order by rows desc""")
     else:
         by = wh.df(f"""select kind, reason, sum(rows) as rows, null::bigint as files from {DQ}
-                       where reason not in ({ph}) group by all order by rows desc""", list(SENSOR_REASONS))
+                       where reason not in ({ph}) and reason not like ? group by all order by rows desc""",
+                   [*SENSOR_REASONS, SKEW_REASON_LIKE])
     if by.empty:
         sec.blocks.append(Note("Nothing quarantined: every loaded row passed validation.", "info"))
     else:
@@ -65,8 +69,8 @@ def _quarantine(ctx: Ctx) -> Section:
 
     if wh.has(DQ):
         daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, kind, reason, sum(rows) as rows
-                               from {DQ} where reason not in ({ph}) and date is not null
-                               group by all order by date""", list(SENSOR_REASONS)))
+                               from {DQ} where reason not in ({ph}) and reason not like ? and date is not null
+                               group by all order by date""", [*SENSOR_REASONS, SKEW_REASON_LIKE]))
         if not daily.empty:
             daily["label"] = daily.kind + ": " + daily.reason.map(lambda r: _clip(r, 56))
             labels = daily.groupby("label")["rows"].sum().sort_values(ascending=False).index.tolist()
@@ -248,4 +252,35 @@ def _resets(ctx: Ctx) -> Section:
         sec.blocks.append(Chart("quality-counter-resets-daily", ch, daily,
                                 "A steady rate is a wrapping counter; a spike is a reboot or driver reload."))
     sec.blocks.append(table)
+    return sec
+
+
+def _clock_skew(ctx: Ctx) -> Section:
+    wh = ctx.wh
+    sec = Section("Clock skew",
+                  "Per node and day, the attribution estimates how far the device samples' clock is from the "
+                  "request log's: the lag at which counter power best correlates with the replicas' activity "
+                  "(positive: samples stamped later than the requests). A confident estimate of at least the "
+                  "threshold in warehouse/attribution.yaml is corrected before attribution: that node's samples "
+                  "are shifted back by the skew for the day.")
+    note = no_data(wh, SKEW)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, node, skew_s, correlation, correlation_at_zero,
+                          devices, applied
+                   from {SKEW} order by date, node""")
+    fixed = df[df.applied]
+    if fixed.empty:
+        sec.blocks.append(Note("No clock skew corrected: every node's samples line up with its requests.", "info"))
+    else:
+        for node, g in fixed.groupby("node", sort=True):
+            days = ", ".join(g.date) if len(g) <= 3 else f"{len(g)} days ({g.date.iloc[0]} to {g.date.iloc[-1]})"
+            sec.blocks.append(Note(f"Clock skew detected on node {node}: {g.skew_s.median():+.1f} s "
+                                   f"(samples ahead of requests), corrected on {days}.", "info"))
+    sec.blocks.append(Html(html_table(
+        ["Date", "Node", "Estimated skew (s)", "Correlation at the skew", "Correlation at 0 s", "Devices", "Corrected"],
+        [[r.date, r.node, fmt_num(r.skew_s, 2), fmt_num(r.correlation, 3), fmt_num(r.correlation_at_zero, 3),
+          fmt_num(r.devices), "yes" if r.applied else "no"] for r in df.itertuples()],
+        caption="Skew estimates per node and day (attribution.clock_skew).", num_cols={2, 3, 4, 5})))
     return sec

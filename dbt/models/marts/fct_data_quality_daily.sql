@@ -18,10 +18,21 @@ sensors as (
     from {{ ref('stg_attribution__device_day') }} group by all having sum(gap_s) > 0
 ),
 
+skew as (
+    -- a node whose sample clock was offset from its requests' and corrected before attribution
+    select date, 'device_samples' as kind, node,
+           'clock skew ' || (case when skew_s >= 0 then '+' else '' end) || printf('%.1f', skew_s)
+               || ' s (samples vs requests), corrected' as reason,
+           devices as rows
+    from {{ ref('stg_attribution__clock_skew') }} where applied
+),
+
 final as (
     select * from refused
     union all
     select * from sensors
+    union all
+    select * from skew
 )
 
 select * from final
