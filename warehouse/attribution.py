@@ -326,6 +326,18 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
 
 
 @numba.njit(cache=True)
+def _bisect_last_le(starts, x, lo, hi):
+    """Last index in [lo, hi) with starts <= x, given starts[lo] <= x (and starts[hi] > x if hi < len)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if starts[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
 def _gallop(starts, x, hint):
     """Index of the last start <= x (or -1), searching outward from ``hint``.
 
@@ -335,47 +347,26 @@ def _gallop(starts, x, hint):
     m = starts.shape[0]
     if m == 0 or x < starts[0]:
         return -1
-    h = hint
-    if h < 0:
-        h = 0
-    if h >= m:
-        h = m - 1
-    if starts[h] <= x:
-        step = 1
+    h = min(max(hint, 0), m - 1)
+    step = 1
+    if starts[h] <= x:  # gallop forward, then bisect [lo, hi)
         lo = h
         hi = h + step
         while hi < m and starts[hi] <= x:
             lo = hi
             step *= 2
             hi = lo + step
-        if hi > m:
-            hi = m
-        # answer in [lo, hi): last index with starts <= x
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if starts[mid] <= x:
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    step = 1
-    hi = h
+        return _bisect_last_le(starts, x, lo, min(hi, m))
+    hi = h  # gallop backward
     lo = h - step
     while lo > 0 and starts[lo] > x:
         hi = lo
         step *= 2
         lo = hi - step
-    if lo < 0:
-        lo = 0
+    lo = max(lo, 0)
     if starts[lo] > x:
         return -1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if starts[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _bisect_last_le(starts, x, lo, hi)
 
 
 @numba.njit(cache=True)

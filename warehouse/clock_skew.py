@@ -105,10 +105,8 @@ def cell_average_of_boxes(a: np.ndarray, b: np.ndarray, rate: np.ndarray, d0: fl
 def activity_grid(s: np.ndarray, f: np.ndarray, e: np.ndarray, completion: np.ndarray, d0: float,
                   n_cells: int, h: float, weights: tuple[float, float] = (1.7, 1.0)) -> np.ndarray:
     """A replica's activity per grid cell: prefill weight x requests prefilling, plus decode weight
-    x min(1, requests decoding). ``s, f, e``: scheduled, first token, finish (request clock)."""
-    from .attribution import request_spans
-
-    s, f, e = request_spans(s, f, e, completion)
+    x min(1, requests decoding). ``s, f, e``: prefill start, first token, finish on the request
+    clock, already clamped by :func:`warehouse.attribution.request_spans`."""
     pre = cell_average_of_boxes(s, f, np.ones_like(s), d0, n_cells, h)
     dec = cell_average_of_boxes(f, e, (completion > 1).astype(np.float64), d0, n_cells, h)
     np.minimum(dec, 1.0, out=dec)
@@ -238,8 +236,8 @@ def estimate_day(replicas: list, day: int, cfg: SkewConfig,
     """Skew of one node on one UTC day.
 
     ``replicas``: per replica of the node, ``(s, f, e, completion, [DeviceIntervals, ...])`` with
-    the requests that ran that day (request clock) and its devices' intervals of that day (device
-    clock). None when there is too little signal (no requests, no samples).
+    the spans (:func:`warehouse.attribution.request_spans`) of the requests that ran that day
+    (request clock) and its devices' intervals of that day (device clock). None when there is too little signal (no requests, no samples).
     """
     d0 = day * DAY_S
     h = cfg.fine_step_s

@@ -154,7 +154,7 @@ def estimate_node_skew(replicas: list, days: list[int], cfg: AttributionConfig, 
                 cache[(dev_id, day)] = iv
                 ivs.append(iv)
             if idx.shape[0] and ivs:
-                inputs.append((rq["s"][idx], rq["f"][idx], rq["e"][idx], rq["c"][idx], ivs))
+                inputs.append((sp[0][idx], sp[1][idx], sp[2][idx], rq["c"][idx], ivs))
         est = estimate_day(inputs, day, skew_cfg, weights) if inputs else None
         if est is not None:
             est.applied = should_correct(est, skew_cfg)
@@ -368,6 +368,7 @@ def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
         for rid in sorted(set(replicas) | set(req_replicas)):
             node = replica_node.get(rid) or next((device_node[d] for d in replicas.get(rid, []) if d in device_node), None)
             by_node.setdefault(node or "", []).append(rid)
+
         def load_replica(rid):
             rq = ids = None
             if rid in req_replicas:
