@@ -136,22 +136,22 @@ def cmd_demo(args) -> int:
     t1 = time.perf_counter()
     print(f"demo: simulated {meta['requests']:,} requests and {meta['samples']:,} samples in {t1 - t0:.1f} s",
           file=sys.stderr)
-    result = run_pipeline(home, raise_on_error=False)
+    # the simulated fleet has ground truth: score the attribution against it (one day re-simulated
+    # per sampling interval) into attribution.quality before the pipeline, whose site shows it
+    from warehouse.evaluate import evaluate_home, format_report
+    from warehouse.loader import connect
+
+    connect(home / "warehouse.duckdb").close()
+    quality = evaluate_home(home)
     t2 = time.perf_counter()
+    result = run_pipeline(home, raise_on_error=False)
+    t3 = time.perf_counter()
     if not result.success:
         print("demo: pipeline FAILED (see the log above)", file=sys.stderr)
         return 1
-    # the simulated fleet has ground truth: score the attribution against it (one day re-simulated
-    # per sampling interval), keep the scores in attribution.quality and rebuild the site with them
-    from dashboards.site import build_site
-    from warehouse.evaluate import evaluate_home, format_report
-
-    quality = evaluate_home(home)
-    build_site(home / "warehouse.duckdb", home / "site")
-    t3 = time.perf_counter()
     print(f"\ntokenwatt demo: {meta['days']} days of fleet '{meta['fleet']}', "
-          f"{meta['requests']:,} requests (simulate {t1 - t0:.0f} s, pipeline {t2 - t1:.0f} s, "
-          f"evaluate {t3 - t2:.0f} s)\n")
+          f"{meta['requests']:,} requests (simulate {t1 - t0:.0f} s, evaluate {t2 - t1:.0f} s, "
+          f"pipeline {t3 - t2:.0f} s)\n")
     print(summary_table(home / "warehouse.duckdb"))
     print()
     print(format_report(quality))
