@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import BACKEND_NAMES, Backend, BackendUnavailable, default_node, get_backend, rows_to_table
-from .spool import safe_name, write_partition
+from collectors.base import BACKEND_NAMES, Backend, BackendUnavailable, default_node, get_backend, rows_to_table
+from collectors.spool import safe_name, write_partition
 
 log = logging.getLogger("tokenwatt.collect")
 
@@ -192,7 +192,7 @@ class Agent:
                     self.stats.rows_written += len(group)
                     pending.pop(0)
                 if counters:
-                    from .prometheus import write_server_counters
+                    from collectors.prometheus import write_server_counters
 
                     paths.extend(write_server_counters(self.spool, counters, name))
                     counters = []

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Callable
 
-from .base import BackendUnavailable, RetryingDeviceBackend
+from collectors.base import BackendUnavailable, RetryingDeviceBackend
 
 #: AMDSMI_STATUS_NOT_SUPPORTED, _NOT_YET_IMPLEMENTED, _NO_PERM
 _UNSUPPORTED_CODES = (2, 3, 10)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from .schema import DEVICE_SAMPLES
+from collectors.schema import DEVICE_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +200,19 @@ def get_backend(name: str, **kw: Any) -> Backend:
     and :class:`ValueError` for an unknown name.
     """
     if name == "nvidia":
-        from .nvidia import NvmlBackend
+        from collectors.nvidia import NvmlBackend
 
         return _construct(NvmlBackend, kw)
     if name == "amd":
-        from .amd import AmdSmiBackend
+        from collectors.amd import AmdSmiBackend
 
         return _construct(AmdSmiBackend, kw)
     if name == "prometheus":
-        from .prometheus import PrometheusBackend
+        from collectors.prometheus import PrometheusBackend
 
         return _construct(PrometheusBackend, kw)
     if name == "sim":
-        from .sim_live import SimLiveBackend
+        from collectors.sim.live import SimLiveBackend
 
         return _construct(SimLiveBackend, kw)
     if name == "auto":

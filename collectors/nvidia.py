@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Callable
 
-from .base import BackendUnavailable, RetryingDeviceBackend
+from collectors.base import BackendUnavailable, RetryingDeviceBackend
 
 _MIB = 1024.0 * 1024.0
 

@@ -43,9 +43,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pyarrow as pa
 
-from .base import default_node
-from .schema import REQUESTS, TASKS, TIERS
-from .spool import safe_name, write_partition
+from collectors.base import default_node
+from collectors.schema import REQUESTS, TASKS, TIERS
+from collectors.spool import safe_name, write_partition
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import KINDS
+from collectors.schema import KINDS
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

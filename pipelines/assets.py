@@ -11,14 +11,14 @@ import os
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from warehouse.energy import data_day_range, run_attribution_days
-from warehouse.ingest_state import dbt_window, dbt_window_vars
-from warehouse.loader import clear_dirty_days, load_spool
-from warehouse.prices import load_prices, write_ref_tables
+from warehouse.attribution.run import data_day_range, run_attribution_days
+from warehouse.ingest.manifest import dbt_window, dbt_window_vars
+from warehouse.ingest.load import clear_dirty_days, load_spool
+from warehouse.money.prices import load_prices, write_ref_tables
 
-from .ingest import RAW_CHECKS, daily_partitions, evaluate_raw_checks, window
-from .paths import DBT_DIR, default_home, ensure_dbt_manifest
-from .resources import TokenwattHome
+from pipelines.ingest import RAW_CHECKS, daily_partitions, evaluate_raw_checks, window
+from pipelines.dbt_project import DBT_DIR, default_home, ensure_dbt_manifest
+from pipelines.resources import TokenwattHome
 
 RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
 SINGLE_RUN = dg.BackfillPolicy.single_run()

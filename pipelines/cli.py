@@ -26,8 +26,8 @@ def _home_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from collectors.fleet import FleetError
-    from collectors.simulated import simulate
+    from collectors.sim.fleet import FleetError
+    from collectors.sim.simulate import simulate
 
     try:
         meta = simulate(args.fleet, args.home, args.start, args.days, args.interval_s, args.seed)
@@ -58,7 +58,7 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from pipelines.definitions import build_definitions
     from pipelines.ingest import data_window, partition_tags
-    from pipelines.paths import Home
+    from collectors.home import Home
 
     defs = build_definitions(str(home))
     days = days or data_window(Home(home))
@@ -118,7 +118,7 @@ def summary_table(db: Path) -> str:
 
 
 def cmd_demo(args) -> int:
-    from collectors.simulated import simulate
+    from collectors.sim.simulate import simulate
 
     t0 = time.perf_counter()
     home = Path(args.home).resolve()
@@ -138,8 +138,8 @@ def cmd_demo(args) -> int:
           file=sys.stderr)
     # the simulated fleet has ground truth: score the attribution against it (one day re-simulated
     # per sampling interval) into attribution.quality before the pipeline, whose site shows it
-    from warehouse.evaluate import evaluate_home, format_report
-    from warehouse.loader import connect
+    from warehouse.attribution.evaluate import evaluate_home, format_report
+    from warehouse.ingest.load import connect
 
     connect(home / "warehouse.duckdb").close()
     quality = evaluate_home(home)
@@ -170,20 +170,20 @@ def cmd_site(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from warehouse.evaluate import evaluate_home
+    from warehouse.attribution.evaluate import evaluate_home
 
     report = evaluate_home(Path(args.home), intervals=args.intervals, days=args.days)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        from warehouse.evaluate import format_report
+        from warehouse.attribution.evaluate import format_report
 
         print(format_report(report))
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from collectors.calibrate import calibrate
+    from collectors.sim.calibrate import calibrate
 
     report = calibrate(args.fleet, hours=args.hours, seed=args.seed)
     print(json.dumps(report, indent=2) if args.json else report["text"])
@@ -191,7 +191,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from warehouse.bench import bench
+    from benchmarks.bench import bench
 
     bench(args.gpu_days, args.interval_s, args.workdir, args.seed, json_out=args.json)
     return 0
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     add_collect_arguments(p)
     p.set_defaults(func=run_collect)
 
-    from warehouse.focus import add_export_arguments
+    from warehouse.money.focus import add_export_arguments
 
     add_export_arguments(sub)
 

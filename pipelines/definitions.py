@@ -6,11 +6,12 @@ import os
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from .money import ASSETS as MONEY_ASSETS
-from .assets import build_partitioned_assets, dbt_project, prices, site
-from .ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
-from .paths import DBT_DIR, Home, dbt_executable, default_home
-from .resources import TokenwattHome
+from pipelines.money import ASSETS as MONEY_ASSETS
+from pipelines.assets import build_partitioned_assets, dbt_project, prices, site
+from pipelines.ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
+from collectors.home import Home
+from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home
+from pipelines.resources import TokenwattHome
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:

@@ -27,12 +27,12 @@ import os
 
 import dagster as dg
 
-from warehouse.ingest_state import (
+from warehouse.ingest.manifest import (
     completeness_by_device_day, date_ranges, dirty_dates, file_dates, freshness_by_node, pending,
     pending_dates, quarantine_rate, scan_spool, spool_dates,
 )
 
-from .paths import Home
+from collectors.home import Home
 
 PARTITIONED_JOB = "tokenwatt_partitions"
 RANGE_START = "dagster/asset_partition_range_start"

@@ -9,11 +9,11 @@ import os
 
 import dagster as dg
 
-from warehouse.forecast import (
+from warehouse.money.forecast import (
     LEVELS, MIN_DAYS_FOR_BACKTEST, MIN_DAYS_FOR_INTERVALS, SCENARIOS_ENV, load_scenarios, run_forecast,
 )
 
-from .resources import TokenwattHome
+from pipelines.resources import TokenwattHome
 
 FORECAST_KEY = dg.AssetKey(["marts", "fct_loss_forecast"])
 PROJECTION_KEY = dg.AssetKey(["marts", "fct_fleet_scale_projection"])

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from warehouse.loader import connect
+from warehouse.ingest.load import connect
 
-from .paths import Home, default_home
+from collectors.home import Home
+from pipelines.dbt_project import default_home
 
 
 class TokenwattHome(dg.ConfigurableResource):

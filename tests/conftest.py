@@ -14,7 +14,7 @@ if str(REPO) not in sys.path:
 @pytest.fixture(scope="session")
 def tiny_home(tmp_path_factory) -> Path:
     """The tiny fleet (H100, MI300X, ASIC) for 2 days at 10 s, through Dagster, dbt, DuckDB and the site."""
-    from collectors.simulated import simulate
+    from collectors.sim.simulate import simulate
     from pipelines.cli import run_pipeline
 
     home = tmp_path_factory.mktemp("tiny_home")

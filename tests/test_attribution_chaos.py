@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import duckdb
 
-from collectors.simulated import simulate
-from warehouse.energy import run_attribution
-from warehouse.loader import connect, load_spool
+from collectors.sim.simulate import simulate
+from warehouse.attribution.run import run_attribution
+from warehouse.ingest.load import connect, load_spool
 
 
 def test_conservation_holds_on_every_device_day_with_chaos_faults(tmp_path):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from warehouse.attribution import AttributionConfig, device_intervals
-from warehouse.clock_skew import SkewConfig, cell_average_of_boxes, estimate_day, should_correct
+from warehouse.attribution.kernels import AttributionConfig, device_intervals
+from warehouse.attribution.clock_skew import SkewConfig, cell_average_of_boxes, estimate_day, should_correct
 
 DAY = 20_000  # a UTC day number (2024-10-04)
 D0 = DAY * 86400.0
@@ -92,10 +92,10 @@ def _median_ape_by_node(con, home: Path) -> dict:
 @pytest.fixture(scope="module")
 def chaos_pair(tmp_path_factory):
     """The chaos preset for 1 day at 10 s, and the same fleet without its clock skew, attributed."""
-    from collectors.fleet import resolve_fleet_path
-    from collectors.simulated import simulate
-    from warehouse.energy import run_attribution_days
-    from warehouse.loader import connect, load_spool
+    from collectors.sim.fleet import resolve_fleet_path
+    from collectors.sim.simulate import simulate
+    from warehouse.attribution.run import run_attribution_days
+    from warehouse.ingest.load import connect, load_spool
 
     out = {}
     fleet = yaml.safe_load(Path(resolve_fleet_path("chaos")).read_text())
@@ -136,7 +136,7 @@ def test_chaos_skewed_node_is_detected_and_corrected(chaos_pair):
 def test_chaos_correction_brings_the_skewed_node_close_to_the_unskewed_run(chaos_pair, tmp_path):
     import shutil
 
-    from warehouse.energy import run_attribution_days
+    from warehouse.attribution.run import run_attribution_days
 
     home, con = chaos_pair["skew"]
     nhome, ncon = chaos_pair["noskew"]

@@ -19,7 +19,7 @@ sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path
 from collectors.agent import Agent, serve_metrics  # noqa: E402
 from collectors.base import BackendBase  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
-from collectors.sim_live import SimLiveBackend  # noqa: E402
+from collectors.sim.live import SimLiveBackend  # noqa: E402
 from collectors.spool import list_files  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from fakes.pynvml_fake import FakeGpu as NvGpu, FakeNvml  # noqa: E402
 from collectors.amd import AmdSmiBackend  # noqa: E402
 from collectors.base import Backend, BackendUnavailable, get_backend  # noqa: E402
 from collectors.nvidia import NvmlBackend  # noqa: E402
-from collectors.sim_live import SimLiveBackend  # noqa: E402
+from collectors.sim.live import SimLiveBackend  # noqa: E402
 
 
 def test_auto_prefers_nvidia_then_amd():

@@ -11,7 +11,7 @@ sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path
 
 from collectors.base import rows_to_table  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
-from collectors.sim_live import SIM_CHIPS, SimLiveBackend  # noqa: E402
+from collectors.sim.live import SIM_CHIPS, SimLiveBackend  # noqa: E402
 
 T0 = 1_750_000_000.0
 

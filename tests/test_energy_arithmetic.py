@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from warehouse.attribution import AttributionConfig, ReplicaWork, attribute_device, device_intervals
+from warehouse.attribution.kernels import AttributionConfig, ReplicaWork, attribute_device, device_intervals
 
 CFG = AttributionConfig()
 DAY = 86400.0

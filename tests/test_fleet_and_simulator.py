@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from collectors.fleet import FleetError, load_fleet
-from collectors.simulated import simulate
-from collectors.traffic import load_azure_trace
+from collectors.sim.fleet import FleetError, load_fleet
+from collectors.sim.simulate import simulate
+from collectors.sim.traffic import load_azure_trace
 
 PRESETS = Path(__file__).resolve().parents[1] / "collectors" / "catalog" / "fleets"
 
@@ -108,7 +108,7 @@ def test_replaying_the_azure_code_trace_reproduces_its_arrivals_and_token_length
 
 
 def test_default_fleet_joules_per_token_and_power_fall_in_the_measured_ranges():
-    from collectors.calibrate import calibrate
+    from collectors.sim.calibrate import calibrate
 
     report = calibrate("default", hours=24, seed=42)
     for row in report["rows"]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse.focus import COLUMNS, FOCUS_COLUMNS, add_export_arguments, export_focus, run_export
+from warehouse.money.focus import COLUMNS, FOCUS_COLUMNS, add_export_arguments, export_focus, run_export
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 
-from warehouse.loader import connect, load_spool
+from warehouse.ingest.load import connect, load_spool
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ TABLES = ["raw.device_samples", "raw.requests", "raw.replicas", "raw.quarantine"
 
 
 def checksums(home: Path, tables=TABLES) -> dict:
-    from warehouse.loader import table_checksums
+    from warehouse.ingest.load import table_checksums
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
@@ -37,7 +37,7 @@ def checksums(home: Path, tables=TABLES) -> dict:
 
 
 def test_sigkill_mid_load_then_rerun_converges_to_a_clean_run(tmp_path):
-    from collectors.simulated import simulate
+    from collectors.sim.simulate import simulate
     from pipelines.cli import run_pipeline
 
     sim = tmp_path / "sim"

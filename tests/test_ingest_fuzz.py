@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from collectors.schema import DEVICE_SAMPLES, REQUESTS
 from collectors.spool import partition_dir, write_atomic
-from warehouse.loader import REQUIRED, connect, load_spool
+from warehouse.ingest.load import REQUIRED, connect, load_spool
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc).timestamp()
 TS = DEVICE_SAMPLES.field("ts").type

@@ -14,10 +14,10 @@ import pytest
 
 from collectors.schema import DEVICE_SAMPLES, REPLICAS, REQUESTS
 from collectors.spool import partition_dir, write_atomic
-from warehouse.ingest_state import (
+from warehouse.ingest.manifest import (
     date_ranges, dbt_window_vars, file_dates, pending, pending_dates, scan_spool,
 )
-from warehouse.loader import connect, load_spool, table_checksums
+from warehouse.ingest.load import connect, load_spool, table_checksums
 
 DAY = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
 T0 = DAY.timestamp()
@@ -209,7 +209,7 @@ def test_duplicate_keys_across_files_and_loads_keep_the_first(wh):
 
 
 def test_out_of_order_samples_attribute_like_sorted_ones(tmp_path):
-    from warehouse.energy import run_attribution_days
+    from warehouse.attribution.run import run_attribution_days
 
     sums = []
     for order in ("sorted", "shuffled"):
@@ -293,7 +293,7 @@ def test_load_window_only_reads_its_days(wh):
 
 
 def test_a_failed_batch_is_retried_file_by_file_and_a_failing_file_does_not_block_others(wh, monkeypatch):
-    import warehouse.loader as loader
+    import warehouse.ingest.load as loader
 
     spool, con = wh
     for i in range(4):

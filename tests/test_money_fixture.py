@@ -74,7 +74,7 @@ def money_home() -> tuple[Path, dict]:
         facts["checks"] = {tuple(k.split("|", 1)): v for k, v in facts["checks"].items()}
         return Path(cached) / "home", facts
 
-    from collectors.simulated import simulate
+    from collectors.sim.simulate import simulate
 
     base = Path(tempfile.mkdtemp(prefix="tokenwatt-money-"))
     atexit.register(shutil.rmtree, base, True)

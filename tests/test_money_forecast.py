@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from warehouse.forecast import (SCENARIOS_FILE, ForecastConfig, ScenarioError, forecast_series, horizon,
+from warehouse.money.forecast import (SCENARIOS_FILE, ForecastConfig, ScenarioError, forecast_series, horizon,
                                 load_scenarios)
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
@@ -220,7 +220,7 @@ def test_backtest_scores_the_model_the_full_history_gets():
 
 
 def test_interval_scale_widens_only_when_the_backtest_misses_by_more_than_the_intervals_say():
-    from warehouse.forecast import Z80, interval_scale
+    from warehouse.money.forecast import Z80, interval_scale
 
     sd = np.full(10, 5.0)
     lo80, hi80 = 100 - Z80 * sd, 100 + Z80 * sd
@@ -237,7 +237,7 @@ def test_intervals_are_widened_to_what_the_backtest_showed():
     y[-14:] += np.random.default_rng(3).normal(0, 15, 14)
     fc = forecast_series(y, dt.date(2026, 1, 1), 14, ForecastConfig())
     assert fc.interval_scale > 3
-    from warehouse.forecast import _fit_predict
+    from warehouse.money.forecast import _fit_predict
 
     raw, _ = _fit_predict(y, dt.date(2026, 1, 1), 14, 7)
     for lv in (80, 95):

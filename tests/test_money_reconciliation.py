@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.paths import DBT_DIR, dbt_executable
+from pipelines.dbt_project import DBT_DIR, dbt_executable
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

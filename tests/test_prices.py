@@ -9,7 +9,7 @@ import duckdb
 import pytest
 import yaml
 
-from warehouse.prices import PRICES_FILE, PriceError, load_prices, tariff_multipliers, write_ref_tables
+from warehouse.money.prices import PRICES_FILE, PriceError, load_prices, tariff_multipliers, write_ref_tables
 
 GOOD = yaml.safe_load(PRICES_FILE.read_text())
 

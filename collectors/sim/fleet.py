@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-CATALOG = Path(__file__).parent / "catalog"
+from collectors.config import load_yaml_mapping
+
+CATALOG = Path(__file__).resolve().parents[1] / "catalog"
 PRESETS = CATALOG / "fleets"
 
 
@@ -138,19 +139,6 @@ class Fleet:
         return sum(n.devices for n in self.nodes)
 
 
-def load_yaml_mapping(path: Path, error: type[ValueError]) -> dict:
-    """A YAML file whose top level is a mapping; any problem raises ``error`` naming the file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise error(f"{path}: top level must be a mapping")
-    return data
-
-
 def _load_yaml(path: Path) -> dict:
     return load_yaml_mapping(path, FleetError)
 
@@ -252,7 +240,7 @@ def resolve_fleet_path(fleet: str | Path) -> Path:
 
 def load_fleet(fleet: str | Path) -> Fleet:
     """Load a fleet file or preset name, merged with the catalog, and validate every field."""
-    from .schema import TASKS, TIERS
+    from collectors.schema import TASKS, TIERS
 
     path = resolve_fleet_path(fleet)
     raw = _load_yaml(path)

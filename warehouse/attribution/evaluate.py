@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from .energy import run_attribution_days
-from .loader import connect, load_spool
+from warehouse.attribution.run import run_attribution_days
+from warehouse.ingest.load import connect, load_spool
 
 
 def _score(con: duckdb.DuckDBPyConnection, est_col: str) -> dict:
@@ -63,7 +63,7 @@ def evaluate_dir(home: Path) -> dict:
                    len(string_split(any_value(device_ids), ',')) as n_dev
             from raw.replicas group by 1
         """)
-        from .energy import catalog_chips
+        from warehouse.attribution.run import catalog_chips
 
         rated = {k: float(v["rated_power_w"]) for k, v in catalog_chips().items()}
         con.execute("create or replace temp table _rated (chip varchar, rated_w double)")
@@ -124,7 +124,7 @@ def evaluate_dir(home: Path) -> dict:
 
 def evaluate_home(home: Path, intervals=(1, 5, 15, 30), days: int = 1) -> dict:
     """Re-simulate the home's fleet at each sampling interval and score attribution on each."""
-    from collectors.simulated import simulate
+    from collectors.sim.simulate import simulate
 
     home = Path(home)
     meta_path = home / "sim.json"

@@ -6,37 +6,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from collectors.home import Home
+
 ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = ROOT / "dbt"
 
 
 def default_home() -> Path:
     return Path(os.environ.get("TOKENWATT_HOME", "data")).resolve()
-
-
-class Home:
-    def __init__(self, home: str | Path):
-        self.root = Path(home).resolve()
-
-    @property
-    def spool(self) -> Path:
-        return self.root / "spool"
-
-    @property
-    def truth(self) -> Path:
-        return self.root / "truth"
-
-    @property
-    def db(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def site(self) -> Path:
-        return self.root / "site"
-
-    @property
-    def fleet_meta(self) -> Path:
-        return self.root / "sim.json"
 
 
 def dbt_executable() -> str:

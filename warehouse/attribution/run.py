@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from collectors.fleet import CATALOG
+from collectors.sim.fleet import CATALOG
 
-from .attribution import DAY_S, AttributionConfig, ReplicaWork, attribute_device, device_intervals, request_spans
-from .clock_skew import SkewConfig, estimate_day, should_correct
+from warehouse.attribution.kernels import DAY_S, AttributionConfig, ReplicaWork, attribute_device, device_intervals, request_spans
+from warehouse.attribution.clock_skew import SkewConfig, estimate_day, should_correct
 
 
 def catalog_chips() -> dict:
@@ -71,7 +71,7 @@ def day_intervals(t: np.ndarray, p: np.ndarray, c: np.ndarray, day: int, rated_w
     day changes that day's results only. ``iv``: :func:`device_intervals` of the same samples,
     when already computed.
     """
-    from .attribution import DeviceIntervals
+    from warehouse.attribution.kernels import DeviceIntervals
 
     d0, d1 = day * DAY_S, (day + 1) * DAY_S
     if iv is None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from .simulated import simulate
-from .traffic import reference_dir
+from collectors.sim.simulate import simulate
+from collectors.sim.traffic import reference_dir
 
 ML_ENERGY_MODELS = {
     "llama-70b": ("meta-llama/Llama-3.1-70B-Instruct", 4),

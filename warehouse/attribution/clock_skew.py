@@ -5,7 +5,7 @@ every sample ``skew_s`` seconds after the instant it measured; the attribution t
 interval's energy against the wrong requests. The skew is estimated from the data itself:
 
 * **Power** per sample interval from the device's cumulative energy counter where it is sound, else
-  integrated power (:func:`warehouse.attribution.device_intervals`): the counter is an exact
+  integrated power (:func:`warehouse.attribution.kernels.device_intervals`): the counter is an exact
   integral, so the estimate is not biased by the power sensor's averaging window. Gap intervals
   carry no signal.
 * **Activity** of the replica on the request clock: ``prefill_weight x`` the number of requests
@@ -33,7 +33,7 @@ import numba
 import numpy as np
 import yaml
 
-from .attribution import DAY_S, WEIGHTS_FILE
+from warehouse.attribution.kernels import DAY_S, WEIGHTS_FILE
 
 
 @dataclass
@@ -106,7 +106,7 @@ def activity_grid(s: np.ndarray, f: np.ndarray, e: np.ndarray, completion: np.nd
                   n_cells: int, h: float, weights: tuple[float, float] = (1.7, 1.0)) -> np.ndarray:
     """A replica's activity per grid cell: prefill weight x requests prefilling, plus decode weight
     x min(1, requests decoding). ``s, f, e``: prefill start, first token, finish on the request
-    clock, already clamped by :func:`warehouse.attribution.request_spans`."""
+    clock, already clamped by :func:`warehouse.attribution.kernels.request_spans`."""
     pre = cell_average_of_boxes(s, f, np.ones_like(s), d0, n_cells, h)
     dec = cell_average_of_boxes(f, e, (completion > 1).astype(np.float64), d0, n_cells, h)
     np.minimum(dec, 1.0, out=dec)
@@ -236,7 +236,7 @@ def estimate_day(replicas: list, day: int, cfg: SkewConfig,
     """Skew of one node on one UTC day.
 
     ``replicas``: per replica of the node, ``(s, f, e, completion, [DeviceIntervals, ...])`` with
-    the spans (:func:`warehouse.attribution.request_spans`) of the requests that ran that day
+    the spans (:func:`warehouse.attribution.kernels.request_spans`) of the requests that ran that day
     (request clock) and its devices' intervals of that day (device clock). None when there is too little signal (no requests, no samples).
     """
     d0 = day * DAY_S

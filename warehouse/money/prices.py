@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from collectors.fleet import load_yaml_mapping
+from collectors.config import load_yaml_mapping
 
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
 PRICES_ENV = "TOKENWATT_PRICES"

@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import spool as spoolmod
-from .fleet import Fleet, load_fleet
-from .schema import DEVICE_SAMPLES, REPLICAS, REQUESTS, TS
-from .serving import DONE, run_replica
-from .traffic import DAY_S, generate_day
+from collectors import spool as spoolmod
+from collectors.sim.fleet import Fleet, load_fleet
+from collectors.schema import DEVICE_SAMPLES, REPLICAS, REQUESTS, TS
+from collectors.sim.serving import DONE, run_replica
+from collectors.sim.traffic import DAY_S, generate_day
 
 TICK_S = 1.0
 MISSED_SAMPLE_P = 0.002
@@ -145,7 +145,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
-        from .serving import warm_up
+        from collectors.sim.serving import warm_up
 
         warm_up()
         t_begin = time.perf_counter()

@@ -40,7 +40,7 @@ import yaml
 
 from collectors.schema import KINDS
 
-from .ingest_state import SpoolFile, classify, read_manifest, scan_spool
+from warehouse.ingest.manifest import SpoolFile, classify, read_manifest, scan_spool
 
 SQL_DIR = Path(__file__).parent / "sql"
 LOAD_ORDER = ("replicas", "device_samples", "requests")
@@ -57,7 +57,7 @@ REQUIRED = {
 def _chip_rated_sql() -> str:
     """SQL CASE giving each catalog chip's rated power (null for chips the catalog lacks)."""
     try:
-        from collectors.fleet import CATALOG
+        from collectors.sim.fleet import CATALOG
 
         chips = yaml.safe_load((CATALOG / "chips.yaml").read_text())["chips"]
         whens = " ".join(f"when '{k}' then {float(v['rated_power_w'])}" for k, v in chips.items()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .fleet import Fleet, Replica
+from collectors.sim.fleet import Fleet, Replica
 
 DAY_S = 86400
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 AZURE_TRACES = {
     "code": "azure_llm_traces/AzureLLMInferenceTrace_code.csv",
     "conv": "azure_llm_traces/AzureLLMInferenceTrace_conv.csv",
@@ -24,7 +24,7 @@ def reference_dir() -> Path:
     env = os.environ.get("TOKENWATT_REFERENCE")
     if env:
         return Path(env)
-    vendored = Path(__file__).resolve().parent / "reference"
+    vendored = Path(__file__).resolve().parents[1] / "reference"
     for cand in (vendored, REFERENCE, Path.cwd().parent / "shared" / "reference"):
         if (cand / "azure_llm_traces").exists():
             return cand

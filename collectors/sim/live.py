@@ -1,6 +1,6 @@
 """A small live simulated device source for the sampling agent (``--backend sim``).
 
-Not the fleet simulator (that is :mod:`collectors.simulated`): this only makes
+Not the fleet simulator (that is :mod:`collectors.sim.simulate`): this only makes
 ``N`` plausible devices answer "what is your power and energy counter *now*",
 so the agent, its spool files and its crash-safety can run on a machine with no
 GPU.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .base import BackendBase
+from collectors.base import BackendBase
 
 #: the counter's zero: 2024-01-01T00:00:00Z, in unix seconds
 REFERENCE_UNIX_S = 1_704_067_200.0

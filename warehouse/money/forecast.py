@@ -37,7 +37,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from collectors.fleet import load_yaml_mapping
+from collectors.config import load_yaml_mapping
 
 SCENARIOS_FILE = Path(__file__).parent / "scenarios.yaml"
 SCENARIOS_ENV = "TOKENWATT_SCENARIOS"

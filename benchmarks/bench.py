@@ -73,12 +73,12 @@ def run_size(gpu_days: int, interval_s: float, workdir: Path, seed: int) -> dict
     fleet_file = home / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(bench_fleet(n_gpus)))
     sim = _sub(f"""
-from collectors.simulated import simulate
+from collectors.sim.simulate import simulate
 m = simulate({str(fleet_file)!r}, {str(home)!r}, "2026-10-05", {DAYS}, {interval_s}, {seed}, progress=False)
 out.update(requests=m["requests"], samples=m["samples"])
 """)
     load = _sub(f"""
-from warehouse.loader import connect, load_spool
+from warehouse.ingest.load import connect, load_spool
 con = connect({str(home / 'warehouse.duckdb')!r})
 r = load_spool(con, {str(home / 'spool')!r})
 con.close()
@@ -87,7 +87,7 @@ out.update(files=r.files_loaded)
     # the pipeline's own attribution step (the Dagster asset runs exactly this), on the loaded warehouse
     attr = _sub(f"""
 import duckdb
-from warehouse.energy import run_attribution_days
+from warehouse.attribution.run import run_attribution_days
 con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
 r = run_attribution_days(con)
 con.close()
