@@ -8,21 +8,18 @@ sees half a file, even if the writer is killed with SIGKILL.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from collectors.names import path_component
 from collectors.schema import KINDS
 
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
 def safe_name(value: str) -> str:
-    """A path component that cannot escape its partition directory."""
-    return _SAFE.sub("_", value) or "_"
+    """A path component that cannot escape its partition directory (see collectors/names.py)."""
+    return path_component(value)
 
 
 def partition_dir(spool: Path | str, kind: str, date: str, node: str) -> Path:
