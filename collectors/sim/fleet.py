@@ -14,38 +14,15 @@ from pathlib import Path
 from typing import Any
 
 
+from collectors.catalog import CATALOG, Chip, Sensor, parse_chips  # noqa: F401  (Chip, Sensor: re-exported)
+from collectors.catalog import chips_raw as catalog_chips_raw
 from collectors.config import load_yaml_mapping
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalog"
 PRESETS = CATALOG / "fleets"
 
 
 class FleetError(ValueError):
     """A fleet or catalog file is wrong; the message names the file and the field."""
-
-
-@dataclass(frozen=True)
-class Sensor:
-    power_kind: str
-    power_window_s: float
-    counter_unit_j: float
-    counter_wrap_j: float | None
-    power_noise_rel: float
-
-
-@dataclass(frozen=True)
-class Chip:
-    id: str
-    vendor: str
-    rated_power_w: float
-    idle_power_w: float
-    model_loaded_idle_extra_w: float
-    memory_gb: float
-    sensor: Sensor
-
-    @property
-    def serving_idle_w(self) -> float:
-        return self.idle_power_w + self.model_loaded_idle_extra_w
 
 
 @dataclass(frozen=True)
@@ -162,36 +139,6 @@ def _req(src: str, where: str, d: dict, key: str) -> Any:
     return d[key]
 
 
-def _parse_chips(src: str, raw: dict) -> dict[str, Chip]:
-    chips = {}
-    for cid, c in raw.items():
-        w = f"chips.{cid}"
-        if not isinstance(c, dict):
-            raise FleetError(f"{src}: field '{w}' must be a mapping")
-        s = _req(src, w, c, "sensor")
-        sensor = Sensor(
-            power_kind=str(_req(src, f"{w}.sensor", s, "power_kind")),
-            power_window_s=_num(src, f"{w}.sensor.power_window_s", s.get("power_window_s", 1.0), lo=0),
-            counter_unit_j=_num(src, f"{w}.sensor.counter_unit_j", s.get("counter_unit_j", 0.001), lo=1e-12),
-            counter_wrap_j=_num(src, f"{w}.sensor.counter_wrap_j", s.get("counter_wrap_j"), lo=1, allow_none=True),
-            power_noise_rel=_num(src, f"{w}.sensor.power_noise_rel", s.get("power_noise_rel", 0.01), lo=0, hi=0.5),
-        )
-        if sensor.power_kind not in ("avg_1s", "instant", "avg_window"):
-            raise FleetError(f"{src}: field '{w}.sensor.power_kind' must be avg_1s|instant|avg_window")
-        vendor = str(_req(src, w, c, "vendor"))
-        rated = _num(src, f"{w}.rated_power_w", _req(src, w, c, "rated_power_w"), lo=1, hi=5000)
-        idle = _num(src, f"{w}.idle_power_w", _req(src, w, c, "idle_power_w"), lo=0)
-        if idle >= rated:
-            raise FleetError(f"{src}: field '{w}.idle_power_w' ({idle}) must be below rated_power_w ({rated})")
-        chips[cid] = Chip(
-            id=cid, vendor=vendor, rated_power_w=rated, idle_power_w=idle,
-            model_loaded_idle_extra_w=_num(src, f"{w}.model_loaded_idle_extra_w", c.get("model_loaded_idle_extra_w", 0), lo=0),
-            memory_gb=_num(src, f"{w}.memory_gb", _req(src, w, c, "memory_gb"), lo=1),
-            sensor=sensor,
-        )
-    return chips
-
-
 def _parse_perf(src: str, rows: list) -> dict[tuple[str, str], Perf]:
     out = {}
     if not isinstance(rows, list):
@@ -258,9 +205,9 @@ def load_fleet(fleet: str | Path) -> Fleet:
         if k not in known_top:
             raise FleetError(f"{src}: unknown field '{k}' (expected one of {', '.join(sorted(known_top))})")
 
-    chips_raw = _load_yaml(CATALOG / "chips.yaml")["chips"]
+    chips_raw = catalog_chips_raw()
     chips_raw.update(raw.get("chips") or {})
-    chips = _parse_chips(src, chips_raw)
+    chips = parse_chips(src, chips_raw, FleetError)
     mcat = _load_yaml(CATALOG / "models.yaml")
     models = {
         mid: Model(mid, float(m["params_billions"]), float(m["weights_gb"]), float(m["kv_mb_per_token"]))

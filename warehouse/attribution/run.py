@@ -6,22 +6,23 @@ summed independently from the request side, so conservation can be checked).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import yaml
 
-from collectors.sim.fleet import CATALOG
+from collectors.catalog import load_chips
 
 from warehouse.attribution.kernels import DAY_S, AttributionConfig, ReplicaWork, attribute_device, device_intervals, request_spans
 from warehouse.attribution.clock_skew import SkewConfig, estimate_day, should_correct
 
 
 def catalog_chips() -> dict:
-    return yaml.safe_load((CATALOG / "chips.yaml").read_text())["chips"]
+    """The validated chip catalog, as plain mappings (chip -> fields)."""
+    return {k: dataclasses.asdict(v) for k, v in load_chips().items()}
 
 
 def _groups(codes: np.ndarray):

@@ -36,7 +36,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
 
 from collectors.schema import KINDS
 
@@ -57,11 +56,10 @@ REQUIRED = {
 def _chip_rated_sql() -> str:
     """SQL CASE giving each catalog chip's rated power (null for chips the catalog lacks)."""
     try:
-        from collectors.sim.fleet import CATALOG
+        from collectors.catalog import load_chips
 
-        chips = yaml.safe_load((CATALOG / "chips.yaml").read_text())["chips"]
-        whens = " ".join(f"when '{k}' then {float(v['rated_power_w'])}" for k, v in chips.items()
-                         if "'" not in k and v.get("rated_power_w"))
+        whens = " ".join(f"when '{k}' then {float(v.rated_power_w)}" for k, v in load_chips().items()
+                         if "'" not in k)
     except Exception:  # no catalog: the reported power limit (or 1000 W) bounds power
         whens = ""
     return f"(case chip {whens} else null end)" if whens else "null::double"
