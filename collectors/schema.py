@@ -67,10 +67,25 @@ REPLICAS = pa.schema(
     ]
 )
 
+#: one row per host energy domain per sampling instant (collectors/rapl.py, node_exporter, simulator)
+HOST_SAMPLES = pa.schema(
+    [
+        ("ts", TS),
+        ("node", pa.string()),
+        ("domain", pa.string()),         # package-0 | dram-0 | psys | node (whole-node power)
+        ("energy_counter_j", pa.float64()),  # the raw cumulative counter in joules (null if none)
+        ("counter_wrap_j", pa.float64()),    # the counter's range: it wraps to 0 past this
+        ("energy_delta_j", pa.float64()),    # joules since the collector's previous reading (wraps added back)
+        ("power_w", pa.float64()),           # instantaneous power where the source gives power, not energy
+        ("source", pa.string()),             # rapl | node-exporter | sim
+    ]
+)
+
 KINDS = {
     "device_samples": DEVICE_SAMPLES,
     "requests": REQUESTS,
     "replicas": REPLICAS,
+    "host_samples": HOST_SAMPLES,
 }
 
 TASKS = ("chat", "translate", "summarize", "code-generate", "code-optimize", "code-fix")
