@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from collectors.base import BACKEND_NAMES, Backend, BackendUnavailable, default_node, get_backend, rows_to_table
+from collectors.base import Backend, BackendUnavailable, default_node, rows_to_table
+from collectors.factory import BACKEND_NAMES, get_backend
 from collectors.spool import safe_name, write_partition
 
 log = logging.getLogger("tokenwatt.collect")
