@@ -7,6 +7,7 @@ so memory stays bounded by one day of the fleet whatever the length of the run.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import sys
@@ -40,6 +41,13 @@ TRUTH_FAULTS = pa.schema([
     ("fault", pa.string()), ("node", pa.string()), ("device_id", pa.string()), ("file", pa.string()),
     ("row", pa.int64()), ("field", pa.string()), ("detail", pa.string()), ("ts", TS),
 ])
+
+
+def stable_digest(*parts: object) -> int:
+    """A 64-bit number from ``parts`` that is the same in every process (``hash()`` of a str is
+    salted per process, so it must never seed anything that ends up in a file)."""
+    text = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
 
 
 def _ts(seconds: np.ndarray) -> pa.Array:
@@ -122,7 +130,7 @@ class Simulator:
             for i in range(node.devices):
                 d = _Device(
                     node=node.name, index=i, device_id=f"{node.name}/{i}",
-                    uuid=f"GPU-{self.seed:04x}{abs(hash((node.name, i))) % 16**8:08x}-{i:04d}",
+                    uuid=f"GPU-{self.seed:04x}{stable_digest(self.seed, node.name, i) % 16**8:08x}-{i:04d}",
                     chip=chip.id, vendor=chip.vendor,
                     idle_w=chip.idle_power_w * float(rng.uniform(0.95, 1.05)),
                     active_factor=float(rng.uniform(0.97, 1.03)),
@@ -410,7 +418,7 @@ class Simulator:
         n_bad = int(self.fleet.faults.get("bad_rows", 0) or 0)
         if not n_bad or day != 0 or tbl.num_rows < 100:
             return tbl
-        rng = np.random.default_rng([self.seed, day, 99, hash(node) % 1000])
+        rng = np.random.default_rng([self.seed, day, 99, stable_digest(node) % 1000])
         rows = rng.choice(tbl.num_rows, size=min(n_bad, tbl.num_rows), replace=False)
         power = tbl["power_w"].to_numpy(zero_copy_only=False).copy()
         util = tbl["utilization_pct"].to_numpy(zero_copy_only=False).copy()
@@ -437,7 +445,7 @@ class Simulator:
         n_bad = int(self.fleet.faults.get("bad_rows", 0) or 0)
         if not n_bad or day != 0 or tbl.num_rows < 100:
             return tbl
-        rng = np.random.default_rng([self.seed, day, 98, hash(node) % 1000])
+        rng = np.random.default_rng([self.seed, day, 98, stable_digest(node) % 1000])
         rows = sorted(rng.choice(tbl.num_rows, size=min(max(n_bad // 3, 1), tbl.num_rows), replace=False))
         toks = tbl["prompt_tokens"].to_numpy().copy()
         rel = f"requests/date={date}/node={node}/{node}-{date}.parquet"
