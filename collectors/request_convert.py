@@ -101,3 +101,35 @@ def convert_jsonl(
     write_batch()
     rejects_file = write_rejects(spool, "requests", prefix, rejects)
     return ConvertResult(rows_written=written, bad_lines=bad, files=files, rejects_file=rejects_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m collectors.request_convert FILE --spool DIR [--node NAME]``: convert one request log.
+
+    Prints one line per refused line (file:line: field: reason); exit status 0 when every line was
+    converted, 1 when some were refused, 2 when the file cannot be read.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m collectors.request_convert",
+                                     description="Convert a request-log .jsonl file into the spool.")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--spool", type=Path, required=True)
+    parser.add_argument("--node", default=None, help="node for records without one")
+    args = parser.parse_args(argv)
+    try:
+        result = convert_jsonl(args.file, args.spool, node=args.node)
+    except OSError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    for _line_no, reason in result.bad_lines:
+        print(f"rejected: {reason}", file=sys.stderr)
+    print(json.dumps({"rows_written": result.rows_written, "rejected_lines": len(result.bad_lines),
+                      "files": len(result.files),
+                      "rejects_file": str(result.rejects_file) if result.rejects_file else None}))
+    return 1 if result.bad_lines else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
