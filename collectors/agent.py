@@ -1,347 +1,26 @@
-"""The sampling agent behind ``tokenwatt collect``: backend -> bounded buffer -> Parquet spool.
+"""``tokenwatt collect`` (and ``python -m collectors.agent``): the command line of the sampling agent.
 
-* **Drift-free schedule.** Tick ``k`` is due at ``start + k * interval_s`` on the
-  monotonic clock. A tick whose time has passed by the time the previous one is
-  done is skipped, never run late, and counted in ``missed_ticks``.
-* **Bounded buffer.** Rows wait in memory for the flusher; past
-  ``max_buffer_rows`` the oldest are dropped and counted in ``dropped_rows``
-  (only if flushing fails or falls behind for a long time).
-* **Periodic atomic flush.** A flusher thread writes every ``flush_interval_s``
-  one file per (date, node) partition,
-  ``<spool>/device_samples/date=YYYY-MM-DD/node=NAME/<node>-<start_us>-<seq>.parquet``;
-  names sort by agent start then sequence and never collide across restarts.
-  :func:`collectors.spool.write_atomic` renames only whole files, so ``kill -9``
-  loses at most the rows of one flush interval and leaves no half-written
-  ``*.parquet``. A failed write keeps its rows for the next flush.
-* **Clean stop.** SIGTERM and SIGINT stop the loop, flush what is buffered and
-  return exit status 0.
-* **Own metrics.** ``--metrics-port`` serves Prometheus metrics (rows sampled,
-  errors per device, last flush time, missed ticks, dropped rows, buffer size).
-
-The main CLI calls :func:`add_collect_arguments` and :func:`run_collect`;
-``python -m collectors.agent ...`` runs the same thing.
+The agent itself (schedule, bounded buffer, atomic flushes, rejects, clean stop) is
+:class:`collectors.sampler.Agent`; its own metrics are in collectors/agent_metrics.py. The exit
+status is 0 after a clean stop, 1 when rows were lost (rejected, dropped or never written), 2 for
+a usage error.
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import math
 import os
-import select
-import signal
 import sys
-import threading
-import time
-from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
-from collectors.base import BACKEND_NAMES, Backend, BackendUnavailable, default_node, get_backend, rows_to_table
-from collectors.spool import safe_name, write_partition
+from collectors.agent_metrics import AgentMetricsCollector, serve_metrics  # noqa: F401 (re-exported)
+from collectors.base import BackendUnavailable
+from collectors.factory import BACKEND_NAMES, get_backend
+from collectors.sampler import Agent, AgentStats  # noqa: F401 (re-exported)
 
 log = logging.getLogger("tokenwatt.collect")
-
-
-@dataclass
-class AgentStats:
-    """Counters of one agent run (also served as Prometheus metrics)."""
-
-    samples_total: int = 0          # device rows sampled
-    sample_rounds: int = 0          # ticks actually sampled
-    missed_ticks: int = 0           # ticks skipped because the previous one overran
-    sample_errors: int = 0          # backend.sample() calls that raised
-    dropped_rows: int = 0           # rows dropped from the bounded buffer
-    rows_written: int = 0
-    files_written: int = 0
-    flush_errors: int = 0
-    last_flush_unix_s: float = 0.0
-    sample_cpu_s: float = 0.0       # CPU time of the sampling thread inside sample()+buffering
-    started_unix_s: float = 0.0
-    stopped_by: str = ""            # "duration" | "SIGTERM" | "SIGINT" | "stop()"
-
-
-class Agent:
-    """Sample ``backend`` every ``interval_s`` and flush rows into ``spool``."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        spool: Path | str,
-        node: str | None = None,
-        interval_s: float = 1.0,
-        flush_interval_s: float = 10.0,
-        max_buffer_rows: int = 500_000,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if interval_s <= 0 or flush_interval_s <= 0:
-            raise ValueError("interval_s and flush_interval_s must be > 0")
-        if max_buffer_rows < 1:
-            raise ValueError("max_buffer_rows must be >= 1")
-        self.backend = backend
-        self.spool = Path(spool)
-        self.node = node or getattr(backend, "node", None) or default_node()
-        self.interval_s = interval_s
-        self.flush_interval_s = flush_interval_s
-        self.max_buffer_rows = max_buffer_rows
-        self.stats = AgentStats()
-        self._clock = clock
-        self._monotonic = monotonic
-        self._buffer: deque[dict[str, Any]] = deque(maxlen=max_buffer_rows)
-        self._counters: deque[Any] = deque(maxlen=max_buffer_rows)  # prometheus ServerCounters
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._seq = 0
-        self._prefix = ""
-        self._stopping = False
-        self._stop_reason = ""
-        self._flusher_stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-
-    # -- control ----------------------------------------------------------
-
-    def stop(self, reason: str = "stop()") -> None:
-        """Ask :meth:`run` to flush and return; safe from any thread."""
-        self._stop_reason = self._stop_reason or reason
-        self._stopping = True
-        try:
-            os.write(self._wake_w, b"s")
-        except (BlockingIOError, OSError):
-            pass
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        # Only set flags here: the wakeup fd (set_wakeup_fd) already woke select().
-        self._stop_reason = self._stop_reason or signal.Signals(signum).name
-        self._stopping = True
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, returning early when stopped or signalled."""
-        if seconds <= 0 or self._stopping:
-            return
-        try:
-            ready, _, _ = select.select([self._wake_r], [], [], seconds)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries select itself
-            return
-        if ready:
-            try:
-                os.read(self._wake_r, 4096)
-            except (BlockingIOError, OSError):
-                pass
-
-    # -- buffering --------------------------------------------------------
-
-    def _add_rows(self, rows: list[dict[str, Any]], counters: list[Any]) -> None:
-        with self._lock:
-            overflow = len(self._buffer) + len(rows) - self.max_buffer_rows
-            if overflow > 0:
-                self.stats.dropped_rows += min(overflow, len(self._buffer) + len(rows))
-            self._buffer.extend(rows)  # maxlen: the oldest fall off the left
-            self._counters.extend(counters)
-            self.stats.samples_total += len(rows)
-
-    def buffered_rows(self) -> int:
-        """Rows waiting for the next flush."""
-        return len(self._buffer)
-
-    def sample_once(self) -> int:
-        """One tick: read the backend, buffer its rows. Returns the row count."""
-        cpu0 = time.thread_time()
-        try:
-            rows = self.backend.sample()
-        except Exception as exc:  # noqa: BLE001 - one bad tick must not kill the agent
-            self.stats.sample_errors += 1
-            if self.stats.sample_errors == 1 or self.stats.sample_errors % 100 == 0:
-                log.exception("sampling failed (%d so far): %s", self.stats.sample_errors, exc)
-            return 0
-        drain = getattr(self.backend, "drain_server_counters", None)
-        counters = drain() if callable(drain) else []
-        self._add_rows(rows, counters)
-        self.stats.sample_rounds += 1
-        self.stats.sample_cpu_s += time.thread_time() - cpu0
-        return len(rows)
-
-    # -- flushing ---------------------------------------------------------
-
-    def flush(self) -> list[Path]:
-        """Write everything buffered now, one atomic file per (date, node)."""
-        with self._flush_lock:
-            with self._lock:
-                rows = list(self._buffer)
-                counters = list(self._counters)
-                self._buffer.clear()
-                self._counters.clear()
-            if not rows and not counters:
-                return []
-            self._seq += 1
-            name = f"{self._prefix or self._name_prefix()}-{self._seq:06d}"
-            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for row in rows:
-                groups.setdefault((row["ts"].strftime("%Y-%m-%d"), row["node"]), []).append(row)
-            paths: list[Path] = []
-            pending = sorted(groups.items())
-            try:
-                while pending:
-                    (date, node), group = pending[0]
-                    table = rows_to_table(group)
-                    paths.append(write_partition(self.spool, "device_samples", date, node, table, name=name))
-                    self.stats.rows_written += len(group)
-                    pending.pop(0)
-                if counters:
-                    from collectors.prometheus import write_server_counters
-
-                    paths.extend(write_server_counters(self.spool, counters, name))
-                    counters = []
-            except Exception as exc:  # noqa: BLE001 - keep the rows for the next flush
-                self.stats.flush_errors += 1
-                keep = [row for _key, group in pending for row in group]
-                self._requeue(keep, counters)
-                self.stats.files_written += len(paths)
-                log.error("flush failed, %d rows kept for the next try: %s", len(keep), exc)
-                return paths
-            self.stats.files_written += len(paths)
-            self.stats.last_flush_unix_s = self._clock()
-            return paths
-
-    def _requeue(self, rows: list[dict[str, Any]], counters: list[Any]) -> None:
-        with self._lock:
-            total = len(rows) + len(self._buffer)
-            if total > self.max_buffer_rows:
-                self.stats.dropped_rows += total - self.max_buffer_rows
-            self._buffer = deque(itertools.chain(rows, self._buffer), maxlen=self.max_buffer_rows)
-            self._counters = deque(itertools.chain(counters, self._counters), maxlen=self.max_buffer_rows)
-
-    def _name_prefix(self) -> str:
-        self._prefix = f"{safe_name(self.node)}-{int(self._clock() * 1e6)}"
-        return self._prefix
-
-    def remove_stale_temp_files(self, older_than_s: float = 600.0) -> int:
-        """Delete this node's hidden ``.*.tmp`` files left by a killed agent; returns how many."""
-        root = self.spool / "device_samples"
-        if not root.exists():
-            return 0
-        cutoff_s = time.time() - older_than_s
-        removed = 0
-        for tmp in root.glob(f"date=*/node=*/.{safe_name(self.node)}-*.tmp"):
-            try:
-                if tmp.stat().st_mtime < cutoff_s:
-                    tmp.unlink()
-                    removed += 1
-            except OSError:
-                pass
-        return removed
-
-    def _flusher(self) -> None:
-        while not self._flusher_stop.wait(self.flush_interval_s):
-            self.flush()
-
-    # -- main loop ----------------------------------------------------------
-
-    def run(self, duration_s: float | None = None, handle_signals: bool = True) -> AgentStats:
-        """Sample until ``duration_s`` elapses or a stop/SIGTERM/SIGINT, then flush."""
-        self.stats.started_unix_s = self._clock()
-        self._name_prefix()
-        if self.remove_stale_temp_files():
-            log.info("removed temporary files left by an earlier, killed agent")
-        in_main = threading.current_thread() is threading.main_thread()
-        previous: dict[int, Any] = {}
-        previous_wakeup = -1
-        if handle_signals and in_main:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, self._on_signal)
-            previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        flusher = threading.Thread(target=self._flusher, name="tokenwatt-flusher", daemon=True)
-        flusher.start()
-        log.info(
-            "agent started: backend %s, node %s, every %g s, flush every %g s, spool %s",
-            getattr(self.backend, "source", "?"), self.node, self.interval_s, self.flush_interval_s, self.spool,
-        )
-        try:
-            self._loop(duration_s)
-        finally:
-            self._flusher_stop.set()
-            flusher.join()
-            self.flush()
-            if handle_signals and in_main:
-                signal.set_wakeup_fd(previous_wakeup)
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
-        self.stats.stopped_by = self._stop_reason or "duration"
-        return self.stats
-
-    def _loop(self, duration_s: float | None) -> None:
-        start_s = self._monotonic()
-        deadline_s = start_s + duration_s if duration_s is not None else math.inf
-        tick = 0
-        while not self._stopping:
-            now_s = self._monotonic()
-            if now_s >= deadline_s:
-                return
-            due_s = start_s + tick * self.interval_s
-            if now_s < due_s:
-                self._wait(min(due_s, deadline_s) - now_s)
-                continue
-            self.sample_once()
-            tick += 1
-            now_s = self._monotonic()
-            next_tick = int((now_s - start_s) // self.interval_s) + 1
-            if next_tick > tick:
-                self.stats.missed_ticks += next_tick - tick
-                tick = next_tick
-
-    def close(self) -> None:
-        """Close the wake pipe (the backend is the caller's to close)."""
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-# -- Prometheus metrics of the agent itself ----------------------------------
-
-
-class AgentMetricsCollector:
-    """A prometheus_client collector reading the agent's counters at scrape time."""
-
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        s = self.agent.stats
-        yield CounterMetricFamily("tokenwatt_agent_samples", "Device rows sampled.", value=s.samples_total)
-        yield CounterMetricFamily("tokenwatt_agent_missed_ticks", "Ticks skipped because sampling overran.", value=s.missed_ticks)
-        yield CounterMetricFamily("tokenwatt_agent_dropped_rows", "Rows dropped from the full buffer.", value=s.dropped_rows)
-        yield CounterMetricFamily("tokenwatt_agent_sample_errors", "Backend sample() calls that raised.", value=s.sample_errors)
-        yield CounterMetricFamily("tokenwatt_agent_flush_errors", "Failed spool writes.", value=s.flush_errors)
-        yield CounterMetricFamily("tokenwatt_agent_rows_written", "Rows written to the spool.", value=s.rows_written)
-        errors = CounterMetricFamily(
-            "tokenwatt_agent_device_errors", "Failed device reads, per device (or scrape URL).", labels=["device"]
-        )
-        for device, count in sorted(getattr(self.agent.backend, "errors_by_device", {}).copy().items()):
-            errors.add_metric([device], count)
-        yield errors
-        yield GaugeMetricFamily(
-            "tokenwatt_agent_last_flush_timestamp_seconds", "Unix time of the last successful flush.",
-            value=s.last_flush_unix_s,
-        )
-        yield GaugeMetricFamily("tokenwatt_agent_buffered_rows", "Rows waiting for the next flush.", value=self.agent.buffered_rows())
-
-
-def serve_metrics(agent: Agent, port: int, addr: str = "127.0.0.1") -> Any:
-    """Serve the agent's metrics on ``addr:port`` (0 = any free port); returns the server."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    registry = CollectorRegistry()
-    registry.register(AgentMetricsCollector(agent))
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
-    return server
 
 
 # -- command line -------------------------------------------------------------
@@ -414,12 +93,18 @@ def run_collect(args: argparse.Namespace) -> int:
         backend.close()
         agent.close()
     print("tokenwatt collect: done " + json.dumps(asdict(stats), sort_keys=True), file=err, flush=True)
+    lost = agent.rows_lost()
+    if lost:
+        print(f"tokenwatt collect: {lost} rows lost ({stats.rows_rejected} rejected, see "
+              f"{Path(args.spool) / 'rejects'}; {stats.dropped_rows} dropped from the full buffer; "
+              f"{agent.buffered_rows()} not written)", file=err, flush=True)
+        return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m collectors.agent``: the same as ``tokenwatt collect``."""
-    parser = argparse.ArgumentParser(prog="python -m collectors.agent", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m collectors.agent", description="Sample devices into a Parquet spool.")
     add_collect_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,45 +33,10 @@ from types import ModuleType
 from typing import Any, Callable
 
 from collectors.base import BackendUnavailable, RetryingDeviceBackend
+from collectors.chip_names import chip_id_from_market_name, number
 
 #: AMDSMI_STATUS_NOT_SUPPORTED, _NOT_YET_IMPLEMENTED, _NO_PERM
 _UNSUPPORTED_CODES = (2, 3, 10)
-
-
-def chip_id_from_market_name(name: str) -> str:
-    """Catalog chip id for an AMD market name.
-
-    >>> chip_id_from_market_name("AMD Instinct MI300X")
-    'amd-mi300x'
-    >>> chip_id_from_market_name("Instinct MI325X OAM")
-    'amd-mi325x'
-    """
-    match = re.search(r"\bMI\s?(\d{3}[A-Z]*)", name.upper())
-    if match:
-        return f"amd-mi{match.group(1).lower()}"
-    stripped = re.sub(r"^\s*(amd\s*)?(instinct\s*)?", "", name, flags=re.I)
-    slug = re.sub(r"[^a-z0-9]+", "-", stripped.lower()).strip("-")
-    return f"amd-{slug or 'unknown'}"
-
-
-def number(value: Any) -> float | None:
-    """A reading as float, or None for ``"N/A"``, None, all-ones sentinels and junk."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, dict):  # some releases wrap readings as {"value": v, "unit": u}
-        return number(value.get("value"))
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().split()[0])
-        except (ValueError, IndexError):
-            return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    if result in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) or result != result:
-        return None
-    return result
 
 
 def load_amdsmi() -> ModuleType:

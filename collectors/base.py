@@ -1,4 +1,4 @@
-"""The device-telemetry backend protocol, its exceptions and the backend factory.
+"""The device-telemetry backend protocol and its exceptions (the factory is collectors/factory.py).
 
 A backend reads every device it can see once per call to :meth:`Backend.sample`
 and returns one row per device in the :data:`collectors.schema.DEVICE_SAMPLES`
@@ -10,7 +10,7 @@ module never needs a GPU driver.
 Vendor errors are translated into one small, vendor-neutral family:
 
 * :class:`BackendUnavailable` -- the backend cannot run on this machine at all
-  (library missing, no driver, no device). ``get_backend("auto")`` catches it
+  (library missing, no driver, no device). ``collectors.factory.get_backend("auto")`` catches it
   and tries the next vendor.
 * :class:`DeviceError` -- one device failed one read. Backends translate the
   vendor error on one device into it (:meth:`BackendBase.count_error`), count it
@@ -18,7 +18,6 @@ Vendor errors are translated into one small, vendor-neutral family:
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import socket
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -28,9 +27,6 @@ import pyarrow as pa
 from collectors.schema import DEVICE_SAMPLES
 
 log = logging.getLogger(__name__)
-
-#: backend names accepted by :func:`get_backend` and ``tokenwatt collect --backend``
-BACKEND_NAMES = ("auto", "nvidia", "amd", "prometheus", "sim")
 
 
 class CollectorError(Exception):
@@ -174,63 +170,3 @@ def empty_row() -> dict[str, Any]:
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Typed Arrow table in the DEVICE_SAMPLES schema from row dicts."""
     return pa.Table.from_pylist(rows, schema=DEVICE_SAMPLES)
-
-
-def _construct(factory: Callable[..., Any], kw: dict[str, Any]) -> Any:
-    """Call ``factory`` with only the keyword arguments it declares."""
-    params = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return factory(**kw)
-    return factory(**{k: v for k, v in kw.items() if k in params})
-
-
-def get_backend(name: str, **kw: Any) -> Backend:
-    """Build a backend by name.
-
-    ``name`` is one of :data:`BACKEND_NAMES`. Keyword arguments are passed to the
-    chosen backend's constructor when it declares them (``node``, ``urls``,
-    ``devices``, ``chip``, ``nvml``, ``smi``, ...), so one call site can serve
-    every backend.
-
-    ``"auto"`` tries NVIDIA (NVML), then AMD (AMD SMI), then falls back to the
-    live simulator; each skipped vendor is logged with its reason, and the
-    reasons are kept on the returned backend as ``fallback_reasons``.
-
-    Raises :class:`BackendUnavailable` when a named vendor backend cannot run,
-    and :class:`ValueError` for an unknown name.
-    """
-    if name == "nvidia":
-        from collectors.nvidia import NvmlBackend
-
-        return _construct(NvmlBackend, kw)
-    if name == "amd":
-        from collectors.amd import AmdSmiBackend
-
-        return _construct(AmdSmiBackend, kw)
-    if name == "prometheus":
-        from collectors.prometheus import PrometheusBackend
-
-        return _construct(PrometheusBackend, kw)
-    if name == "sim":
-        from collectors.sim.live import SimLiveBackend
-
-        return _construct(SimLiveBackend, kw)
-    if name == "auto":
-        reasons: list[str] = []
-        for vendor in ("nvidia", "amd"):
-            try:
-                backend = get_backend(vendor, **kw)
-            except BackendUnavailable as exc:
-                reasons.append(f"{vendor}: {exc}")
-                log.info("backend %s unavailable: %s", vendor, exc)
-                continue
-            backend.fallback_reasons = reasons  # type: ignore[attr-defined]
-            return backend
-        log.warning(
-            "no GPU telemetry library usable, falling back to the simulated backend (--backend sim). %s",
-            "; ".join(reasons),
-        )
-        backend = get_backend("sim", **kw)
-        backend.fallback_reasons = reasons  # type: ignore[attr-defined]
-        return backend
-    raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")

@@ -21,7 +21,6 @@ after ``retry_after_s``. The other devices keep sampling.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,50 +28,14 @@ from types import ModuleType
 from typing import Any, Callable
 
 from collectors.base import BackendUnavailable, RetryingDeviceBackend
+from collectors.chip_names import chip_id_from_name, usage_power_kind
 
 _MIB = 1024.0 * 1024.0
 
 #: ctypes union member holding a field value, by NVML_VALUE_TYPE_*
 _VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 
-_ARCH_AMPERE = 7
 _UNSUPPORTED_CODES = (3, 4, 13)  # NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND
-
-
-def chip_id_from_name(name: str) -> str:
-    """Catalog chip id for an NVML device name.
-
-    >>> chip_id_from_name("NVIDIA H100 80GB HBM3")
-    'nvidia-h100-sxm'
-    >>> chip_id_from_name("NVIDIA H200")
-    'nvidia-h200'
-    >>> chip_id_from_name("NVIDIA A100-SXM4-80GB")
-    'nvidia-a100-sxm4-80gb'
-    """
-    upper = name.upper()
-    if re.search(r"\bH200\b", upper):
-        return "nvidia-h200"
-    if re.search(r"\bH100\b", upper):
-        if "PCIE" in upper:
-            return "nvidia-h100-pcie"
-        if "NVL" in upper:
-            return "nvidia-h100-nvl"
-        return "nvidia-h100-sxm"  # "H100 80GB HBM3" and "H100 SXM5 ..." are the SXM part
-    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"^\s*nvidia\s*", "", name, flags=re.I).lower()).strip("-")
-    return f"nvidia-{slug or 'unknown'}"
-
-
-def usage_power_kind(name: str, arch: int | None) -> str:
-    """What ``nvmlDeviceGetPowerUsage`` means on this device: ``avg_1s``, ``instant`` or ``unknown``."""
-    upper = name.upper()
-    ga100 = bool(re.search(r"\bA(100|30)\b", upper))
-    if arch is not None and 0 < arch < 0xFFFF:
-        if arch > _ARCH_AMPERE or (arch == _ARCH_AMPERE and not ga100):
-            return "avg_1s"
-        return "instant"
-    if re.search(r"\b(GH200|H100|H200|B100|B200|GB200)\b", upper):
-        return "avg_1s"
-    return "unknown"
 
 
 def _text(value: str | bytes) -> str:

@@ -54,9 +54,8 @@ from typing import Any, Callable, Iterable
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.amd import chip_id_from_market_name
 from collectors.base import BackendBase, BackendUnavailable
-from collectors.nvidia import chip_id_from_name, usage_power_kind
+from collectors.chip_names import chip_id_from_market_name, chip_id_from_name, usage_power_kind
 from collectors.schema import TS
 from collectors.spool import partition_dir, safe_name, write_atomic
 

@@ -24,14 +24,16 @@ Two ways in:
   on the disk.
 * :func:`convert_jsonl` -- convert an existing ``.jsonl`` file; file names are
   derived from the file's content, so converting the same file twice rewrites
-  the same spool files instead of duplicating rows.
+  the same spool files instead of duplicating rows (collectors/request_convert.py).
+
+Each record is checked by collectors/request_record.py (a record is a row or a reason, nothing is
+raised into the server); rows are written by collectors/request_spool.py, where a row the spool
+cannot hold costs only itself. Rejected records are kept with their reasons under
+``<spool>/rejects/requests/``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import threading
 import time
@@ -41,138 +43,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import pyarrow as pa
-
 from collectors.base import default_node
-from collectors.schema import REQUESTS, TASKS, TIERS
-from collectors.spool import safe_name, write_partition
+from collectors.names import clean_identifier
+from collectors.rejects import Reject, write_rejects
+from collectors.request_convert import ConvertResult, convert_jsonl  # noqa: F401 (re-exported)
+from collectors.request_record import STATUSES, TIME_FIELDS, RequestLogError, parse_time, record_to_row  # noqa: F401
+from collectors.request_spool import WriteResult, plain_record, requests_table, write_requests  # noqa: F401
+from collectors.spool import safe_name
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "error", "aborted")
-
-#: REQUESTS column -> accepted JSON field names, first present wins
-_TIME_FIELDS: dict[str, tuple[str, ...]] = {
-    "arrival_ts": ("arrival_time",),
-    "scheduled_ts": ("scheduled_time", "first_scheduled_time"),
-    "first_token_ts": ("first_token_time",),
-    "finish_ts": ("finished_time", "last_token_time"),
-}
-
-
-class RequestLogError(ValueError):
-    """A request-log record that cannot become a REQUESTS row."""
-
-
-def parse_time(value: Any, field_name: str = "time") -> datetime | None:
-    """Epoch seconds or ISO-8601 (UTC if naive) -> aware UTC datetime; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise RequestLogError(f"{field_name}: expected epoch seconds or ISO-8601, got {value!r}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise RequestLogError(f"{field_name}: not a finite number: {value!r}")
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-        except ValueError:
-            try:
-                return parse_time(float(text), field_name)
-            except ValueError:
-                raise RequestLogError(f"{field_name}: not epoch seconds or ISO-8601: {value!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
-    raise RequestLogError(f"{field_name}: expected epoch seconds or ISO-8601, got {type(value).__name__}")
-
-
-def _tokens(record: Mapping[str, Any], name: str) -> int:
-    usage = record.get("usage")
-    value = usage.get(name) if isinstance(usage, Mapping) and name in usage else record.get(name)
-    if value is None:
-        raise RequestLogError(f"usage.{name} is required")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise RequestLogError(f"usage.{name}: expected a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _optional_str(record: Mapping[str, Any], name: str) -> str | None:
-    value = record.get(name)
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-def record_to_row(record: Mapping[str, Any], default_node_name: str | None = None) -> dict[str, Any]:
-    """One request-log record -> one REQUESTS row dict. Raises :class:`RequestLogError`."""
-    if not isinstance(record, Mapping):
-        raise RequestLogError(f"expected a JSON object, got {type(record).__name__}")
-    request_id = _optional_str(record, "request_id")
-    if request_id is None:
-        raise RequestLogError("request_id is required")
-    model = _optional_str(record, "model")
-    if model is None:
-        raise RequestLogError("model is required")
-    times: dict[str, datetime | None] = {}
-    for column, names in _TIME_FIELDS.items():
-        raw = next((record[n] for n in names if record.get(n) is not None), None)
-        times[column] = parse_time(raw, names[0])
-    parse_time(record.get("queued_time"), "queued_time")  # validated, not stored
-    if times["arrival_ts"] is None:
-        raise RequestLogError("arrival_time is required")
-    if times["finish_ts"] is None:
-        raise RequestLogError("finished_time is required")
-    previous_name, previous = "arrival_time", times["arrival_ts"]
-    for column in ("scheduled_ts", "first_token_ts", "finish_ts"):
-        current = times[column]
-        if current is not None:
-            if current < previous:
-                raise RequestLogError(f"{_TIME_FIELDS[column][0]} is before {previous_name}")
-            previous_name, previous = _TIME_FIELDS[column][0], current
-    status = _optional_str(record, "status") or "ok"
-    if status not in STATUSES:
-        raise RequestLogError(f"status: expected one of {STATUSES}, got {status!r}")
-    task = _optional_str(record, "task")
-    if task is not None and task not in TASKS:
-        raise RequestLogError(f"task: expected one of {TASKS}, got {task!r}")
-    tier = _optional_str(record, "tier")
-    if tier is not None and tier not in TIERS:
-        raise RequestLogError(f"tier: expected one of {TIERS}, got {tier!r}")
-    node = _optional_str(record, "node") or default_node_name
-    if node is None:
-        raise RequestLogError("node is required (in the record or as the logger's node)")
-    return {
-        "request_id": request_id,
-        "node": node,
-        "replica_id": _optional_str(record, "replica_id"),
-        "model": model,
-        "task": task,
-        "language": _optional_str(record, "language"),
-        "tier": tier,
-        **times,
-        "prompt_tokens": _tokens(record, "prompt_tokens"),
-        "completion_tokens": _tokens(record, "completion_tokens"),
-        "status": status,
-    }
-
-
-def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Typed REQUESTS table from row dicts."""
-    return pa.Table.from_pylist(rows, schema=REQUESTS)
-
-
-def write_requests(spool: Path | str, rows: list[dict[str, Any]], name: str) -> list[Path]:
-    """Write rows as one atomic file per (arrival date, node) partition, all named ``name``."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["arrival_ts"].strftime("%Y-%m-%d"), row["node"]), []).append(row)
-    return [
-        write_partition(spool, "requests", date, node, requests_table(group), name=name)
-        for (date, node), group in sorted(groups.items())
-    ]
+#: rejected records kept in memory for the next rejects file; more are only counted
+MAX_PENDING_REJECTS = 10_000
 
 
 @dataclass
@@ -185,6 +67,9 @@ class RequestLoggerStats:
     dropped_rows: int = 0
     write_errors: int = 0
     files: list[Path] = field(default_factory=list)
+    #: the reason of the last rejected record ("field: why")
+    last_reject: str = ""
+    reject_files: list[Path] = field(default_factory=list)
 
 
 class RequestLogger:
@@ -221,7 +106,7 @@ class RequestLogger:
         if flush_every_n < 1 or flush_interval_s <= 0:
             raise ValueError("flush_every_n must be >= 1 and flush_interval_s > 0")
         self.spool = Path(spool)
-        self.node = node or default_node()
+        self.node = clean_identifier("node", node or default_node())
         self.flush_every_n = flush_every_n
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
@@ -230,6 +115,7 @@ class RequestLogger:
         self._prefix = f"{safe_name(self.node)}-{int(clock() * 1e6)}-{os.getpid()}"
         self._seq = 0
         self._buffer: deque[dict[str, Any]] = deque()
+        self._rejects: list[Reject] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -281,28 +167,44 @@ class RequestLogger:
         return self.log_record(record)
 
     def log_record(self, record: Mapping[str, Any]) -> bool:
-        """Record one request given as a request-log JSON object (already parsed)."""
+        """Record one request given as a request-log JSON object (already parsed).
+
+        Returns False for a record that cannot be kept (its reason goes to ``stats.last_reject`` and
+        to the next rejects file); never raises into the server.
+        """
         try:
             row = record_to_row(record, self.node)
         except RequestLogError as exc:
-            with self._lock:
-                self.stats.rejected += 1
-            log.warning("request log record rejected: %s", exc)
-            return False
+            return self._reject(Reject(exc.field, str(exc), plain_record(record)))
+        except Exception as exc:  # noqa: BLE001 - a record must never take the server down
+            return self._reject(Reject("", f"unexpected {type(exc).__name__}: {exc}", plain_record(record)))
         flush_inline = False
         with self._lock:
             if self._closed:
-                raise RuntimeError("RequestLogger is closed")
-            self._append_locked([row])
-            self.stats.logged += 1
-            if len(self._buffer) >= self.flush_every_n:
-                if self._thread is not None:
-                    self._wake.notify()
-                else:
-                    flush_inline = True
+                closed = True
+            else:
+                closed = False
+                self._append_locked([row])
+                self.stats.logged += 1
+                if len(self._buffer) >= self.flush_every_n:
+                    if self._thread is not None:
+                        self._wake.notify()
+                    else:
+                        flush_inline = True
+        if closed:
+            return self._reject(Reject("", "the RequestLogger is closed", plain_record(record)))
         if flush_inline or (self._thread is None and self._due()):
             self.flush()
         return True
+
+    def _reject(self, *rejects: Reject) -> bool:
+        with self._lock:
+            self.stats.rejected += len(rejects)
+            self.stats.last_reject = rejects[-1].reason
+            room = MAX_PENDING_REJECTS - len(self._rejects)
+            self._rejects.extend(rejects[:max(room, 0)])
+        log.warning("request log record rejected: %s", rejects[-1].reason)
+        return False
 
     def _append_locked(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -317,31 +219,52 @@ class RequestLogger:
     # -- writer side ------------------------------------------------------
 
     def flush(self) -> list[Path]:
-        """Write everything buffered now; returns the files written."""
+        """Write everything buffered now; returns the files written.
+
+        A row the spool cannot hold is rejected (with its reason) and costs only itself; a partition
+        whose write fails keeps its rows for the next flush.
+        """
         with self._write_lock:
             with self._lock:
                 rows = list(self._buffer)
                 self._buffer.clear()
+                rejects, self._rejects = self._rejects, []
                 self._last_flush_s = time.monotonic()
-                if not rows:
+                if not rows and not rejects:
                     return []
                 self._seq += 1
                 name = f"{self._prefix}-{self._seq:06d}"
-            try:
-                paths = write_requests(self.spool, rows, name)
-            except Exception as exc:  # noqa: BLE001 - keep the rows, try again next flush
-                with self._lock:
+            result = write_requests(self.spool, rows, name)
+            with self._lock:
+                if result.unwritten:
                     self.stats.write_errors += 1
                     pending = list(self._buffer)
                     self._buffer.clear()
-                    self._append_locked(rows)
+                    self._append_locked(result.unwritten)
                     self._append_locked(pending)
-                log.error("request log flush failed, %d rows kept for retry: %s", len(rows), exc)
-                return []
+                self.stats.written_rows += len(rows) - len(result.unwritten) - len(result.rejects)
+                self.stats.files.extend(result.files)
+            if result.unwritten:
+                log.error("request log flush failed, %d rows kept for retry: %s", len(result.unwritten), result.error)
+            if result.rejects:
+                with self._lock:
+                    self.stats.rejected += len(result.rejects)
+                    self.stats.last_reject = result.rejects[-1].reason
+                log.warning("%d request rows refused by the spool schema: %s", len(result.rejects),
+                            result.rejects[-1].reason)
+                rejects = rejects + result.rejects
+            self._write_rejects(rejects, name)
+            return result.files
+
+    def _write_rejects(self, rejects: list[Reject], name: str) -> None:
+        try:
+            path = write_rejects(self.spool, "requests", name, rejects)
+        except OSError as exc:
+            log.error("could not record %d rejected request records: %s", len(rejects), exc)
+            return
+        if path is not None:
             with self._lock:
-                self.stats.written_rows += len(rows)
-                self.stats.files.extend(paths)
-            return paths
+                self.stats.reject_files.append(path)
 
     def _run(self) -> None:
         """Background writer: flush when ``flush_every_n`` rows wait or the interval is up."""
@@ -381,60 +304,8 @@ def _epoch(value: float | str | datetime | None) -> float | str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
+        try:
+            return value.timestamp()
+        except (OverflowError, ValueError, OSError):
+            return value.isoformat()
     return value
-
-
-@dataclass
-class ConvertResult:
-    """What :func:`convert_jsonl` did."""
-
-    rows_written: int
-    bad_lines: list[tuple[int, str]]  # (1-based line number, reason)
-    files: list[Path]
-
-
-def convert_jsonl(
-    path: Path | str, spool: Path | str, node: str | None = None, batch_rows: int = 200_000
-) -> ConvertResult:
-    """Convert a request-log ``.jsonl`` file into REQUESTS files in the spool.
-
-    Invalid lines are skipped and reported (line number and reason); blank lines
-    are ignored. ``node`` fills records without one. File names are
-    ``<stem>-<content hash>-<part>``, so a rerun on the same file overwrites
-    rather than duplicates.
-    """
-    path = Path(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    prefix = f"{safe_name(path.stem)}-{digest.hexdigest()[:12]}"
-    bad: list[tuple[int, str]] = []
-    files: list[Path] = []
-    batch: list[dict[str, Any]] = []
-    written = 0
-    part = 0
-
-    def write_batch() -> None:
-        nonlocal part, written
-        if batch:
-            files.extend(write_requests(spool, batch, f"{prefix}-{part:04d}"))
-            written += len(batch)
-            part += 1
-            batch.clear()
-
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                batch.append(record_to_row(json.loads(line), node))
-            except json.JSONDecodeError as exc:
-                bad.append((line_no, f"invalid JSON: {exc.msg}"))
-            except RequestLogError as exc:
-                bad.append((line_no, str(exc)))
-            if len(batch) >= batch_rows:
-                write_batch()
-    write_batch()
-    return ConvertResult(rows_written=written, bad_lines=bad, files=files)

@@ -15,8 +15,10 @@ sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path
 from fakes.amdsmi_fake import FakeAmdSmi, FakeGpu  # noqa: E402
 
 from collectors import amd  # noqa: E402
-from collectors.amd import AmdSmiBackend, chip_id_from_market_name, number  # noqa: E402
-from collectors.base import BackendUnavailable, get_backend, rows_to_table  # noqa: E402
+from collectors.amd import AmdSmiBackend  # noqa: E402
+from collectors.chip_names import chip_id_from_market_name, number  # noqa: E402
+from collectors.base import BackendUnavailable, rows_to_table  # noqa: E402
+from collectors.factory import get_backend  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
 
 

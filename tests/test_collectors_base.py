@@ -15,7 +15,8 @@ from fakes.amdsmi_fake import FakeAmdSmi, FakeGpu as AmdGpu  # noqa: E402
 from fakes.pynvml_fake import FakeGpu as NvGpu, FakeNvml  # noqa: E402
 
 from collectors.amd import AmdSmiBackend  # noqa: E402
-from collectors.base import Backend, BackendUnavailable, get_backend  # noqa: E402
+from collectors.base import Backend, BackendUnavailable  # noqa: E402
+from collectors.factory import get_backend  # noqa: E402
 from collectors.nvidia import NvmlBackend  # noqa: E402
 from collectors.sim.live import SimLiveBackend  # noqa: E402
 
@@ -30,7 +31,7 @@ def test_auto_prefers_nvidia_then_amd():
 
 def test_auto_falls_back_to_the_simulator_with_a_message(caplog):
     no_nvml = FakeNvml([], init_error=pynvml_fake.NVML_ERROR_LIBRARY_NOT_FOUND)
-    with caplog.at_level(logging.WARNING, logger="collectors.base"):
+    with caplog.at_level(logging.WARNING, logger="collectors.factory"):
         b = get_backend("auto", node="a", nvml=no_nvml, smi=FakeAmdSmi([]), devices=2, chip="amd-mi300x")
     assert isinstance(b, SimLiveBackend) and isinstance(b, Backend)
     assert len(b.sample()) == 2 and b.spec.chip == "amd-mi300x"

@@ -14,7 +14,8 @@ from fakes import pynvml_fake as F  # noqa: E402
 from fakes.pynvml_fake import FakeGpu, FakeNvml  # noqa: E402
 
 from collectors.base import BackendUnavailable, DeviceError, rows_to_table  # noqa: E402
-from collectors.nvidia import NvmlBackend, chip_id_from_name, usage_power_kind  # noqa: E402
+from collectors.chip_names import chip_id_from_name, usage_power_kind  # noqa: E402
+from collectors.nvidia import NvmlBackend  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
 
 

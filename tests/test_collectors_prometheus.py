@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT / "tests"), str(ROOT)) if p not in sys.path]
 
 from collectors.agent import Agent  # noqa: E402
-from collectors.base import get_backend, rows_to_table  # noqa: E402
+from collectors.base import rows_to_table  # noqa: E402
+from collectors.factory import get_backend  # noqa: E402
 from collectors.prometheus import SERVER_COUNTERS, PrometheusBackend, write_server_counters  # noqa: E402
 from collectors.schema import DEVICE_SAMPLES  # noqa: E402
 from collectors.spool import list_files  # noqa: E402

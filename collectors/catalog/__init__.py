@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.config import ConfigError, fields, load_yaml_mapping, number, string
+from collectors.names import name_problem
 
 CATALOG = Path(__file__).resolve().parent
 CHIPS_FILE = CATALOG / "chips.yaml"
@@ -53,6 +54,9 @@ def parse_chips(src: Any, raw: Any, error: type[ValueError] = ConfigError) -> di
     chips = {}
     for cid, c in raw.items():
         w = f"chips.{cid}"
+        problem = name_problem(cid)
+        if problem:
+            raise error(f"{src}: field '{w}' is not a usable chip id ({problem})")
         fields(src, w, c, _CHIP_KEYS, required=("vendor", "rated_power_w", "idle_power_w", "memory_gb", "sensor"),
                error=error)
         s = fields(src, f"{w}.sensor", c["sensor"], _SENSOR_KEYS, required=("power_kind",), error=error)

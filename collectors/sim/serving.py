@@ -22,6 +22,81 @@ QUEUED, RUNNING, DONE = 0, 1, 2
 
 
 @numba.njit(cache=True)
+def _admit_and_prefill(qhead, nr, nc, c, limit, tend, T, max_batch, max_prefill_frac, dt, prefill_tps,
+                       prefill_w, arrival, prompt, completion, state, sched, first, finish, dec_left, act_j,
+                       running, contrib_idx, contrib_e):
+    """Admit queued requests in arrival order and prefill them while the batch and the tick allow."""
+    n = arrival.shape[0]
+    prefill_time = 0.0
+    tick_e = 0.0
+    while qhead < n and nr < max_batch:
+        if state[qhead] != QUEUED:
+            qhead += 1
+            continue
+        a = arrival[qhead]
+        if a >= tend:
+            break
+        s = c if c > a else a
+        if s >= limit:
+            break
+        pd = prompt[qhead] / prefill_tps
+        sched[qhead] = s
+        c = s + pd
+        first[qhead] = c
+        prefill_time += pd
+        e = prefill_w * pd
+        act_j[qhead] += e
+        tick_e += e
+        if nc < contrib_idx.shape[0]:
+            contrib_idx[nc] = qhead
+            contrib_e[nc] = e
+            nc += 1
+        if completion[qhead] <= 1:
+            finish[qhead] = c
+            state[qhead] = DONE
+        else:
+            dec_left[qhead] = completion[qhead] - 1.0
+            state[qhead] = RUNNING
+            running[nr] = qhead
+            nr += 1
+        qhead += 1
+        if nr > 0:
+            limit = T + max_prefill_frac * dt
+            if limit < c:
+                limit = c
+    return qhead, nr, nc, c, prefill_time, tick_e
+
+
+@numba.njit(cache=True)
+def _decode_running(running, nr, steps, tau, per_tok_e, dstart, dec_left, act_j, finish, state,
+                    contrib_idx, contrib_e, nc, tick_e):
+    """Decode every running request for ``steps`` steps of ``tau`` s; finished ones leave the batch."""
+    j = 0
+    maxadv = 0.0
+    while j < nr:
+        q = running[j]
+        adv = steps if steps < dec_left[q] else dec_left[q]
+        if adv > maxadv:
+            maxadv = adv
+        e = per_tok_e * adv
+        act_j[q] += e
+        tick_e += e
+        if nc < contrib_idx.shape[0]:
+            contrib_idx[nc] = q
+            contrib_e[nc] = e
+            nc += 1
+        dec_left[q] -= adv
+        if dec_left[q] <= 1e-9:
+            finish[q] = dstart + adv * tau
+            state[q] = DONE
+            running[j] = running[nr - 1]
+            nr -= 1
+        else:
+            j += 1
+    return nr, nc, tick_e, maxadv
+
+
+@numba.njit(cache=True)
 def run_replica(
     t_start, n_ticks, dt,
     arrival, prompt, completion,
@@ -57,47 +132,14 @@ def run_replica(
         c = T + carry
         spill_in = prefill_active_w * active_scale * carry
         nc = 0
-        tick_e = 0.0
-        prefill_time = 0.0
         limit = tend
         if nr > 0:
             limit = T + max_prefill_frac * dt
         # admission and prefill
-        while qhead < n and nr < max_batch:
-            if state[qhead] != QUEUED:
-                qhead += 1
-                continue
-            a = arrival[qhead]
-            if a >= tend:
-                break
-            s = c if c > a else a
-            if s >= limit:
-                break
-            pd = prompt[qhead] / prefill_tps
-            sched[qhead] = s
-            c = s + pd
-            first[qhead] = c
-            prefill_time += pd
-            e = prefill_active_w * active_scale * pd
-            act_j[qhead] += e
-            tick_e += e
-            if nc < contrib_idx.shape[0]:
-                contrib_idx[nc] = qhead
-                contrib_e[nc] = e
-                nc += 1
-            if completion[qhead] <= 1:
-                finish[qhead] = c
-                state[qhead] = DONE
-            else:
-                dec_left[qhead] = completion[qhead] - 1.0
-                state[qhead] = RUNNING
-                running[nr] = qhead
-                nr += 1
-            qhead += 1
-            if nr > 0:
-                limit = T + max_prefill_frac * dt
-                if limit < c:
-                    limit = c
+        qhead, nr, nc, c, prefill_time, tick_e = _admit_and_prefill(
+            qhead, nr, nc, c, limit, tend, T, max_batch, max_prefill_frac, dt, prefill_tps,
+            prefill_active_w * active_scale, arrival, prompt, completion, state, sched, first, finish,
+            dec_left, act_j, running, contrib_idx, contrib_e)
         # decode
         busy = prefill_time
         b = nr
@@ -114,28 +156,8 @@ def run_replica(
             if p < 0.0:
                 p = 0.0
             per_tok_e = p * active_scale * tau / b
-            j = 0
-            maxadv = 0.0
-            while j < nr:
-                q = running[j]
-                adv = steps if steps < dec_left[q] else dec_left[q]
-                if adv > maxadv:
-                    maxadv = adv
-                e = per_tok_e * adv
-                act_j[q] += e
-                tick_e += e
-                if nc < contrib_idx.shape[0]:
-                    contrib_idx[nc] = q
-                    contrib_e[nc] = e
-                    nc += 1
-                dec_left[q] -= adv
-                if dec_left[q] <= 1e-9:
-                    finish[q] = dstart + adv * tau
-                    state[q] = DONE
-                    running[j] = running[nr - 1]
-                    nr -= 1
-                else:
-                    j += 1
+            nr, nc, tick_e, maxadv = _decode_running(running, nr, steps, tau, per_tok_e, dstart, dec_left, act_j,
+                                                     finish, state, contrib_idx, contrib_e, nc, tick_e)
             busy += maxadv * tau
             carry = 0.0
         else:
