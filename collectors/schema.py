@@ -62,7 +62,7 @@ REPLICAS = pa.schema(
         ("node", pa.string()),
         ("model", pa.string()),
         ("chip", pa.string()),
-        ("device_ids", pa.string()),     # comma-separated device_id list
+        ("device_ids", pa.list_(pa.string())),  # device_id list (a list: names may hold any separator)
         ("valid_from", TS),
     ]
 )

@@ -12,8 +12,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from warehouse.attribution.run import data_day_range, run_attribution_days
-from warehouse.ingest.manifest import dbt_window, dbt_window_vars
-from warehouse.ingest.load import clear_dirty_days, load_spool
+from warehouse.ingest.window import dbt_window, dbt_window_vars
+from warehouse.ingest.days import clear_dirty_days
+from warehouse.ingest.load import load_spool
 from warehouse.money.prices import load_prices, write_ref_tables
 
 from pipelines.ingest import RAW_CHECKS, daily_partitions, evaluate_raw_checks, window

@@ -1,6 +1,6 @@
 """Daily partitions, the spool sensor and the ingest asset checks (Dagster wiring only).
 
-The logic lives in warehouse/ingest_state.py (no Dagster there):
+The logic lives in warehouse/ingest/ (scan, manifest, days, window, checks; no Dagster there):
 
 * Partitions are UTC days, from the first ``date=`` directory of the spool to today (or the last
   day with data, if later). The attribution is partitioned by day; a run over many days is one
@@ -27,10 +27,11 @@ import os
 
 import dagster as dg
 
-from warehouse.ingest.manifest import (
-    completeness_by_device_day, date_ranges, dirty_dates, file_dates, freshness_by_node, pending,
-    pending_dates, quarantine_rate, scan_spool, spool_dates,
-)
+from warehouse.ingest.checks import completeness_by_device_day, freshness_by_node, quarantine_rate
+from warehouse.ingest.days import dirty_dates, file_dates, pending_dates
+from warehouse.ingest.manifest import pending
+from warehouse.ingest.scan import scan_spool, spool_dates
+from warehouse.ingest.window import date_ranges
 
 from collectors.home import Home
 

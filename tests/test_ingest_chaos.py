@@ -21,7 +21,7 @@ TABLES = ["raw.device_samples", "raw.requests", "raw.replicas", "raw.quarantine"
 
 
 def checksums(home: Path) -> dict:
-    from warehouse.ingest.load import table_checksums
+    from warehouse.ingest.checksum import table_checksums
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
@@ -135,7 +135,7 @@ def test_every_injected_bad_row_is_quarantined_with_its_reason(clean):
 
 
 def test_ingest_checks_fail_loudly_past_their_thresholds(clean):
-    from warehouse.ingest.manifest import completeness_by_device_day, freshness_by_node, quarantine_rate
+    from warehouse.ingest.checks import completeness_by_device_day, freshness_by_node, quarantine_rate
 
     home, _ = clean
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)

@@ -23,7 +23,7 @@ TABLES = ["raw.device_samples", "raw.requests", "raw.replicas", "raw.quarantine"
 
 
 def checksums(home: Path, tables=TABLES) -> dict:
-    from warehouse.ingest.load import table_checksums
+    from warehouse.ingest.checksum import table_checksums
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:

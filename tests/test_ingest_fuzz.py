@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collectors.schema import DEVICE_SAMPLES, REQUESTS
-from collectors.spool import partition_dir, write_atomic
-from warehouse.ingest.load import REQUIRED, connect, load_spool
+from collectors.spool import partition_dir, write_atomic, write_partition
+from warehouse.ingest.load import connect, load_spool
+from warehouse.ingest.rules import REQUIRED
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc).timestamp()
 TS = DEVICE_SAMPLES.field("ts").type
@@ -144,6 +145,10 @@ def test_the_loader_survives_malformed_telemetry_and_keeps_every_good_row(specs)
         spool = base / "spool"
         expected: dict = {}
         files = {}
+        # the replica the fuzzed requests name (requests must name a known replica)
+        write_partition(spool, "replicas", "2026-10-01", "fz", pa.table({
+            "replica_id": ["rep"], "node": ["fz"], "model": ["m"], "chip": ["nvidia-h100-sxm"],
+            "device_ids": [["fz/0"]], "valid_from": pa.array([dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)])}))
         for k, (kind, n, muts, seed) in enumerate(specs):
             rng = np.random.default_rng(seed)
             tbl, keys, good = make_file(kind, k, n, muts, rng)

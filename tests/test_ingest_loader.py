@@ -14,10 +14,12 @@ import pytest
 
 from collectors.schema import DEVICE_SAMPLES, REPLICAS, REQUESTS
 from collectors.spool import partition_dir, write_atomic
-from warehouse.ingest.manifest import (
-    date_ranges, dbt_window_vars, file_dates, pending, pending_dates, scan_spool,
-)
-from warehouse.ingest.load import connect, load_spool, table_checksums
+from warehouse.ingest.days import file_dates, pending_dates
+from warehouse.ingest.manifest import pending
+from warehouse.ingest.scan import scan_spool
+from warehouse.ingest.window import date_ranges, dbt_window_vars
+from warehouse.ingest.checksum import table_checksums
+from warehouse.ingest.load import connect, load_spool
 
 DAY = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
 T0 = DAY.timestamp()
@@ -57,7 +59,7 @@ def requests(n=50, prefix="r", start=T0 + 100, node="n1", replica="rep1", **over
 
 def replicas():
     return pa.table({"replica_id": ["rep1"], "node": ["n1"], "model": ["llama-8b"], "chip": ["nvidia-h100-sxm"],
-                     "device_ids": ["n1/0"], "valid_from": pa.array([int(T0 * 1e6)]).cast(REPLICAS.field("valid_from").type)},
+                     "device_ids": [["n1/0"]], "valid_from": pa.array([int(T0 * 1e6)]).cast(REPLICAS.field("valid_from").type)},
                     schema=REPLICAS)
 
 
@@ -95,6 +97,7 @@ def test_a_file_delivered_twice_is_loaded_once(wh):
     rep = load_spool(con, spool)
     assert rep.files_skipped == 2 and rep.batches == 0
     # two byte-identical deliveries in the same load: the first delivered (older) is loaded
+    put(spool, "replicas", "rep", replicas())  # requests must name a known replica
     put(spool, "requests", "late", requests())
     p2 = spool / "requests/date=2026-10-01/node=n1/copy.parquet"
     shutil.copyfile(spool / "requests/date=2026-10-01/node=n1/late.parquet", p2)
@@ -173,6 +176,7 @@ def test_physical_bounds_and_timestamps_are_checked_row_by_row(wh):
     fin[3] = reqs["arrival_ts"][3].as_py() - dt.timedelta(seconds=1)
     reqs = reqs.set_column(reqs.schema.get_field_index("finish_ts"), "finish_ts", pa.array(fin, REQUESTS.field("finish_ts").type))
     rrel = put(spool, "requests", "r", reqs)
+    put(spool, "replicas", "rep", replicas())  # requests must name a known replica
     rep = load_spool(con, spool)
     got = {(r[0], r[1]): r[2] for r in q(con, "select row, field, reason from raw.quarantine where file = ?", [rel])}
     assert got == {
@@ -299,8 +303,12 @@ def test_a_failed_batch_is_retried_file_by_file_and_a_failing_file_does_not_bloc
     for i in range(4):
         put(spool, "device_samples", f"f{i}", samples(device=f"n1/{i}", n=10))
 
-    def broken_fast(*a, **k):  # the multi-file read path fails (as on a file DuckDB cannot decode)
-        raise RuntimeError("simulated batch failure")
+    real_stage = loader._stage_and_insert
+
+    def broken_batch(con, spool, kind, batch, *a, **k):  # a batch of several files fails as a whole
+        if len(batch) > 1:
+            raise RuntimeError("simulated batch failure")
+        return real_stage(con, spool, kind, batch, *a, **k)
 
     real_conform = loader.conform
 
@@ -309,7 +317,7 @@ def test_a_failed_batch_is_retried_file_by_file_and_a_failing_file_does_not_bloc
             raise RuntimeError("simulated file failure")
         return real_conform(table, kind)
 
-    monkeypatch.setattr(loader, "_insert_fast", broken_fast)
+    monkeypatch.setattr(loader, "_stage_and_insert", broken_batch)
     monkeypatch.setattr(loader, "conform", picky_conform)
     rep = load_spool(con, spool)
     assert rep.files_loaded == 3 and rep.files_failed == 1

@@ -74,7 +74,7 @@ def test_site_pages_exist_and_carry_the_warehouse_figures(tiny_home):
 
 def test_rerunning_the_pipeline_changes_nothing(tiny_home, tmp_path):
     from pipelines.cli import run_pipeline
-    from warehouse.ingest.load import table_checksums
+    from warehouse.ingest.checksum import table_checksums
 
     tables = ["raw.device_samples", "raw.requests", "raw.quarantine", "attribution.request_energy",
               "marts.fct_request_energy", "marts.fct_device_energy_daily"]

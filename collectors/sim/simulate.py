@@ -179,7 +179,7 @@ class Simulator:
             tbl = pa.table({
                 "replica_id": [r.id for r in reps], "node": [r.node for r in reps],
                 "model": [r.model for r in reps], "chip": [r.chip for r in reps],
-                "device_ids": [",".join(r.device_ids()) for r in reps],
+                "device_ids": [list(r.device_ids()) for r in reps],
                 "valid_from": ts_array(np.full(len(reps), self.t0)),
             }, schema=REPLICAS)
             spoolmod.write_partition(self.spool, "replicas", self.start.isoformat(), node.name, tbl,

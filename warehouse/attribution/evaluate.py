@@ -60,7 +60,7 @@ def evaluate_dir(home: Path) -> dict:
         con.execute("""
             create or replace temp table _rep as
             select replica_id, any_value(chip) as chip, any_value(model) as model,
-                   len(string_split(any_value(device_ids), ',')) as n_dev
+                   len(any_value(device_ids)) as n_dev
             from raw.replicas group by 1
         """)
         from warehouse.attribution.run import catalog_chips

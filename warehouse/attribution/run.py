@@ -328,7 +328,7 @@ def _run_attribution_window(con: duckdb.DuckDBPyConnection, first, last,
             select replica_id, arg_max(node, valid_from), arg_max(device_ids, valid_from)
             from raw.replicas group by 1 order by 1
         """).fetchall():
-            replicas[rid] = [d for d in devs.split(",") if d]
+            replicas[rid] = [d for d in devs if d]
             replica_node[rid] = node
         s = con.sql("""
             select device_id, chip, node,

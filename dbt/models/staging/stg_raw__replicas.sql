@@ -18,7 +18,7 @@ final as (
             else 'custom'
         end as vendor,
         device_ids,
-        len(string_split(device_ids, ',')) as device_count,
+        len(device_ids) as device_count,
     from latest
 )
 

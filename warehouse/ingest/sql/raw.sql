@@ -19,7 +19,7 @@ create table if not exists raw.requests (
 );
 
 create table if not exists raw.replicas (
-    replica_id varchar, node varchar, model varchar, chip varchar, device_ids varchar,
+    replica_id varchar, node varchar, model varchar, chip varchar, device_ids varchar[],
     valid_from timestamptz,
     _file varchar, _row bigint, _date date, _loaded_at timestamptz
 );
@@ -33,3 +33,6 @@ create table if not exists raw.manifest (
     file varchar, kind varchar, date varchar, node varchar, size_bytes bigint, sha256 varchar,
     rows bigint, rows_quarantined bigint, status varchar, detail varchar, loaded_at timestamptz
 );
+
+-- days whose downstream results a load changed, until attribution and dbt have rebuilt them
+create table if not exists raw.dirty_days (date date, marked_at timestamptz);
