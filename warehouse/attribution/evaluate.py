@@ -14,9 +14,22 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from warehouse.attribution.run import run_attribution_days
 from warehouse.ingest.load import connect, load_spool
+
+
+def _read_truth(root: Path, depth: int, columns: list[str]) -> pa.Table:
+    """The simulator's truth files under ``root`` (``depth`` folders deep), read by pyarrow: the
+    paths are listed here and never become SQL text or a DuckDB glob (a quote or ``*`` in the
+    scratch directory is just a character)."""
+    files = sorted(str(p) for p in root.glob("/".join(["*"] * depth) + ".parquet") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{root}: no ground-truth files")
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
 
 
 def _score(con: duckdb.DuckDBPyConnection, est_col: str) -> dict:
@@ -52,11 +65,10 @@ def evaluate_dir(home: Path) -> dict:
             from attribution.request_energy group by 1
         """)
         truth = home / "truth"
-        con.execute(f"""
-            create or replace temp table _truth as
-            select request_id, true_energy_j, true_active_energy_j
-            from read_parquet('{truth}/requests/*/*/*.parquet', hive_partitioning = false)
-        """)
+        con.register("_truth_requests", _read_truth(truth / "requests", 3, ["request_id", "true_energy_j",
+                                                                                 "true_active_energy_j"]))
+        con.execute("create or replace temp table _truth as select * from _truth_requests")
+        con.unregister("_truth_requests")
         con.execute("""
             create or replace temp table _rep as
             select replica_id, any_value(chip) as chip, any_value(model) as model,
@@ -106,9 +118,7 @@ def evaluate_dir(home: Path) -> dict:
         """).fetchone()[0]
         report["tokenwatt"]["active_median_ape_pct"] = round(float(act), 3)
         measured = con.execute("select sum(measured_energy_j) from attribution.device_day").fetchone()[0]
-        true_dev = con.execute(f"""
-            select sum(true_energy_j) from read_parquet('{truth}/devices/*/*.parquet', hive_partitioning = false)
-        """).fetchone()[0]
+        true_dev = float(pc.sum(_read_truth(truth / "devices", 2, ["true_energy_j"])["true_energy_j"]).as_py())
         report["fleet_energy_error_pct"] = round((measured / true_dev - 1) * 100, 4)
         report["conservation_residual_rel"] = float(con.execute("""
             select max(greatest(abs(attributed_active_j + shared_idle_j + unused_j - measured_energy_j),
