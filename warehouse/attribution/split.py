@@ -21,7 +21,8 @@ import numpy as np
 from collectors.units import DAY_S
 from warehouse.attribution.config import AttributionConfig
 from warehouse.attribution.intervals import DeviceIntervals
-from warehouse.attribution.sweep import _request_energies
+from warehouse.attribution.power_model import fit_power_model, step_share_coef
+from warehouse.attribution.segments import Segments, build_segments, cumulative_energy, integral, interval_features
 from warehouse.attribution.timeline import ReplicaWork
 
 
@@ -42,6 +43,7 @@ class DeviceResult:
     req_idle_j: np.ndarray
     req_day_active: dict  # day -> request-side active sum
     req_day_idle: dict
+    fits: list  # (day, PowerFit, learned prefill/decode ratio) per UTC day with work
 
 
 def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
@@ -54,55 +56,45 @@ def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
     return catalog_idle_w, "catalog"
 
 
-def _phase_prices(active, idle, busy, Tp, Nd, Td, weights):
-    """Per interval: price per prefilling and per decoding request-second, active and idle."""
-    Wp, Wd = weights[0] * Tp, weights[1] * Td
-    denom = Wp + Wd
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dec_share = np.where(denom > 0, Wd / denom, np.where(Nd > 0, 1.0, 0.0))
-        dec_share = np.where(Tp <= 0, np.where(Nd > 0, 1.0, 0.0), dec_share)
-        dec_share = np.where(Nd <= 0, 0.0, dec_share)
-        pre_share = 1.0 - dec_share
-        pp_a = np.where(busy & (Tp > 0), active * pre_share / Tp, 0.0)
-        pd_a = np.where(busy & (Nd > 0), active * dec_share / Nd, 0.0)
-        pp_i = np.where(busy & (Tp > 0), idle * pre_share / Tp, 0.0)
-        pd_i = np.where(busy & (Nd > 0), idle * dec_share / Nd, 0.0)
-    return pp_a, pd_a, pp_i, pd_i
+def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: np.ndarray, day: np.ndarray,
+                  max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
+    """Per interval, the modelled power of each feature: the day's learned model, else the step share."""
+    coef = np.empty_like(F)
+    fits = []
+    use = busy & (~iv.gap) & (iv.end > iv.start)
+    for d in np.unique(day):
+        m = day == d
+        fit = fit_power_model(F[m], active[m], use[m], cfg.power_model, weights, max_batch)
+        coef[m] = fit.coef_w
+        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m & use])))
+    modelled = (coef * F).sum(axis=1)
+    flat = busy & ~(modelled > 0)  # the model gives this interval's work no power: share it per step
+    if flat.any():
+        coef[flat] = step_share_coef(weights)
+    return coef, fits
 
 
-def _request_side(iv: DeviceIntervals, work: ReplicaWork, prices) -> tuple:
+def _request_side(seg: Segments, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
+                  price_i: np.ndarray, days: np.ndarray) -> tuple:
     """Energies per request, and the request side summed per UTC day (requests crossing midnight
     are clipped to each day)."""
-    starts = iv.start - work.origin
-    seg = iv.end - iv.start
-    cum = [np.concatenate([[0.0], np.cumsum(p * seg)]) for p in prices]
-    pp_a, pd_a, pp_i, pd_i = prices
+    ch_a = cumulative_energy(seg, coef, price_a)
+    ch_i = cumulative_energy(seg, coef, price_i)
 
-    def energy(w: ReplicaWork, lo=None, hi=None):
-        s, f, e = w.s, w.f, w.e
-        if lo is not None:
-            s, f, e = np.clip(s, lo, hi), np.clip(f, lo, hi), np.clip(e, lo, hi)
-        return _request_energies(starts, seg, cum[0], pp_a, cum[1], pd_a, cum[2], pp_i, cum[3], pd_i, s, f, e)
+    def energy(ch, s, f, e):
+        cp, cd, rp, rd = ch
+        g = lambda c, r, x: integral(seg.bounds, c, r, x)  # noqa: E731
+        return (g(cp, rp, f) - g(cp, rp, s)) + (g(cd, rd, e) - g(cd, rd, f))
 
-    req_a, req_i = energy(work)
+    req_a = energy(ch_a, work.s, work.f, work.e)
+    req_i = energy(ch_i, work.s, work.f, work.e)
     day_a: dict = {}
     day_i: dict = {}
-    abs_s, abs_e = work.s + work.origin, work.e + work.origin
-    ds = np.floor(abs_s / DAY_S).astype(np.int64)
-    de = np.maximum(np.floor(np.nextafter(abs_e, -np.inf) / DAY_S).astype(np.int64), ds)
-    same = ds == de
-    if same.any():
-        u, inv = np.unique(ds[same], return_inverse=True)
-        sa = np.bincount(inv, weights=req_a[same])
-        si = np.bincount(inv, weights=req_i[same])
-        for k, dd in enumerate(u):
-            day_a[int(dd)] = day_a.get(int(dd), 0.0) + float(sa[k])
-            day_i[int(dd)] = day_i.get(int(dd), 0.0) + float(si[k])
-    for dd in (np.unique(np.concatenate([ds[~same], de[~same]])) if (~same).any() else []):
-        m = (~same) & (ds <= dd) & (de >= dd)
-        ea, ei = energy(work.subset(m), dd * DAY_S - work.origin, (dd + 1) * DAY_S - work.origin)
-        day_a[int(dd)] = day_a.get(int(dd), 0.0) + float(ea.sum())
-        day_i[int(dd)] = day_i.get(int(dd), 0.0) + float(ei.sum())
+    for dd in np.unique(days):
+        lo, hi = dd * DAY_S - work.origin, (dd + 1) * DAY_S - work.origin
+        s, f, e = np.clip(work.s, lo, hi), np.clip(work.f, lo, hi), np.clip(work.e, lo, hi)
+        day_a[int(dd)] = float(energy(ch_a, s, f, e).sum())
+        day_i[int(dd)] = float(energy(ch_i, s, f, e).sum())
     return req_a, req_i, day_a, day_i
 
 
@@ -112,27 +104,30 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
     if iv.start.shape[0] == 0:
         z = np.zeros(0)
         return DeviceResult(np.zeros(0, np.int64), z, z, z, z, np.zeros(0, np.int8), np.zeros(0, bool), z,
-                            catalog_idle_w, "catalog", iv.resets, np.zeros(n_req), np.zeros(n_req), {}, {})
+                            catalog_idle_w, "catalog", iv.resets, np.zeros(n_req), np.zeros(n_req), {}, {}, [])
     dur = iv.end - iv.start
-    if work is not None and n_req:
-        a, b = iv.start - work.origin, iv.end - work.origin
-        Tp = work.prefill.between(a, b)
-        Nd = work.decoding.between(a, b)
-        # decode occupies the device whenever a request decodes and no prefill runs; the sum of
-        # decoding request-seconds bounds that time from above and equals it for a lone request
-        Td = np.minimum(np.maximum(dur - Tp, 0.0), Nd)
-        busy = (work.active_count(a, b) > 0) & ((Tp + Nd) > 0)
+    m = dur.shape[0]
+    seg = None
+    if n_req:
+        seg = build_segments(work.s, work.f, work.e, iv.start - work.origin, iv.end - work.origin)
+        F = interval_features(seg, m)
+        busy = F.sum(axis=1) > 0
     else:
-        Tp = Nd = Td = np.zeros_like(dur)
-        busy = np.zeros(dur.shape[0], bool)
+        busy = np.zeros(m, bool)
     idle_w, idle_source = idle_baseline(iv, busy, catalog_idle_w, cfg)
     E = iv.energy_j
     idle = np.maximum(np.minimum(E, idle_w * dur), 0.0)
     active = E - idle
     day = np.floor(iv.start / DAY_S).astype(np.int64)
-    req_a, req_i, day_a, day_i = np.zeros(n_req), np.zeros(n_req), {}, {}
+    req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
     if n_req and busy.any():
-        prices = _phase_prices(active, idle, busy, Tp, Nd, Td, weights)
-        req_a, req_i, day_a, day_i = _request_side(iv, work, prices)
+        inside = seg.interval >= 0
+        max_batch = int(seg.n_decode[inside].max()) if inside.any() else 0
+        coef, fits = _coefficients(iv, F, active, busy, day, max_batch, cfg, weights)
+        modelled = (coef * F).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            price_a = np.where(busy, active / modelled, 0.0)
+            price_i = np.where(busy, idle / modelled, 0.0)
+        req_a, req_i, day_a, day_i = _request_side(seg, work, coef, price_a, price_i, day)
     return DeviceResult(day, E, np.where(busy, active, 0.0), np.where(busy, idle, 0.0), np.where(busy, 0.0, E),
-                        iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i)
+                        iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
