@@ -84,6 +84,15 @@ def _device_day_row(res, day: int, dev_id: str, chip: str, rid: str | None) -> t
             float(dur[res.gap].sum()), float(dur.sum()), int(res.resets), float(res.idle_w), res.idle_source)
 
 
+def _power_rows(res, dev_id: str, chip: str, model: str | None, rid: str | None) -> list:
+    rows = []
+    for day, fit, ratio in res.fits:
+        rows.append((date_of(day), dev_id, chip, model, rid, "power_model" if fit.learned else "step_share",
+                     *[float(c) for c in fit.coef_w], ratio if fit.learned else None, fit.r2, fit.intervals,
+                     fit.max_batch, fit.fallback_reason))
+    return rows
+
+
 def _intervals_of_day(dev, day: int, shift: float, chips: dict, cfg: AttributionConfig, cache: dict):
     dev_id, t, p, c, chip = dev
     a, b, keep = day_slice(t, day, shift)
@@ -98,13 +107,15 @@ def _intervals_of_day(dev, day: int, shift: float, chips: dict, cfg: Attribution
 
 
 def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: AttributionConfig,
-                   chips: dict, rid: str | None, shifts: dict | None = None, cache: dict | None = None):
+                   chips: dict, rid: str | None, shifts: dict | None = None, cache: dict | None = None,
+                   model: str | None = None, power_rows: list | None = None):
     """Attribute one replica day by day.
 
     ``rq``: the replica's requests that overlap the days (arrays s, f, e, c sorted by s);
     ``devices``: (device_id, ts, power_w, counter_j, chip) with samples of those days only;
     ``shifts``: {day: seconds} to subtract from the devices' sample times that day (a corrected
     clock skew); ``cache``: {(device_id, day): DeviceIntervals} of the uncorrected samples.
+    ``power_rows``: appended with the power model of each device-day (``attribution.power_model``).
     Returns (request rows as (index array, day, active, idle) per day, device-day rows).
     """
     shifts = shifts or {}
@@ -130,6 +141,8 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
                 acc_i += res.req_idle_j
             if res.measured_j.shape[0]:
                 day_rows.append(_device_day_row(res, day, dev[0], chip, rid))
+            if power_rows is not None:
+                power_rows += _power_rows(res, dev[0], chip, model, rid)
         if idx.shape[0]:
             req_rows.append((idx, day, acc_a, acc_i))
     return req_rows, day_rows

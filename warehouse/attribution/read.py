@@ -25,16 +25,18 @@ def _groups(codes: np.ndarray):
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def read_replicas(con) -> tuple[dict, dict]:
-    """{replica_id: [device_id, ...]} and {replica_id: node}, each replica's latest record."""
-    replicas, replica_node = {}, {}
-    for rid, node, devs in con.execute("""
-        select replica_id, arg_max(node, valid_from), arg_max(device_ids, valid_from)
+def read_replicas(con) -> tuple[dict, dict, dict]:
+    """{replica_id: [device_id, ...]}, {replica_id: node} and {replica_id: model}, each replica's
+    latest record."""
+    replicas, replica_node, replica_model = {}, {}, {}
+    for rid, node, devs, model in con.execute("""
+        select replica_id, arg_max(node, valid_from), arg_max(device_ids, valid_from), arg_max(model, valid_from)
         from raw.replicas group by 1 order by 1
     """).fetchall():
         replicas[rid] = [d for d in devs.split(",") if d]
         replica_node[rid] = node
-    return replicas, replica_node
+        replica_model[rid] = model
+    return replicas, replica_node, replica_model
 
 
 def read_samples(con, first: dt.date, last: dt.date, lo_ts, hi_ts) -> tuple[dict, dict]:

@@ -3,7 +3,8 @@
 Writes ``attribution.request_energy`` (one row per request and UTC day), ``attribution.device_day``
 (per device and UTC day: measured, attributed active, shared idle, unused, and the same totals
 summed independently from the request side, so conservation can be checked) and
-``attribution.clock_skew`` (per node and day).
+``attribution.clock_skew`` (per node and day) and ``attribution.power_model`` (the power model
+learned per device and day, or why the step share was used instead).
 """
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ class _Window:
     samples: dict = dataclasses.field(default_factory=dict)
     device_node: dict = dataclasses.field(default_factory=dict)
     replicas: dict = dataclasses.field(default_factory=dict)
+    replica_model: dict = dataclasses.field(default_factory=dict)
+    power_rows: list = dataclasses.field(default_factory=list)
     req_replicas: set = dataclasses.field(default_factory=set)
     day_rows: list = dataclasses.field(default_factory=list)
     skew_rows: list = dataclasses.field(default_factory=list)
@@ -111,7 +114,7 @@ def _read_window(w: _Window) -> dict:
     lo_ts = dt.datetime(w.first.year, w.first.month, w.first.day, tzinfo=dt.timezone.utc)
     hi_ts = lo_ts + dt.timedelta(days=len(w.days))
     w.args = read.window_args(w.first, w.last, lo_ts, hi_ts)
-    w.replicas, replica_node = read.read_replicas(w.con)
+    w.replicas, replica_node, w.replica_model = read.read_replicas(w.con)
     w.samples, w.device_node = read.read_samples(w.con, w.first, w.last, lo_ts, hi_ts)
     w.req_replicas = set(read.request_replicas(w.con, w.args))
     by_node: dict = {}
@@ -157,7 +160,8 @@ def _attribute_node(w: _Window, node: str, rids: list) -> dict:
     w.add_time("clock_skew_s", t0)
     t0 = w.add_time("attribute_s", t0)
     for rid, rq, ids, devs in loaded:
-        req_rows, rows = attribute_days(rq, devs, w.days, w.cfg, w.chips, rid, shifts, cache)
+        req_rows, rows = attribute_days(rq, devs, w.days, w.cfg, w.chips, rid, shifts, cache,
+                                        w.replica_model.get(rid), w.power_rows)
         t0 = w.add_time("attribute_s", t0)
         w.day_rows += rows
         if req_rows:
@@ -187,6 +191,7 @@ def _run_attribution_window(con: duckdb.DuckDBPyConnection, first: dt.date, last
         t0 = w.add_time("attribute_s", t0)
         tables.insert_arrow(con, "device_day", tables.day_table(w.day_rows))
         tables.insert_arrow(con, "clock_skew", tables.skew_table(w.skew_rows))
+        tables.insert_arrow(con, "power_model", tables.power_table(w.power_rows))
         con.execute("commit")
         w.add_time("write_s", t0)
     except Exception:

@@ -118,6 +118,14 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
     E = iv.energy_j
     idle = np.maximum(np.minimum(E, idle_w * dur), 0.0)
     active = E - idle
+    # idle energy is shared for the seconds some request was on the device; the rest of a busy
+    # interval's idle is unused capacity, as a request-free interval's is
+    if n_req:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            present = np.where(dur > 0, np.minimum(F.sum(axis=1) / dur, 1.0), 1.0)
+        idle_sh = np.where(busy, idle * present, 0.0)
+    else:
+        idle_sh = np.zeros(m)
     day = np.floor(iv.start / DAY_S).astype(np.int64)
     req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
     if n_req and busy.any():
@@ -127,7 +135,7 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
         modelled = (coef * F).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             price_a = np.where(busy, active / modelled, 0.0)
-            price_i = np.where(busy, idle / modelled, 0.0)
+            price_i = np.where(busy, idle_sh / modelled, 0.0)
         req_a, req_i, day_a, day_i = _request_side(seg, work, coef, price_a, price_i, day)
-    return DeviceResult(day, E, np.where(busy, active, 0.0), np.where(busy, idle, 0.0), np.where(busy, 0.0, E),
+    return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
                         iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)

@@ -27,8 +27,21 @@ SKEW_TYPES = [pa.date32(), pa.string(), pa.float64(), pa.float64(), pa.float64()
 SKEW_DDL = """create table if not exists attribution.clock_skew (date date, node varchar, skew_s double,
               correlation double, correlation_at_zero double, devices bigint, applied boolean)"""
 
+from warehouse.attribution.segments import BIN_NAMES  # noqa: E402
+
+#: attribution.power_model: the power model learned per device and UTC day (W of active power per
+#: device-second of each feature), or the step-share weights used instead and why
+POWER_COLUMNS = (["date", "device_id", "chip", "model", "replica_id", "method", "prefill_w"]
+                 + [f"decode_{b}_w" for b in BIN_NAMES]
+                 + ["prefill_decode_ratio", "r2", "intervals_used", "max_batch", "fallback_reason"])
+POWER_TYPES = ([pa.date32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string()]
+               + [pa.float64()] * (1 + len(BIN_NAMES)) + [pa.float64(), pa.float64(), pa.int64(), pa.int64(),
+                                                         pa.string()])
+_POWER_SQL = (["date", "varchar", "varchar", "varchar", "varchar", "varchar"] + ["double"] * (1 + len(BIN_NAMES))
+              + ["double", "double", "bigint", "bigint", "varchar"])
+
 #: tables written per UTC day (a window's rows are replaced as a whole)
-DAILY_TABLES = ("request_energy", "device_day", "clock_skew")
+DAILY_TABLES = ("request_energy", "device_day", "clock_skew", "power_model")
 
 
 def date_of(day: int) -> dt.date:
@@ -52,6 +65,10 @@ def skew_table(rows: list) -> pa.Table:
     return _table(rows, SKEW_COLUMNS, SKEW_TYPES)
 
 
+def power_table(rows: list) -> pa.Table:
+    return _table(rows, POWER_COLUMNS, POWER_TYPES)
+
+
 def create_tables(con) -> None:
     con.execute("create schema if not exists attribution")
     con.execute("""create table if not exists attribution.request_energy (request_id varchar, date date,
@@ -59,6 +76,8 @@ def create_tables(con) -> None:
     cols = ", ".join(f"{n} {t}" for n, t in zip(DAY_COLUMNS, _DAY_SQL))
     con.execute(f"create table if not exists attribution.device_day ({cols})")
     con.execute(SKEW_DDL)
+    cols = ", ".join(f"{n} {t}" for n, t in zip(POWER_COLUMNS, _POWER_SQL))
+    con.execute(f"create table if not exists attribution.power_model ({cols})")
 
 
 def insert_arrow(con, table: str, tbl: pa.Table) -> None:
