@@ -4,7 +4,7 @@ from __future__ import annotations
 import duckdb
 
 from collectors.sim.simulate import simulate
-from warehouse.attribution.run import run_attribution
+from warehouse.attribution.run import run_attribution_days
 from warehouse.ingest.load import connect, load_spool
 
 
@@ -12,7 +12,7 @@ def test_conservation_holds_on_every_device_day_with_chaos_faults(tmp_path):
     simulate("chaos", tmp_path, "2026-10-01", 2, 15.0, 21, progress=False)
     con = connect(tmp_path / "warehouse.duckdb")
     load_spool(con, tmp_path / "spool")
-    run_attribution(con)
+    run_attribution_days(con)
     worst, resets, integrated, gaps = con.execute("""
         select max(greatest(abs(attributed_active_j + shared_idle_j + unused_j - measured_energy_j),
                             abs(attributed_active_j - request_side_active_j),

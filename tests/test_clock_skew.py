@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from warehouse.attribution.kernels import AttributionConfig, device_intervals
-from warehouse.attribution.clock_skew import SkewConfig, cell_average_of_boxes, estimate_day, should_correct
+from warehouse.attribution.config import AttributionConfig
+from warehouse.attribution.intervals import device_intervals
+from warehouse.attribution.config import SkewConfig
+from warehouse.attribution.clock_skew import cell_average_of_boxes, estimate_day, should_correct
 
 DAY = 20_000  # a UTC day number (2024-10-04)
 D0 = DAY * 86400.0

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from warehouse.attribution.kernels import AttributionConfig, ReplicaWork, attribute_device, device_intervals
+from warehouse.attribution.config import AttributionConfig
+from warehouse.attribution.intervals import device_intervals
+from warehouse.attribution.split import attribute_device
+from warehouse.attribution.timeline import ReplicaWork
 
 CFG = AttributionConfig()
 DAY = 86400.0

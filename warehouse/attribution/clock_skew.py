@@ -5,7 +5,7 @@ every sample ``skew_s`` seconds after the instant it measured; the attribution t
 interval's energy against the wrong requests. The skew is estimated from the data itself:
 
 * **Power** per sample interval from the device's cumulative energy counter where it is sound, else
-  integrated power (:func:`warehouse.attribution.kernels.device_intervals`): the counter is an exact
+  integrated power (:func:`warehouse.attribution.intervals.device_intervals`): the counter is an exact
   integral, so the estimate is not biased by the power sensor's averaging window. Gap intervals
   carry no signal.
 * **Activity** of the replica on the request clock: ``prefill_weight x`` the number of requests
@@ -27,32 +27,12 @@ and requests, no request-sample join.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numba
 import numpy as np
-import yaml
 
-from warehouse.attribution.kernels import DAY_S, WEIGHTS_FILE
-
-
-@dataclass
-class SkewConfig:
-    """Thresholds for the estimate and for correcting it (``clock_skew:`` in attribution.yaml)."""
-
-    max_lag_s: float = 30.0
-    coarse_step_s: float = 1.0
-    fine_step_s: float = 0.5
-    min_correlation: float = 0.2  # peak correlation below this: no confident estimate
-    min_margin: float = 0.01  # peak must beat lag 0 by at least this much
-    min_abs_skew_s: float = 1.0  # smaller skews are left alone
-    correct: bool = True  # False: estimate and report, never correct
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> "SkewConfig":
-        data = (yaml.safe_load((path or WEIGHTS_FILE).read_text()) or {}).get("clock_skew") or {}
-        base = cls()
-        return cls(**{k: type(getattr(base, k))(data[k]) for k in data if hasattr(base, k)})
+from collectors.units import DAY_S
+from warehouse.attribution.config import SkewConfig
 
 
 @dataclass
@@ -106,7 +86,7 @@ def activity_grid(s: np.ndarray, f: np.ndarray, e: np.ndarray, completion: np.nd
                   n_cells: int, h: float, weights: tuple[float, float] = (1.7, 1.0)) -> np.ndarray:
     """A replica's activity per grid cell: prefill weight x requests prefilling, plus decode weight
     x min(1, requests decoding). ``s, f, e``: prefill start, first token, finish on the request
-    clock, already clamped by :func:`warehouse.attribution.kernels.request_spans`."""
+    clock, already clamped by :func:`warehouse.attribution.timeline.request_spans`."""
     pre = cell_average_of_boxes(s, f, np.ones_like(s), d0, n_cells, h)
     dec = cell_average_of_boxes(f, e, (completion > 1).astype(np.float64), d0, n_cells, h)
     np.minimum(dec, 1.0, out=dec)
@@ -236,7 +216,7 @@ def estimate_day(replicas: list, day: int, cfg: SkewConfig,
     """Skew of one node on one UTC day.
 
     ``replicas``: per replica of the node, ``(s, f, e, completion, [DeviceIntervals, ...])`` with
-    the spans (:func:`warehouse.attribution.kernels.request_spans`) of the requests that ran that day
+    the spans (:func:`warehouse.attribution.timeline.request_spans`) of the requests that ran that day
     (request clock) and its devices' intervals of that day (device clock). None when there is too little signal (no requests, no samples).
     """
     d0 = day * DAY_S

@@ -1,0 +1,141 @@
+"""Split a device's measured energy among the requests of its replica, interval by interval.
+
+1. **Idle versus active**: idle baseline per device learned from intervals with no request running
+   (median power), or the catalog's serving idle when the data has too few such intervals.
+   ``idle = min(E, idle_w * dt)``, ``active = E - idle``.
+2. **Price per request-second** of each phase per interval: the interval's energy is split between
+   prefill and decode by device-seconds weighted by the phase power weights, then shared among the
+   requests in that phase. Its time integral is a prefix sum, so a request's energy is a few
+   lookups (:mod:`warehouse.attribution.sweep`). No request is ever joined to a sample.
+
+Conservation holds by construction: per device-day, active energy of intervals with work goes to
+requests, their idle energy is shared, and intervals with no work are unused capacity. The request
+side is summed independently per device-day so the identity can be checked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from collectors.units import DAY_S
+from warehouse.attribution.config import AttributionConfig
+from warehouse.attribution.intervals import DeviceIntervals
+from warehouse.attribution.power_model import fit_power_model, step_share_coef
+from warehouse.attribution.segments import Segments, build_segments, cumulative_energy, integral, interval_features
+from warehouse.attribution.timeline import ReplicaWork
+
+
+@dataclass
+class DeviceResult:
+    interval_day: np.ndarray  # int day number of each interval
+    measured_j: np.ndarray
+    active_attr_j: np.ndarray
+    idle_shared_j: np.ndarray
+    unused_j: np.ndarray
+    source: np.ndarray
+    gap: np.ndarray
+    duration_s: np.ndarray
+    idle_w: float
+    idle_source: str
+    resets: int
+    req_active_j: np.ndarray  # per request of the replica
+    req_idle_j: np.ndarray
+    req_day_active: dict  # day -> request-side active sum
+    req_day_idle: dict
+    fits: list  # (day, PowerFit, learned prefill/decode ratio) per UTC day with work
+
+
+def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
+                  cfg: AttributionConfig) -> tuple[float, str]:
+    """Median power of short, request-free intervals, or the catalog's idle when too few exist."""
+    dur = iv.end - iv.start
+    quiet = (~busy) & (~iv.gap) & (dur > 0)
+    if np.count_nonzero(quiet) >= cfg.min_idle_intervals:
+        return float(np.median(iv.energy_j[quiet] / dur[quiet])), "learned"
+    return catalog_idle_w, "catalog"
+
+
+def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: np.ndarray, day: np.ndarray,
+                  max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
+    """Per interval, the modelled power of each feature: the day's learned model, else the step share."""
+    coef = np.empty_like(F)
+    fits = []
+    use = busy & (~iv.gap) & (iv.end > iv.start)
+    for d in np.unique(day):
+        m = day == d
+        fit = fit_power_model(F[m], active[m], use[m], cfg.power_model, weights, max_batch)
+        coef[m] = fit.coef_w
+        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m & use])))
+    modelled = (coef * F).sum(axis=1)
+    flat = busy & ~(modelled > 0)  # the model gives this interval's work no power: share it per step
+    if flat.any():
+        coef[flat] = step_share_coef(weights)
+    return coef, fits
+
+
+def _request_side(seg: Segments, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
+                  price_i: np.ndarray, days: np.ndarray) -> tuple:
+    """Energies per request, and the request side summed per UTC day (requests crossing midnight
+    are clipped to each day)."""
+    ch_a = cumulative_energy(seg, coef, price_a)
+    ch_i = cumulative_energy(seg, coef, price_i)
+
+    def energy(ch, s, f, e):
+        cp, cd, rp, rd = ch
+        g = lambda c, r, x: integral(seg.bounds, c, r, x)  # noqa: E731
+        return (g(cp, rp, f) - g(cp, rp, s)) + (g(cd, rd, e) - g(cd, rd, f))
+
+    req_a = energy(ch_a, work.s, work.f, work.e)
+    req_i = energy(ch_i, work.s, work.f, work.e)
+    day_a: dict = {}
+    day_i: dict = {}
+    for dd in np.unique(days):
+        lo, hi = dd * DAY_S - work.origin, (dd + 1) * DAY_S - work.origin
+        s, f, e = np.clip(work.s, lo, hi), np.clip(work.f, lo, hi), np.clip(work.e, lo, hi)
+        day_a[int(dd)] = float(energy(ch_a, s, f, e).sum())
+        day_i[int(dd)] = float(energy(ch_i, s, f, e).sum())
+    return req_a, req_i, day_a, day_i
+
+
+def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle_w: float,
+                     cfg: AttributionConfig, weights: tuple[float, float] = (1.7, 1.0)) -> DeviceResult:
+    n_req = work.s.shape[0] if work is not None else 0
+    if iv.start.shape[0] == 0:
+        z = np.zeros(0)
+        return DeviceResult(np.zeros(0, np.int64), z, z, z, z, np.zeros(0, np.int8), np.zeros(0, bool), z,
+                            catalog_idle_w, "catalog", iv.resets, np.zeros(n_req), np.zeros(n_req), {}, {}, [])
+    dur = iv.end - iv.start
+    m = dur.shape[0]
+    seg = None
+    if n_req:
+        seg = build_segments(work.s, work.f, work.e, iv.start - work.origin, iv.end - work.origin)
+        F = interval_features(seg, m)
+        busy = F.sum(axis=1) > 0
+    else:
+        busy = np.zeros(m, bool)
+    idle_w, idle_source = idle_baseline(iv, busy, catalog_idle_w, cfg)
+    E = iv.energy_j
+    idle = np.maximum(np.minimum(E, idle_w * dur), 0.0)
+    active = E - idle
+    # idle energy is shared for the seconds some request was on the device; the rest of a busy
+    # interval's idle is unused capacity, as a request-free interval's is
+    if n_req:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            present = np.where(dur > 0, np.minimum(F.sum(axis=1) / dur, 1.0), 1.0)
+        idle_sh = np.where(busy, idle * present, 0.0)
+    else:
+        idle_sh = np.zeros(m)
+    day = np.floor(iv.start / DAY_S).astype(np.int64)
+    req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
+    if n_req and busy.any():
+        inside = seg.interval >= 0
+        max_batch = int(seg.n_decode[inside].max()) if inside.any() else 0
+        coef, fits = _coefficients(iv, F, active, busy, day, max_batch, cfg, weights)
+        modelled = (coef * F).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            price_a = np.where(busy, active / modelled, 0.0)
+            price_i = np.where(busy, idle_sh / modelled, 0.0)
+        req_a, req_i, day_a, day_i = _request_side(seg, work, coef, price_a, price_i, day)
+    return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
+                        iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
