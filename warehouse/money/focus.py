@@ -32,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from collectors.units import J_PER_KWH
+
 FOCUS_VERSION = "1.2"
 PROVIDER = "tokenwatt"
 BILLING_ACCOUNT_ID = "tokenwatt-fleet"
@@ -125,7 +127,7 @@ def focus_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
         chip, model, task, vendor = r["chip"] or "unknown", r["model"] or "unknown", r["task"] or "unknown", r["vendor"]
         site = r["site"]
         sku = f"{chip}/{model}"
-        energy_kwh = float(r["energy_j"] or 0.0) / 3.6e6
+        energy_kwh = float(r["energy_j"] or 0.0) / J_PER_KWH
         rows.append({
             "AvailabilityZone": None,
             "BilledCost": cost,
@@ -189,7 +191,7 @@ def focus_rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "x_CompletionTokens": int(r["completion_tokens"] or 0),
             "x_Requests": int(r["requests"]),
             "x_EnergyKwh": energy_kwh,
-            "x_ActiveEnergyKwh": float(r["active_energy_j"] or 0.0) / 3.6e6,
+            "x_ActiveEnergyKwh": float(r["active_energy_j"] or 0.0) / J_PER_KWH,
             "x_JoulesPerToken": float(r["energy_j"] or 0.0) / tokens if tokens > 0 else None,
             "x_EnergyCost": float(r["energy_cost_usd"] or 0.0),
             "x_HardwareCost": float(r["hardware_cost_usd"] or 0.0),

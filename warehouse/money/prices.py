@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from collectors import config
 from collectors.config import load_yaml_mapping
 
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
@@ -46,29 +47,18 @@ def prices_path(path: Path | str | None = None) -> Path:
 
 
 def _num(src: str, where: str, v: Any, lo: float = 0.0, hi: float | None = None) -> float:
+    """A finite number within [lo, hi] (collectors.config.number); NaN and Inf are refused."""
     if v is None:
         raise PriceError(f"{src}: missing field '{where}'")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise PriceError(f"{src}: field '{where}' must be a number, got {type(v).__name__} {v!r}")
-    if v != v:  # NaN
-        raise PriceError(f"{src}: field '{where}' must be a number, got NaN")
-    if v < 0 and lo >= 0:
-        raise PriceError(f"{src}: field '{where}' = {v!r} must not be negative")
-    if v < lo or (hi is not None and v > hi):
-        raise PriceError(f"{src}: field '{where}' = {v!r} is outside [{lo}, {hi if hi is not None else 'inf'}]")
-    return float(v)
+    return config.number(src, where, v, lo=lo, hi=hi, error=PriceError)
 
 
 def _map(src: str, where: str, v: Any, allowed: set[str] | None = None) -> dict:
     if v is None:
         raise PriceError(f"{src}: missing field '{where}'")
-    if not isinstance(v, dict):
-        raise PriceError(f"{src}: field '{where}' must be a mapping, got {type(v).__name__} {v!r}")
-    if allowed is not None:
-        unknown = sorted(str(k) for k in v if k not in allowed)
-        if unknown:
-            raise PriceError(f"{src}: unknown field '{where}.{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
-    return v
+    if allowed is None:  # a mapping of names (chips, sites, models): any key
+        allowed = v.keys() if isinstance(v, dict) else ()
+    return config.fields(src, where, v, allowed, error=PriceError)
 
 
 def _source(src: str, where: str, v: Any, required: bool) -> str:
@@ -95,8 +85,8 @@ def _chip(src: str, cid: str, c: Any) -> tuple:
         _map(src, w, c, _OWNERSHIP)
         capex = _num(src, f"{w}.capex_usd", c.get("capex_usd"), 0, 1e7)
         years = _num(src, f"{w}.depreciation_years", c.get("depreciation_years"), 0.25, 30)
-        design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0)
-        units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1)
+        design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0, 1e12)
+        units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1, 1e10)
         opex = _num(src, f"{w}.opex_usd_per_device_hour", c.get("opex_usd_per_device_hour", 0), 0, 1000)
         hourly = (capex + design / units) / (years * 8760.0) + opex
     else:
@@ -113,9 +103,7 @@ def load_prices(path: Path | str | None = None) -> dict:
     for key in ("chips", "electricity", "sites", "revenue"):
         if key not in raw:
             raise PriceError(f"{src}: missing field '{key}'")
-    unknown = sorted(str(k) for k in raw if k not in _TOP)
-    if unknown:
-        raise PriceError(f"{src}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(_TOP))})")
+    config.fields(src, "", raw, _TOP, error=PriceError)
     if raw.get("currency", "USD") != "USD":
         raise PriceError(f"{src}: field 'currency' must be USD, got {raw.get('currency')!r}")
 
@@ -165,7 +153,7 @@ def load_prices(path: Path | str | None = None) -> dict:
                     _num(src, f"{w}.usd_per_mtok_output", r.get("usd_per_mtok_output"), 0, 1000)))
     sub = _map(src, "revenue.subscription", rev.get("subscription") or {}, _SUB)
     subscription = (_num(src, "revenue.subscription.monthly_fee_usd", sub.get("monthly_fee_usd", 0), 0, 10000),
-                    _num(src, "revenue.subscription.subscribers", sub.get("subscribers", 0), 0))
+                    _num(src, "revenue.subscription.subscribers", sub.get("subscribers", 0), 0, 1e10))
     free = _map(src, "revenue.free", rev.get("free") or {}, _FREE)
     _num(src, "revenue.free.usd_per_mtok", free.get("usd_per_mtok", 0.0), 0, 1000)
     return {"chips": chips, "default_usd_per_kwh": default_kwh, "time_of_day": tod, "sites": sites,
