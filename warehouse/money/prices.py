@@ -24,7 +24,13 @@ from collectors.config import load_yaml_mapping
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
 PRICES_ENV = "TOKENWATT_PRICES"
 
-_TOP = {"currency", "chips", "electricity", "sites", "revenue"}
+_TOP = {"currency", "chips", "electricity", "sites", "revenue", "focus"}
+_FOCUS = {"provider_name", "publisher_name", "invoice_issuer_name", "billing_account_id", "billing_account_name",
+          "models"}
+_MODEL_ID = {"developer", "family", "id", "version"}
+#: the FOCUS names when a price file has no ``focus`` section
+FOCUS_DEFAULTS = {"provider_name": "tokenwatt", "publisher_name": "tokenwatt", "invoice_issuer_name": "tokenwatt",
+                  "billing_account_id": "tokenwatt-fleet", "billing_account_name": "tokenwatt inference fleet"}
 _RENTAL = {"basis", "usd_per_device_hour", "source"}
 _OWNERSHIP = {"basis", "capex_usd", "depreciation_years", "design_cost_usd", "design_units",
               "opex_usd_per_device_hour", "source"}
@@ -157,7 +163,22 @@ def load_prices(path: Path | str | None = None) -> dict:
     free = _map(src, "revenue.free", rev.get("free") or {}, _FREE)
     _num(src, "revenue.free.usd_per_mtok", free.get("usd_per_mtok", 0.0), 0, 1000)
     return {"chips": chips, "default_usd_per_kwh": default_kwh, "time_of_day": tod, "sites": sites,
-            "api": api, "subscription": subscription, "source": src}
+            "api": api, "subscription": subscription, "focus": _focus(src, raw.get("focus") or {}), "source": src}
+
+
+def _focus(src: str, f: Any) -> dict:
+    """The FOCUS export's names (provider, publisher, invoice issuer, billing account) and model identity."""
+    f = _map(src, "focus", f, _FOCUS)
+    out = {k: config.string(src, f"focus.{k}", f.get(k, v), error=PriceError) for k, v in FOCUS_DEFAULTS.items()}
+    models = {}
+    for model, m in _map(src, "focus.models", f.get("models") or {}).items():
+        w = f"focus.models.{model}"
+        m = config.fields(src, w, m, _MODEL_ID, required=_MODEL_ID, error=PriceError)
+        models[str(model)] = {k: config.string(src, f"{w}.{k}", str(m[k]) if isinstance(m[k], (int, float))
+                                               and not isinstance(m[k], bool) else m[k], error=PriceError)
+                              for k in ("developer", "family", "id", "version")}
+    out["models"] = models
+    return out
 
 
 def tariff_multipliers(prices: dict) -> list[float]:
@@ -169,6 +190,15 @@ def tariff_multipliers(prices: dict) -> list[float]:
     return mult
 
 
+def phase_weights(chip: str) -> tuple[float, float]:
+    """The attribution's prefill and decode power weights for ``chip`` (attribution.yaml): the
+    dbt phase split (int_request_phases) prices a request's prefill and decode seconds with them,
+    as the attribution shares a device's energy between the two phases."""
+    from warehouse.attribution.kernels import AttributionConfig
+
+    return AttributionConfig.load().weights(chip)
+
+
 def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: dict[str, str]) -> None:
     """Replace the ``ref`` tables from validated prices (and which site each node is in)."""
     con.execute("create schema if not exists ref")
@@ -176,8 +206,10 @@ def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: d
     try:
         con.execute("""create or replace table ref.chip_costs (chip varchar primary key, basis varchar,
             hardware_usd_per_device_hour double, capex_usd double, depreciation_years double,
-            design_cost_usd double, design_units double, source varchar)""")
-        con.executemany("insert into ref.chip_costs values (?, ?, ?, ?, ?, ?, ?, ?)", prices["chips"])
+            design_cost_usd double, design_units double, source varchar,
+            prefill_power_weight double, decode_power_weight double)""")
+        con.executemany("insert into ref.chip_costs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(*c, *phase_weights(c[0])) for c in prices["chips"]])
         con.execute("""create or replace table ref.sites (site varchar primary key, pue double,
             usd_per_kwh double, source varchar)""")
         con.executemany("insert into ref.sites values (?, ?, ?, ?)", prices["sites"])
