@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     from warehouse.money.focus import add_export_arguments
 
     add_export_arguments(sub)
+    from warehouse.money.focus_check import add_check_arguments
+
+    add_check_arguments(sub)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

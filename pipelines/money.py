@@ -9,9 +9,9 @@ import os
 
 import dagster as dg
 
-from warehouse.money.forecast import (
-    LEVELS, MIN_DAYS_FOR_BACKTEST, MIN_DAYS_FOR_INTERVALS, SCENARIOS_ENV, load_scenarios, run_forecast,
-)
+from warehouse.money.forecast import run_forecast
+from warehouse.money.models import LEVELS, MIN_DAYS_FOR_BACKTEST, MIN_DAYS_FOR_INTERVALS
+from warehouse.money.scenarios import SCENARIOS_ENV, load_scenarios
 
 from pipelines.resources import TokenwattHome
 

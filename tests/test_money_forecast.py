@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from warehouse.money.forecast import (SCENARIOS_FILE, ForecastConfig, ScenarioError, forecast_series, horizon,
-                                load_scenarios)
+from warehouse.money.forecast import horizon
+from warehouse.money.models import forecast_series
+from warehouse.money.scenarios import SCENARIOS_FILE, ForecastConfig, ScenarioError, load_scenarios
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -220,7 +221,7 @@ def test_backtest_scores_the_model_the_full_history_gets():
 
 
 def test_interval_scale_widens_only_when_the_backtest_misses_by_more_than_the_intervals_say():
-    from warehouse.money.forecast import Z80, interval_scale
+    from warehouse.money.models import Z80, interval_scale
 
     sd = np.full(10, 5.0)
     lo80, hi80 = 100 - Z80 * sd, 100 + Z80 * sd
@@ -237,7 +238,7 @@ def test_intervals_are_widened_to_what_the_backtest_showed():
     y[-14:] += np.random.default_rng(3).normal(0, 15, 14)
     fc = forecast_series(y, dt.date(2026, 1, 1), 14, ForecastConfig())
     assert fc.interval_scale > 3
-    from warehouse.money.forecast import _fit_predict
+    from warehouse.money.models import _fit_predict
 
     raw, _ = _fit_predict(y, dt.date(2026, 1, 1), 14, 7)
     for lv in (80, 95):
@@ -278,6 +279,10 @@ def _bad(tmp_path, mutate):
     (lambda d: d["scenarios"][1].update(name="current"), "scenarios[1].name"),
     (lambda d: d["forecast"].update(backtest_days=0), "forecast.backtest_days"),
     (lambda d: d["fleet_scale"].update(annual_revenue_usd="3.7e9"), "fleet_scale.annual_revenue_usd"),
+    (lambda d: d["fleet_scale"].update(annual_revenue_usd=float("inf")), "fleet_scale.annual_revenue_usd"),
+    (lambda d: d["scenarios"][1]["moves"][0].update(share=float("nan")), "scenarios[1].moves[0].share"),
+    (lambda d: d["forecast"].update(horizon_months=float("nan")), "forecast.horizon_months"),
+    (lambda d: d.update(extra=1), "extra"),
 ])
 def test_wrong_scenario_file_is_rejected(tmp_path, mutate, field):
     p = _bad(tmp_path, mutate)

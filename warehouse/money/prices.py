@@ -18,12 +18,19 @@ from typing import Any
 
 import duckdb
 
+from collectors import config
 from collectors.config import load_yaml_mapping
 
 PRICES_FILE = Path(__file__).parent / "prices.yaml"
 PRICES_ENV = "TOKENWATT_PRICES"
 
-_TOP = {"currency", "chips", "electricity", "sites", "revenue"}
+_TOP = {"currency", "chips", "electricity", "sites", "revenue", "focus"}
+_FOCUS = {"provider_name", "publisher_name", "invoice_issuer_name", "billing_account_id", "billing_account_name",
+          "models"}
+_MODEL_ID = {"developer", "family", "id", "version"}
+#: the FOCUS names when a price file has no ``focus`` section
+FOCUS_DEFAULTS = {"provider_name": "tokenwatt", "publisher_name": "tokenwatt", "invoice_issuer_name": "tokenwatt",
+                  "billing_account_id": "tokenwatt-fleet", "billing_account_name": "tokenwatt inference fleet"}
 _RENTAL = {"basis", "usd_per_device_hour", "source"}
 _OWNERSHIP = {"basis", "capex_usd", "depreciation_years", "design_cost_usd", "design_units",
               "opex_usd_per_device_hour", "source"}
@@ -46,29 +53,18 @@ def prices_path(path: Path | str | None = None) -> Path:
 
 
 def _num(src: str, where: str, v: Any, lo: float = 0.0, hi: float | None = None) -> float:
+    """A finite number within [lo, hi] (collectors.config.number); NaN and Inf are refused."""
     if v is None:
         raise PriceError(f"{src}: missing field '{where}'")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise PriceError(f"{src}: field '{where}' must be a number, got {type(v).__name__} {v!r}")
-    if v != v:  # NaN
-        raise PriceError(f"{src}: field '{where}' must be a number, got NaN")
-    if v < 0 and lo >= 0:
-        raise PriceError(f"{src}: field '{where}' = {v!r} must not be negative")
-    if v < lo or (hi is not None and v > hi):
-        raise PriceError(f"{src}: field '{where}' = {v!r} is outside [{lo}, {hi if hi is not None else 'inf'}]")
-    return float(v)
+    return config.number(src, where, v, lo=lo, hi=hi, error=PriceError)
 
 
 def _map(src: str, where: str, v: Any, allowed: set[str] | None = None) -> dict:
     if v is None:
         raise PriceError(f"{src}: missing field '{where}'")
-    if not isinstance(v, dict):
-        raise PriceError(f"{src}: field '{where}' must be a mapping, got {type(v).__name__} {v!r}")
-    if allowed is not None:
-        unknown = sorted(str(k) for k in v if k not in allowed)
-        if unknown:
-            raise PriceError(f"{src}: unknown field '{where}.{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
-    return v
+    if allowed is None:  # a mapping of names (chips, sites, models): any key
+        allowed = v.keys() if isinstance(v, dict) else ()
+    return config.fields(src, where, v, allowed, error=PriceError)
 
 
 def _source(src: str, where: str, v: Any, required: bool) -> str:
@@ -95,8 +91,8 @@ def _chip(src: str, cid: str, c: Any) -> tuple:
         _map(src, w, c, _OWNERSHIP)
         capex = _num(src, f"{w}.capex_usd", c.get("capex_usd"), 0, 1e7)
         years = _num(src, f"{w}.depreciation_years", c.get("depreciation_years"), 0.25, 30)
-        design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0)
-        units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1)
+        design = _num(src, f"{w}.design_cost_usd", c.get("design_cost_usd", 0), 0, 1e12)
+        units = _num(src, f"{w}.design_units", c.get("design_units", 1), 1, 1e10)
         opex = _num(src, f"{w}.opex_usd_per_device_hour", c.get("opex_usd_per_device_hour", 0), 0, 1000)
         hourly = (capex + design / units) / (years * 8760.0) + opex
     else:
@@ -113,9 +109,7 @@ def load_prices(path: Path | str | None = None) -> dict:
     for key in ("chips", "electricity", "sites", "revenue"):
         if key not in raw:
             raise PriceError(f"{src}: missing field '{key}'")
-    unknown = sorted(str(k) for k in raw if k not in _TOP)
-    if unknown:
-        raise PriceError(f"{src}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(_TOP))})")
+    config.fields(src, "", raw, _TOP, error=PriceError)
     if raw.get("currency", "USD") != "USD":
         raise PriceError(f"{src}: field 'currency' must be USD, got {raw.get('currency')!r}")
 
@@ -165,11 +159,26 @@ def load_prices(path: Path | str | None = None) -> dict:
                     _num(src, f"{w}.usd_per_mtok_output", r.get("usd_per_mtok_output"), 0, 1000)))
     sub = _map(src, "revenue.subscription", rev.get("subscription") or {}, _SUB)
     subscription = (_num(src, "revenue.subscription.monthly_fee_usd", sub.get("monthly_fee_usd", 0), 0, 10000),
-                    _num(src, "revenue.subscription.subscribers", sub.get("subscribers", 0), 0))
+                    _num(src, "revenue.subscription.subscribers", sub.get("subscribers", 0), 0, 1e10))
     free = _map(src, "revenue.free", rev.get("free") or {}, _FREE)
     _num(src, "revenue.free.usd_per_mtok", free.get("usd_per_mtok", 0.0), 0, 1000)
     return {"chips": chips, "default_usd_per_kwh": default_kwh, "time_of_day": tod, "sites": sites,
-            "api": api, "subscription": subscription, "source": src}
+            "api": api, "subscription": subscription, "focus": _focus(src, raw.get("focus") or {}), "source": src}
+
+
+def _focus(src: str, f: Any) -> dict:
+    """The FOCUS export's names (provider, publisher, invoice issuer, billing account) and model identity."""
+    f = _map(src, "focus", f, _FOCUS)
+    out = {k: config.string(src, f"focus.{k}", f.get(k, v), error=PriceError) for k, v in FOCUS_DEFAULTS.items()}
+    models = {}
+    for model, m in _map(src, "focus.models", f.get("models") or {}).items():
+        w = f"focus.models.{model}"
+        m = config.fields(src, w, m, _MODEL_ID, required=_MODEL_ID, error=PriceError)
+        models[str(model)] = {k: config.string(src, f"{w}.{k}", str(m[k]) if isinstance(m[k], (int, float))
+                                               and not isinstance(m[k], bool) else m[k], error=PriceError)
+                              for k in ("developer", "family", "id", "version")}
+    out["models"] = models
+    return out
 
 
 def tariff_multipliers(prices: dict) -> list[float]:
@@ -181,6 +190,15 @@ def tariff_multipliers(prices: dict) -> list[float]:
     return mult
 
 
+def phase_weights(chip: str) -> tuple[float, float]:
+    """The attribution's prefill and decode power weights for ``chip`` (attribution.yaml): the
+    dbt phase split (int_request_phases) prices a request's prefill and decode seconds with them,
+    as the attribution shares a device's energy between the two phases."""
+    from warehouse.attribution.kernels import AttributionConfig
+
+    return AttributionConfig.load().weights(chip)
+
+
 def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: dict[str, str]) -> None:
     """Replace the ``ref`` tables from validated prices (and which site each node is in)."""
     con.execute("create schema if not exists ref")
@@ -188,8 +206,10 @@ def write_ref_tables(con: duckdb.DuckDBPyConnection, prices: dict, node_sites: d
     try:
         con.execute("""create or replace table ref.chip_costs (chip varchar primary key, basis varchar,
             hardware_usd_per_device_hour double, capex_usd double, depreciation_years double,
-            design_cost_usd double, design_units double, source varchar)""")
-        con.executemany("insert into ref.chip_costs values (?, ?, ?, ?, ?, ?, ?, ?)", prices["chips"])
+            design_cost_usd double, design_units double, source varchar,
+            prefill_power_weight double, decode_power_weight double)""")
+        con.executemany("insert into ref.chip_costs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(*c, *phase_weights(c[0])) for c in prices["chips"]])
         con.execute("""create or replace table ref.sites (site varchar primary key, pue double,
             usd_per_kwh double, source varchar)""")
         con.executemany("insert into ref.sites values (?, ?, ?, ?)", prices["sites"])

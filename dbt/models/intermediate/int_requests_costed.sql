@@ -34,6 +34,10 @@ tariff_hours as (
     select * from {{ source('ref', 'tariff_hours') }}
 ),
 
+phases as (
+    select * from {{ ref('int_request_phases') }}
+),
+
 -- the bill of replica-days that had requests (spread over those requests)
 replica_days as (
     select
@@ -143,6 +147,11 @@ costed as (
             when 'subscription' then sub.monthly_fee_usd * sub.subscribers / 30.0 * s.total_tokens / nullif(sd.sub_tokens, 0)
             else 0.0
         end as revenue_usd,
+        case s.tier
+            when 'api' then s.prompt_tokens * ap.usd_per_mtok_input / 1e6
+            when 'subscription' then sub.monthly_fee_usd * sub.subscribers / 30.0 * s.prompt_tokens / nullif(sd.sub_tokens, 0)
+            else 0.0
+        end as input_revenue_usd,
     from shares as s
     left join replica_days as rd on rd.replica_id = s.replica_id and rd.date = s.date
     left join chip_day_pool as cp on cp.chip = s.chip and cp.date = s.date
@@ -165,7 +174,18 @@ final as (
         spread_cost_usd,
         usage_cost_usd,
         revenue_usd,
+        -- prefill (input tokens) vs decode (output tokens): int_request_phases; output = total - input
+        ph.prefill_s, ph.decode_s, ph.decode_device_s, ph.input_share,
+        energy_j * ph.input_share as input_energy_j,
+        energy_j - energy_j * ph.input_share as output_energy_j,
+        (direct_cost_usd + spread_cost_usd) * ph.input_share as input_cost_usd,
+        (direct_cost_usd + spread_cost_usd) - (direct_cost_usd + spread_cost_usd) * ph.input_share as output_cost_usd,
+        usage_cost_usd * ph.input_share as input_usage_cost_usd,
+        usage_cost_usd - usage_cost_usd * ph.input_share as output_usage_cost_usd,
+        input_revenue_usd,
+        revenue_usd - input_revenue_usd as output_revenue_usd,
     from costed
+    left join phases as ph using (request_id)
 )
 
 select * from final

@@ -9,6 +9,18 @@ select
     coalesce(energy_cost_usd, 0) as energy_cost_usd,
     coalesce(hardware_cost_usd, 0) as hardware_cost_usd,
     coalesce(revenue_usd, 0) as revenue_usd,
+    coalesce(prefill_s, 0) as prefill_s,
+    coalesce(decode_s, 0) as decode_s,
+    coalesce(decode_device_s, 0) as decode_device_s,
+    coalesce(input_energy_j, 0) as input_energy_j,
+    coalesce(output_energy_j, 0) as output_energy_j,
+    coalesce(input_cost_usd, 0) as input_cost_usd,
+    coalesce(output_cost_usd, 0) as output_cost_usd,
+    coalesce(input_usage_cost_usd, 0) as input_usage_cost_usd,
+    coalesce(output_usage_cost_usd, 0) as output_usage_cost_usd,
+    coalesce(input_revenue_usd, 0) as input_revenue_usd,
+    coalesce(output_revenue_usd, 0) as output_revenue_usd,
+    coalesce(input_share, 1.0) as input_share,
 from {{ ref('int_requests_costed') }}
 {% if is_incremental() %}
 where date {{ day_window_between() }}

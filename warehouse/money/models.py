@@ -1,0 +1,137 @@
+"""One series, forecast: the statsforecast model ladder, its prediction intervals and the
+single-window backtest that widens them (docs/money.md).
+
+AutoETS (weekly season when there are >= 2 seasons plus the backtest window, else non-seasonal,
+else Naive) forecasts a daily series with 80 % and 95 % intervals; the same model is first fitted
+without the last ``backtest_days`` days and scored on them (MAPE in percent, and MASE), and the
+intervals are widened (never narrowed) by what that backtest showed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from warehouse.money.scenarios import ForecastConfig
+
+LEVELS = (80, 95)
+Z80 = 1.2815515655446004  # the standard normal's 90th percentile: an 80 % interval is mean +- Z80 sd
+
+
+@dataclass
+class SeriesForecast:
+    mean: np.ndarray
+    lo: dict[int, np.ndarray]
+    hi: dict[int, np.ndarray]
+    model: str
+    backtest_mape: float          # percent
+    backtest_mase: float
+    backtest_days: int
+    interval_scale: float = 1.0   # how much the model's intervals were widened to match its backtest errors
+
+
+# the least daily history that can give prediction intervals (a naive model needs two points) and a
+# backtest (fit on the first days, score on at least one held-out day)
+MIN_DAYS_FOR_INTERVALS = 2
+MIN_DAYS_FOR_BACKTEST = 4
+
+
+def _fit_predict(y: np.ndarray, start: dt.date, h: int, season: int) -> tuple[dict, str]:
+    """Fit the first model of the ladder that works on ``y``; forecast ``h`` days with intervals."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, Naive
+
+    n = len(y)
+    df = pd.DataFrame({"unique_id": "loss", "ds": pd.date_range(start, periods=n, freq="D"), "y": y.astype(float)})
+    ladder = []
+    if season > 1 and n >= 2 * season + 2:
+        ladder.append((AutoETS(season_length=season), f"season {season}"))
+    if n >= 8:
+        ladder.append((AutoETS(season_length=1), "no season"))
+    if n >= MIN_DAYS_FOR_INTERVALS:
+        ladder.append((Naive(), ""))
+    for model, label in ladder:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sf = StatsForecast(models=[model], freq="D", n_jobs=1)
+                sf.fit(df=df)
+                fc = sf.predict(h=h, level=list(LEVELS))
+            alias = str(model)
+            out = {"mean": fc[alias].to_numpy(float)}
+            for lv in LEVELS:
+                out[f"lo{lv}"] = fc[f"{alias}-lo-{lv}"].to_numpy(float)
+                out[f"hi{lv}"] = fc[f"{alias}-hi-{lv}"].to_numpy(float)
+            if not all(np.isfinite(v).all() for v in out.values()):
+                raise ValueError("non-finite forecast")
+            name = alias
+            fitted = getattr(sf, "fitted_", None)
+            if alias == "AutoETS" and fitted is not None:
+                name = f"AutoETS {fitted[0, 0].model_.get('method', '')}".strip()
+            return out, f"{name} ({label})" if label else name
+        except Exception:  # noqa: BLE001 - try the next, simpler model
+            continue
+    last = float(y[-1]) if n else 0.0
+    nan = np.full(h, np.nan)
+    return {"mean": np.full(h, last), **{f"lo{lv}": nan for lv in LEVELS},
+            **{f"hi{lv}": nan for lv in LEVELS}}, "last value (history too short for intervals)"
+
+
+def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConfig) -> SeriesForecast:
+    """Forecast ``h`` days after ``y`` (daily, starting ``first_day``), with a backtest on held-out days."""
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    # hold out backtest_days, but leave the training part long enough for the model the full
+    # history gets (a seasonal one needs 2 seasons + 2 days), so that the backtest scores that model
+    min_train = 2 * cfg.season_length + 2 if cfg.season_length > 1 else 8
+    if n - cfg.backtest_days >= min_train:
+        hold = cfg.backtest_days
+    elif n - min_train >= max(1, cfg.backtest_days // 2):
+        hold = n - min_train
+    else:
+        hold = max(1, n // 3)
+    mape = mase = float("nan")
+    scale = 1.0
+    if n >= MIN_DAYS_FOR_BACKTEST and hold >= 1:
+        train, test = y[:-hold], y[-hold:]
+        bt, _ = _fit_predict(train, first_day, hold, cfg.season_length)
+        err = bt["mean"] - test
+        nz = np.abs(test) > 1e-9
+        if nz.any():
+            mape = float(np.mean(np.abs(err[nz]) / np.abs(test[nz])) * 100.0)
+        s = cfg.season_length if len(train) > cfg.season_length else 1
+        scale_mae = np.mean(np.abs(train[s:] - train[:-s])) if len(train) > s else float("nan")
+        if scale_mae and np.isfinite(scale_mae) and scale_mae > 0:
+            mase = float(np.mean(np.abs(err)) / scale_mae)
+        scale = interval_scale(err, bt["lo80"], bt["hi80"])
+    else:
+        hold = 0
+    out, name = _fit_predict(y, first_day, h, cfg.season_length)
+    mean = out["mean"]
+    # widen (never narrow) by what the backtest showed, around the mean, so the bands keep nesting
+    lo = {lv: mean - scale * np.maximum(mean - out[f"lo{lv}"], 0.0) for lv in LEVELS}
+    hi = {lv: mean + scale * np.maximum(out[f"hi{lv}"] - mean, 0.0) for lv in LEVELS}
+    # nesting guard (intervals from one model always nest; kept in case a model misbehaves)
+    lo[95] = np.minimum(lo[95], lo[80])
+    hi[95] = np.maximum(hi[95], hi[80])
+    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale)
+
+
+def interval_scale(err: np.ndarray, lo80: np.ndarray, hi80: np.ndarray) -> float:
+    """Factor (>= 1) by which a model's prediction intervals must widen to match its backtest.
+
+    A model's intervals only carry the noise it saw in sample; on a smooth simulated history they
+    come out a fraction of a percent wide, while the same model misses held-out days by more. Each
+    backtest error is divided by the standard deviation the model's own 80 % interval implies for
+    that day; if the root mean square of those standardised errors exceeds 1, the intervals were too
+    narrow by that factor, and every forecast interval is widened by it (a variance-inflation
+    calibration; with a 14-day backtest it is a rough estimate, so it only ever widens)."""
+    sd = (np.asarray(hi80, float) - np.asarray(lo80, float)) / (2 * Z80)
+    ok = np.isfinite(sd) & (sd > 0) & np.isfinite(err)
+    if not ok.any():
+        return 1.0
+    z = np.asarray(err, float)[ok] / sd[ok]
+    return max(1.0, float(np.sqrt(np.mean(z * z))))
