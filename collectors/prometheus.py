@@ -36,11 +36,14 @@ HTTP is plain ``urllib``. One scrape of one URL can yield:
   written to the spool as the extra kind ``server_counters``
   (:data:`SERVER_COUNTERS`, defined here, not in :mod:`collectors.schema`).
 
-A URL that cannot be fetched or parsed is counted in ``errors_by_device`` under
-``"scrape:<url>"``; the other URLs are still scraped.
+A URL that cannot be fetched or parsed, or is not whole within its deadline or under the size
+cap, is counted in ``errors_by_device`` under ``"scrape:<url>"``; the other URLs are scraped
+concurrently and are not delayed by it.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -57,10 +60,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from collectors.amd import chip_id_from_market_name
 from collectors.base import BackendBase, BackendUnavailable
 from collectors.nvidia import chip_id_from_name, usage_power_kind
+from collectors.http_fetch import DEFAULT_MAX_BYTES, ScrapeDeadline, ScrapeTooLarge, fetch_text  # noqa: F401
 from collectors.schema import TS
 from collectors.spool import partition_dir, safe_name, write_atomic
 
 SERVER_COUNTERS_KIND = "server_counters"
+#: longest one sample() waits for its scrapes (a slower one is collected at the next sample)
+DEFAULT_WAIT_S = 0.5
 
 #: one row per inference server (and model) per scrape
 SERVER_COUNTERS = pa.schema(
@@ -239,16 +245,16 @@ def _device_row(dev: dict[str, Any], ts: datetime) -> dict[str, Any]:
     }
 
 
-def fetch_text(url: str, timeout_s: float = 2.0) -> str:
-    """GET ``url`` as Prometheus text exposition (format 0.0.4)."""
-    request = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - operator-given URL
-        charset = response.headers.get_content_charset() or "utf-8"
-        return response.read().decode(charset, "replace")
-
-
 class PrometheusBackend(BackendBase):
-    """Scrapes one or more exporter / inference-server ``/metrics`` URLs per sample."""
+    """Scrapes one or more exporter / inference-server ``/metrics`` URLs per sample.
+
+    Targets are scraped concurrently, one worker thread per URL, each request bounded by
+    ``timeout_s`` (whole request) and ``max_bytes``. :meth:`sample` starts a scrape of every
+    URL that has none in flight and waits at most ``wait_s`` for them; a scrape still running
+    then is left to finish within its own deadline and its rows (stamped when it finished) come
+    back from the next :meth:`sample`. So a hung or trickling target costs its own rows, never
+    the other targets' ticks; a URL whose scrape is still in flight is not scraped again.
+    """
 
     source = "prometheus"
 
@@ -258,17 +264,25 @@ class PrometheusBackend(BackendBase):
         node: str | None = None,
         timeout_s: float = 2.0,
         clock: Callable[[], float] = time.time,
-        fetch: Callable[[str, float], str] = fetch_text,
+        fetch: Callable[..., str] = fetch_text,
         max_pending_counters: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        wait_s: float | None = None,
     ) -> None:
         super().__init__(node)
-        self.urls = [u for u in urls if u]
+        self.urls = list(dict.fromkeys(u for u in urls if u))
         if not self.urls:
             raise BackendUnavailable("prometheus backend needs at least one --url to scrape")
+        if not (timeout_s > 0 and max_bytes > 0):
+            raise ValueError("timeout_s and max_bytes must be > 0")
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.wait_s = min(timeout_s, DEFAULT_WAIT_S) if wait_s is None else wait_s
         self._clock = clock
         self._fetch = fetch
         self._pending: deque[ServerCounters] = deque(maxlen=max_pending_counters)
+        self._in_flight: dict[str, concurrent.futures.Future] = {}
+        self.skipped_in_flight: dict[str, int] = {}
 
     def _node_for(self, url: str) -> str:
         host = urllib.parse.urlsplit(url).hostname or ""
@@ -276,16 +290,39 @@ class PrometheusBackend(BackendBase):
 
     def scrape(self, url: str) -> ScrapeResult:
         """Fetch and parse one URL (errors propagate)."""
-        text = self._fetch(url, self.timeout_s)
+        text = self._fetch(url, self.timeout_s, self.max_bytes)
         ts = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
         return parse_exposition(text, ts, self._node_for(url), url)
 
+    def _start(self, url: str) -> concurrent.futures.Future:
+        """Scrape ``url`` on a daemon thread (a scrape in flight never holds up the process's exit)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def work() -> None:
+            try:
+                future.set_result(self.scrape(url))
+            except BaseException as exc:  # noqa: BLE001 - handed to sample() through the future
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"tokenwatt-scrape:{url}", daemon=True).start()
+        return future
+
     def sample(self) -> list[dict[str, Any]]:
         """Device rows from every URL; server counters are queued for :meth:`drain_server_counters`."""
+        for url in self.urls:
+            if url in self._in_flight:
+                self.skipped_in_flight[url] = self.skipped_in_flight.get(url, 0) + 1
+            else:
+                self._in_flight[url] = self._start(url)
+        concurrent.futures.wait(list(self._in_flight.values()), timeout=self.wait_s)
         rows: list[dict[str, Any]] = []
         for url in self.urls:
+            future = self._in_flight.get(url)
+            if future is None or not future.done():
+                continue
+            del self._in_flight[url]
             try:
-                result = self.scrape(url)
+                result = future.result()
             except (OSError, ValueError, urllib.error.URLError) as exc:
                 self.count_error(f"scrape:{url}", f"{type(exc).__name__}: {exc}")
                 continue
@@ -300,7 +337,8 @@ class PrometheusBackend(BackendBase):
         return out
 
     def close(self) -> None:
-        """Nothing held open between scrapes."""
+        """Forget scrapes in flight: each ends at its own deadline on its daemon thread, unwaited."""
+        self._in_flight.clear()
 
 
 def server_counters_table(counters: list[ServerCounters]) -> pa.Table:
