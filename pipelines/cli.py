@@ -9,6 +9,8 @@
     tokenwatt site     --home DIR           # rebuild the dashboard site
     tokenwatt collect  --backend auto|nvidia|amd|prometheus|sim ...
     tokenwatt export focus --home DIR --out FILE
+    tokenwatt receive otlp --spool DIR      # OTLP/HTTP trace receiver (vLLM/SGLang request spans)
+    tokenwatt convert otlp --file F --spool DIR   # a Collector file exporter's output, offline
 
 Heavy imports (Dagster, dbt, vendor libraries) happen inside the subcommand that needs them.
 """
@@ -254,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_collect_arguments(p)
     p.set_defaults(func=run_collect)
+
+    from collectors.otlp_cli import add_otlp_arguments
+
+    add_otlp_arguments(sub)
 
     from warehouse.money.focus import add_export_arguments
 
