@@ -11,6 +11,7 @@
     tokenwatt export focus --home DIR --out FILE
     tokenwatt receive otlp --spool DIR      # OTLP/HTTP trace receiver (vLLM/SGLang request spans)
     tokenwatt convert otlp --file F --spool DIR   # a Collector file exporter's output, offline
+    tokenwatt replicas --file replicas.yaml --spool DIR   # the replica -> devices map
 
 Heavy imports (Dagster, dbt, vendor libraries) happen inside the subcommand that needs them.
 """
@@ -260,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     from collectors.otlp_cli import add_otlp_arguments
 
     add_otlp_arguments(sub)
+
+    p = sub.add_parser("replicas", help="declare which devices serve which replica (replicas.yaml -> spool)")
+    p.add_argument("--file", type=Path, required=True, help="replicas YAML file (docs/collectors.md)")
+    p.add_argument("--spool", type=Path, required=True, help="spool directory")
+    p.set_defaults(func=lambda a: __import__("collectors.replicas", fromlist=["run_replicas"]).run_replicas(a))
 
     from warehouse.money.focus import add_export_arguments
 
