@@ -52,13 +52,14 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.amd import chip_id_from_market_name
 from collectors.base import BackendBase, BackendUnavailable
+from collectors.names import host_name
 from collectors.nvidia import chip_id_from_name, usage_power_kind
 from collectors.http_fetch import DEFAULT_MAX_BYTES, ScrapeDeadline, ScrapeTooLarge, fetch_text  # noqa: F401
 from collectors.schema import TS
@@ -145,10 +146,17 @@ def _host_label(labels: dict[str, str]) -> str | None:
     return labels.get("hostname") or labels.get("Hostname") or None
 
 
-def parse_exposition(text: str, ts: datetime, node: str, url: str = "") -> ScrapeResult:
+def _node(labels: dict[str, str], node: str, aliases: Mapping[str, str] | None) -> str:
+    host = _host_label(labels)
+    return host_name(host, aliases) if host else node
+
+
+def parse_exposition(text: str, ts: datetime, node: str, url: str = "",
+                     aliases: Mapping[str, str] | None = None) -> ScrapeResult:
     """Device rows and server counters from one Prometheus text exposition.
 
-    ``node`` is used for series that carry no ``hostname``/``Hostname`` label.
+    ``node`` is used for series that carry no ``hostname``/``Hostname`` label; a label's host is
+    normalised by :func:`collectors.names.host_name` (FQDN to short name, lower case, ``aliases``).
     """
     devices: dict[tuple[str, str, int], dict[str, Any]] = {}
     servers: dict[tuple[str, str | None], ServerCounters] = {}
@@ -166,7 +174,7 @@ def parse_exposition(text: str, ts: datetime, node: str, url: str = "") -> Scrap
             value = float(s.value)
             if name in _DCGM and "gpu" in labels:
                 column, scale = _DCGM[name]
-                dev = device("dcgm-exporter", _host_label(labels) or node, int(labels["gpu"]))
+                dev = device("dcgm-exporter", _node(labels, node, aliases), int(labels["gpu"]))
                 dev.setdefault(column, value * scale)
                 dev.setdefault("device_uuid", labels.get("UUID") or labels.get("uuid"))
                 dev.setdefault("model_name", labels.get("modelName"))
@@ -177,7 +185,7 @@ def parse_exposition(text: str, ts: datetime, node: str, url: str = "") -> Scrap
                     continue
                 column, scale = _AMD[bare]
                 index = int(labels.get("gpu_id", labels.get("gpu", "0")))
-                dev = device("amd-exporter", _host_label(labels) or node, index)
+                dev = device("amd-exporter", _node(labels, node, aliases), index)
                 dev.setdefault(column, value * scale)
                 dev.setdefault("device_uuid", labels.get("gpu_uuid") or labels.get("serial_number"))
                 dev.setdefault("model_name", labels.get("card_model"))
@@ -268,8 +276,11 @@ class PrometheusBackend(BackendBase):
         max_pending_counters: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         wait_s: float | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(node)
+        self.aliases = dict(aliases or {})
+        self.node = host_name(self.node, self.aliases)
         self.urls = list(dict.fromkeys(u for u in urls if u))
         if not self.urls:
             raise BackendUnavailable("prometheus backend needs at least one --url to scrape")
@@ -286,13 +297,13 @@ class PrometheusBackend(BackendBase):
 
     def _node_for(self, url: str) -> str:
         host = urllib.parse.urlsplit(url).hostname or ""
-        return self.node if host in _LOCAL_HOSTS else host.split(".")[0]
+        return self.node if host in _LOCAL_HOSTS else host_name(host, self.aliases)
 
     def scrape(self, url: str) -> ScrapeResult:
         """Fetch and parse one URL (errors propagate)."""
         text = self._fetch(url, self.timeout_s, self.max_bytes)
         ts = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
-        return parse_exposition(text, ts, self._node_for(url), url)
+        return parse_exposition(text, ts, self._node_for(url), url, self.aliases)
 
     def _start(self, url: str) -> concurrent.futures.Future:
         """Scrape ``url`` on a daemon thread (a scrape in flight never holds up the process's exit)."""
