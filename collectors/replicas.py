@@ -9,7 +9,8 @@ requests it served. A real fleet declares it in a file (kept with the deployment
         node: gpu-7                 # host name as any source spells it (normalised: gpu-7.example.internal -> gpu-7)
         model: llama-3.1-70b
         chip: nvidia-h100-sxm       # catalog id (collectors/catalog/chips.yaml)
-        devices: [0, 1, 2, 3]       # device indices on the node, or UUIDs (GPU-..., MIG-...)
+        devices: [0, 1, 2, 3]       # device indices on the node, "<gpu>/<GPU_I_ID>" for a MIG
+                                    # instance, or device UUIDs as the exporter reports them
         valid_from: 2026-10-01T00:00:00Z
 
 A replica that moves or changes gets a second entry with the same ``replica_id`` and a later
@@ -21,6 +22,7 @@ to device ids from the device samples already in the spool.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,9 @@ def load_replicas(path: Path | str, spool: Path | str | None = None) -> list[dic
         ids = []
         for j, d in enumerate(devices):
             if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 4096:
+                ids.append(f"{node}/{d}")
+                continue
+            if isinstance(d, str) and re.fullmatch(r"\d{1,4}/\d{1,4}", d):  # a MIG instance: <gpu>/<GPU_I_ID>
                 ids.append(f"{node}/{d}")
                 continue
             _name(src, f"{w}.devices[{j}]", d)

@@ -12,6 +12,7 @@
     tokenwatt receive otlp --spool DIR      # OTLP/HTTP trace receiver (vLLM/SGLang request spans)
     tokenwatt convert otlp --file F --spool DIR   # a Collector file exporter's output, offline
     tokenwatt replicas --file replicas.yaml --spool DIR   # the replica -> devices map
+    tokenwatt import prometheus --url URL --start T --end T --step S --spool DIR   # exporter history
 
 Heavy imports (Dagster, dbt, vendor libraries) happen inside the subcommand that needs them.
 """
@@ -261,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     from collectors.otlp_cli import add_otlp_arguments
 
     add_otlp_arguments(sub)
+
+    from collectors.prometheus_history import add_import_arguments
+
+    add_import_arguments(sub)
 
     p = sub.add_parser("replicas", help="declare which devices serve which replica (replicas.yaml -> spool)")
     p.add_argument("--file", type=Path, required=True, help="replicas YAML file (docs/collectors.md)")
