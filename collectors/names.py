@@ -15,8 +15,11 @@ cut and suffixed with a digest so two names do not meet in one path by truncatio
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import unicodedata
+from pathlib import Path
+from typing import Mapping
 
 #: longest identifier kept, in characters
 MAX_LEN = 200
@@ -71,3 +74,57 @@ def path_component(value: str) -> str:
         digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         safe = f"{safe[:MAX_COMPONENT - 13]}-{digest}"
     return safe
+
+
+# -- node identity ---------------------------------------------------------------------------------
+
+
+class HostAliasError(ValueError):
+    """A host alias file that cannot be used; the message names the file and the field."""
+
+
+def host_name(value: str, aliases: Mapping[str, str] | None = None) -> str:
+    """The one node name for a host, whichever source saw it.
+
+    Exporters label devices with a host's FQDN (``ip-100-64-171-120.ec2.internal``), request
+    telemetry with its short name (``gpu-7``), some sources in upper case. The name is lower-cased,
+    a trailing dot dropped, and a DNS name cut to its first label (an IP address is kept whole);
+    then ``aliases`` (from :func:`load_host_aliases`) maps the full name or the short one to the
+    node name the fleet uses. Apply it to every source: the Prometheus backend, the OTLP receiver,
+    the agent's ``--node`` and the request log.
+    """
+    full = value.strip().rstrip(".").lower()
+    try:
+        ipaddress.ip_address(full.strip("[]"))
+        short = full.strip("[]")
+    except ValueError:
+        short = full.split(".", 1)[0]
+    if aliases:
+        for key in (full, short):
+            if key in aliases:
+                return aliases[key]
+    return short or full
+
+
+def load_host_aliases(path: str | Path) -> dict[str, str]:
+    """``{seen name: node}`` from a YAML file ``aliases: {ip-100-64-171-120.ec2.internal: gpu-7}``.
+
+    Keys are normalised like :func:`host_name` (lower case; a DNS name may be given whole or
+    short) and values must be valid identifiers; a key given twice after normalisation is an error.
+    """
+    from collectors.config import fields, load_yaml_mapping
+
+    data = load_yaml_mapping(path, HostAliasError)
+    fields(path, "", data, ("aliases",), ("aliases",), error=HostAliasError)
+    table = data["aliases"] or {}
+    if not isinstance(table, dict):
+        raise HostAliasError(f"{path}: field 'aliases' must be a mapping of host name to node name")
+    out: dict[str, str] = {}
+    for key, node in table.items():
+        if not isinstance(key, str) or name_problem(key) or not isinstance(node, str) or name_problem(node):
+            raise HostAliasError(f"{path}: field 'aliases.{key}': host and node must be names, got {node!r}")
+        k = key.strip().rstrip(".").lower()
+        if k in out:
+            raise HostAliasError(f"{path}: field 'aliases.{key}': {k!r} is given twice")
+        out[k] = node
+    return out

@@ -9,6 +9,10 @@
     tokenwatt site     --home DIR           # rebuild the dashboard site
     tokenwatt collect  --backend auto|nvidia|amd|prometheus|sim ...
     tokenwatt export focus --home DIR --out FILE
+    tokenwatt receive otlp --spool DIR      # OTLP/HTTP trace receiver (vLLM/SGLang request spans)
+    tokenwatt convert otlp --file F --spool DIR   # a Collector file exporter's output, offline
+    tokenwatt replicas --file replicas.yaml --spool DIR   # the replica -> devices map
+    tokenwatt import prometheus --url URL --start T --end T --step S --spool DIR   # exporter history
 
 Heavy imports (Dagster, dbt, vendor libraries) happen inside the subcommand that needs them.
 """
@@ -254,6 +258,19 @@ def main(argv: list[str] | None = None) -> int:
 
     add_collect_arguments(p)
     p.set_defaults(func=run_collect)
+
+    from collectors.otlp_cli import add_otlp_arguments
+
+    add_otlp_arguments(sub)
+
+    from collectors.prometheus_history import add_import_arguments
+
+    add_import_arguments(sub)
+
+    p = sub.add_parser("replicas", help="declare which devices serve which replica (replicas.yaml -> spool)")
+    p.add_argument("--file", type=Path, required=True, help="replicas YAML file (docs/collectors.md)")
+    p.add_argument("--spool", type=Path, required=True, help="spool directory")
+    p.set_defaults(func=lambda a: __import__("collectors.replicas", fromlist=["run_replicas"]).run_replicas(a))
 
     from warehouse.money.focus import add_export_arguments
 

@@ -81,6 +81,8 @@ PAGES = {
     "/dcgm-new": dcgm_text("hostname", "dgx-b", ',pci_bus_id="00000000:19:00.0"'),
     "/amd": AMD_TEXT,
     "/vllm": VLLM_TEXT,
+    "/dcgm-fqdn": dcgm_text("hostname", "GPU-7.Example.Internal"),
+    "/dcgm-ec2": dcgm_text("Hostname", "ip-100-64-171-120.ec2.internal"),
 }
 
 
@@ -180,3 +182,12 @@ def test_agent_spools_exporter_rows_under_each_hosts_partition(exporter, tmp_pat
     assert sum(pq.read_metadata(f).num_rows for f in files) == stats.samples_total == 4 * stats.sample_rounds
     counters = sorted((tmp_path / "server_counters").rglob("*.parquet"))
     assert sum(pq.read_metadata(f).num_rows for f in counters) == stats.sample_rounds
+
+
+def test_exporter_host_labels_are_one_node_name_fqdn_case_and_aliases(exporter):
+    rows = PrometheusBackend([exporter + "/dcgm-fqdn"], node="scraper").sample()
+    assert {r["node"] for r in rows} == {"gpu-7"} and {r["device_id"] for r in rows} == {"gpu-7/0", "gpu-7/1"}
+    b = PrometheusBackend([exporter + "/dcgm-ec2", exporter + "/vllm"], node="Serve-1.local",
+                          aliases={"ip-100-64-171-120.ec2.internal": "gpu-9"})
+    assert {r["node"] for r in b.sample()} == {"gpu-9"}
+    assert {c.node for c in b.drain_server_counters()} == {"serve-1"}  # the backend's own node, normalised too
