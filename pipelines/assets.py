@@ -17,6 +17,7 @@ from warehouse.ingest.load import clear_dirty_days, load_spool
 from warehouse.money.prices import load_prices, write_ref_tables
 
 from pipelines.ingest import RAW_CHECKS, evaluate_raw_checks, window
+from pipelines.dbt_project import target_path
 from pipelines.resources import TokenwattHome
 
 RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
@@ -171,7 +172,8 @@ def _dbt_models(manifest_path):
         finally:
             con.close()
         context.log.info(f"dbt {' '.join(args)} (run window {win}, rows rebuilt for {first_last or 'every day'})")
-        yield from dbt.cli(args, context=context).stream()
+        # the home's own target folder (not a fresh one per call), so dbt's partial parse carries over
+        yield from dbt.cli(args, context=context, target_path=target_path(tokenwatt.home)).stream()
         con = tokenwatt.connect()
         try:
             cleared = clear_dirty_days(con, *(win or ("1900-01-01", "2999-12-31")))

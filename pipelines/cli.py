@@ -46,22 +46,20 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
     default: every day the spool has data for) as a single run over that partition range, and
     every other asset once. On an empty spool nothing is partitioned and everything runs once.
     """
-    import os
     import warnings
 
     import dagster as dg
 
-    home = Path(home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["TOKENWATT_HOME"] = str(home)
-    os.environ["TOKENWATT_DB"] = str(home / "warehouse.duckdb")
+    from collectors.home import Home
+
+    home = Home(home)
+    home.root.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from pipelines.definitions import build_definitions
     from pipelines.ingest import data_window, partition_tags
-    from collectors.home import Home
 
-    defs = build_definitions(str(home))
-    days = days or data_window(Home(home))
+    defs = build_definitions(str(home.root))  # the home travels as an argument, never via os.environ
+    days = days or data_window(home)
     tags = partition_tags(*days) if days else None
     result = dg.materialize(
         list(defs.assets), resources=defs.resources, instance=instance or dg.DagsterInstance.ephemeral(),

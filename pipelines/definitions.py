@@ -6,8 +6,6 @@ days read (the daily partitions) and the dbt manifest prepared (``dbt parse`` wh
 """
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -15,15 +13,16 @@ from pipelines.money import ASSETS as MONEY_ASSETS
 from pipelines.assets import build_partitioned_assets, prices, site
 from pipelines.ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
 from collectors.home import Home
-from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home, ensure_dbt_manifest
+from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home, ensure_dbt_manifest, profiles_dir
 from pipelines.resources import TokenwattHome
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:
+    """Every asset, job, sensor and schedule against ``home`` (default: :func:`default_home`); the home
+    travels in the resources (``tokenwatt``, and ``dbt`` with the home's profile), never the environment."""
     home_path = Home(home or default_home())
-    os.environ["TOKENWATT_DB"] = str(home_path.db)
     daily = daily_partitions(home_path)
-    raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily, ensure_dbt_manifest())
+    raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily, ensure_dbt_manifest(home_path))
     all_job = dg.define_asset_job("tokenwatt_all", selection=dg.AssetSelection.all(),
                                   description="Load, attribute, transform and publish everything")
     load_job = dg.define_asset_job("tokenwatt_load", selection=dg.AssetSelection.groups("ingest", "attribution"))
@@ -44,7 +43,8 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
         ],
         resources={
             "tokenwatt": TokenwattHome(path=str(home_path.root)),
-            "dbt": DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()),
+            "dbt": DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(profiles_dir(home_path)),
+                                  dbt_executable=dbt_executable()),
         },
     )
 
