@@ -42,8 +42,17 @@ evaluate: install
 calibrate: install
 	$(BIN)/tokenwatt calibrate
 
+# the Dagster UI on the home, with the home's own instance (HOME/dagster): the runs, materialisations
+# and asset checks of `tokenwatt run` / `make demo` show there
 dev: install
-	TOKENWATT_HOME=$(abspath $(HOME_DIR)) $(BIN)/dagster dev -m pipelines.definitions
+	mkdir -p $(abspath $(HOME_DIR))/dagster
+	DAGSTER_HOME=$(abspath $(HOME_DIR))/dagster TOKENWATT_HOME=$(abspath $(HOME_DIR)) \
+	  $(BIN)/dagster dev -m pipelines.definitions
+
+# dbt docs (catalog + lineage) against the home's warehouse, into HOME/dbt/target/index.html
+.PHONY: docs
+docs: install
+	$(BIN)/python -m pipelines.dbt_project docs --home $(HOME_DIR)
 
 clean:
 	rm -rf $(HOME_DIR) dbt/target dbt/logs

@@ -9,7 +9,7 @@ import json
 import os
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from warehouse.attribution.run import data_day_range, run_attribution_days
 from warehouse.ingest.window import dbt_window, dbt_window_vars
@@ -17,8 +17,8 @@ from warehouse.ingest.days import clear_dirty_days
 from warehouse.ingest.load import load_spool
 from warehouse.money.prices import load_prices, write_ref_tables
 
-from pipelines.ingest import RAW_CHECKS, daily_partitions, evaluate_raw_checks, window
-from pipelines.dbt_project import DBT_DIR, default_home, ensure_dbt_manifest
+from pipelines.ingest import RAW_CHECKS, evaluate_raw_checks, window
+from pipelines.dbt_project import target_path
 from pipelines.resources import TokenwattHome
 
 RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
@@ -146,10 +146,6 @@ def _attribution_tables(partitions_def):
     return attribution_tables
 
 
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-ensure_dbt_manifest()
-
-
 class Translator(DagsterDbtTranslator):
     def get_asset_spec(self, manifest, unique_id, project):
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -160,8 +156,8 @@ class Translator(DagsterDbtTranslator):
         return spec
 
 
-def _dbt_models():
-    @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=Translator(), name="dbt_models")
+def _dbt_models(manifest_path):
+    @dbt_assets(manifest=manifest_path, dagster_dbt_translator=Translator(), name="dbt_models")
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, tokenwatt: TokenwattHome):
         """dbt build for the run's days: the incremental marts replace those days (widened to the arrival
         days of requests that ran into them); a run over every day with data rebuilds everything."""
@@ -177,7 +173,8 @@ def _dbt_models():
         finally:
             con.close()
         context.log.info(f"dbt {' '.join(args)} (run window {win}, rows rebuilt for {first_last or 'every day'})")
-        yield from dbt.cli(args, context=context).stream()
+        # the home's own target folder (not a fresh one per call), so dbt's partial parse carries over
+        yield from dbt.cli(args, context=context, target_path=target_path(tokenwatt.home)).stream()
         con = tokenwatt.connect()
         try:
             cleared = clear_dirty_days(con, *(win or ("1900-01-01", "2999-12-31")))
@@ -188,13 +185,11 @@ def _dbt_models():
     return dbt_models
 
 
-def build_partitioned_assets(partitions_def) -> list:
+def build_partitioned_assets(partitions_def, dbt_manifest) -> list:
     """The load, attribution and dbt assets: attribution partitioned by ``partitions_def`` (daily, one
-    run per window); the load and dbt follow the run's window (see pipelines/ingest.py)."""
-    return [_raw_tables(), _attribution_tables(partitions_def), _dbt_models()]
-
-
-raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily_partitions(default_home()))
+    run per window); the load and dbt follow the run's window (see pipelines/ingest.py). Built when
+    the definitions load (pipelines/definitions.py), never at import."""
+    return [_raw_tables(), _attribution_tables(partitions_def), _dbt_models(dbt_manifest)]
 
 
 @dg.asset(key=["site"], deps=[["marts", "fct_request_energy"], ["marts", "fct_cost_per_token_daily"],

@@ -49,29 +49,33 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
     The day-partitioned assets (load, attribution, dbt marts) run once over ``days`` (first, last;
     default: every day the spool has data for) as a single run over that partition range, and
     every other asset once. On an empty spool nothing is partitioned and everything runs once.
+    The run is recorded in ``instance``, by default the home's persistent one (HOME/dagster).
     """
-    import os
     import warnings
 
     import dagster as dg
 
-    home = Path(home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["TOKENWATT_HOME"] = str(home)
-    os.environ["TOKENWATT_DB"] = str(home / "warehouse.duckdb")
+    from collectors.home import Home
+
+    home = Home(home)
+    home.root.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from pipelines.definitions import build_definitions
     from pipelines.ingest import data_window, partition_tags
-    from collectors.home import Home
 
-    defs = build_definitions(str(home))
-    days = days or data_window(Home(home))
+    from pipelines.instance import home_instance
+
+    defs = build_definitions(str(home.root))  # the home travels as an argument, never via os.environ
+    days = days or data_window(home)
     tags = partition_tags(*days) if days else None
-    result = dg.materialize(
-        list(defs.assets), resources=defs.resources, instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=raise_on_error, selection=selection, tags=tags,
-    )
-    return result
+    own = instance is None  # default: the home's persistent instance (HOME/dagster), which `make dev` shows
+    instance = home_instance(home) if own else instance
+    try:
+        return dg.materialize(list(defs.assets), resources=defs.resources, instance=instance,
+                              raise_on_error=raise_on_error, selection=selection, tags=tags)
+    finally:
+        if own:
+            instance.dispose()
 
 
 def cmd_run(args) -> int:
@@ -130,7 +134,7 @@ def cmd_demo(args) -> int:
         import shutil
 
         print(f"demo: clearing previous demo data in {home}", file=sys.stderr)
-        for sub in ("spool", "truth", "site"):
+        for sub in ("spool", "truth", "site", "dagster"):  # dagster: the run history of the old data
             shutil.rmtree(home / sub, ignore_errors=True)
         for f in ("warehouse.duckdb", "warehouse.duckdb.wal", "sim.json"):
             (home / f).unlink(missing_ok=True)

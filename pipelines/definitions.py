@@ -1,24 +1,28 @@
-"""The Dagster code location: `dagster dev` from the repo root loads this (see pyproject)."""
-from __future__ import annotations
+"""The Dagster code location: `dagster dev -m pipelines.definitions` loads this (see the Makefile).
 
-import os
+Importing this module does nothing but define functions: ``defs`` is a lazy loader
+(``@dg.definitions``) that Dagster calls when it loads the code location. Only then are the spool's
+days read (the daily partitions) and the dbt manifest prepared (``dbt parse`` when it is stale).
+"""
+from __future__ import annotations
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from pipelines.money import ASSETS as MONEY_ASSETS
-from pipelines.assets import build_partitioned_assets, dbt_project, prices, site
+from pipelines.assets import build_partitioned_assets, prices, site
 from pipelines.ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
 from collectors.home import Home
-from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home
+from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home, ensure_dbt_manifest, profiles_dir
 from pipelines.resources import TokenwattHome
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:
+    """Every asset, job, sensor and schedule against ``home`` (default: :func:`default_home`); the home
+    travels in the resources (``tokenwatt``, and ``dbt`` with the home's profile), never the environment."""
     home_path = Home(home or default_home())
-    os.environ["TOKENWATT_DB"] = str(home_path.db)
     daily = daily_partitions(home_path)
-    raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily)
+    raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily, ensure_dbt_manifest(home_path))
     all_job = dg.define_asset_job("tokenwatt_all", selection=dg.AssetSelection.all(),
                                   description="Load, attribute, transform and publish everything")
     load_job = dg.define_asset_job("tokenwatt_load", selection=dg.AssetSelection.groups("ingest", "attribution"))
@@ -39,9 +43,13 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
         ],
         resources={
             "tokenwatt": TokenwattHome(path=str(home_path.root)),
-            "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()),
+            "dbt": DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(profiles_dir(home_path)),
+                                  dbt_executable=dbt_executable()),
         },
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location of `dagster dev` / `make dev`: the home named by TOKENWATT_HOME (default ./data)."""
+    return build_definitions()

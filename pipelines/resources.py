@@ -6,13 +6,12 @@ import dagster as dg
 from warehouse.ingest.load import connect
 
 from collectors.home import Home
-from pipelines.dbt_project import default_home
 
 
 class TokenwattHome(dg.ConfigurableResource):
     """A tokenwatt home directory: spool/, truth/, warehouse.duckdb, site/."""
 
-    path: str = str(default_home())
+    path: str
 
     @property
     def home(self) -> Home:

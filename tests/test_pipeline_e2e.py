@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
-
-from pipelines.dbt_project import DBT_DIR, dbt_executable
 
 pytestmark = pytest.mark.slow
 
@@ -89,23 +86,23 @@ def test_rerunning_the_pipeline_changes_nothing(tiny_home, tmp_path):
 
 
 def test_dbt_conservation_test_fails_when_a_device_day_does_not_add_up(tiny_home, tmp_path):
-    db = tmp_path / "broken.duckdb"
-    shutil.copy(tiny_home / "warehouse.duckdb", db)
-    con = duckdb.connect(str(db))
+    from pipelines.dbt_project import run_dbt
+
+    broken = tmp_path / "broken"  # a home of its own: its own dbt profile and target, no environment
+    broken.mkdir()
+    shutil.copy(tiny_home / "warehouse.duckdb", broken / "warehouse.duckdb")
+    con = duckdb.connect(str(broken / "warehouse.duckdb"))
     con.execute("""
         update attribution.device_day set unused_j = unused_j + 0.01 * measured_energy_j
         where device_id = (select min(device_id) from attribution.device_day)
     """)
     con.close()
-    env = {"TOKENWATT_DB": str(db), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [dbt_executable(), "build", "--profiles-dir", str(DBT_DIR), "--select", "+fct_device_energy_daily",
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        cwd=DBT_DIR, env=env, capture_output=True, text=True,
-    )
+    run = run_dbt(broken, "build", "--select", "+fct_device_energy_daily", check=False,
+                  env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert run.returncode != 0
     assert "energy_conserved_fct_device_energy_daily" in run.stdout
     assert "FAIL" in run.stdout
+    assert str(broken / "warehouse.duckdb") in (broken / "dbt" / "profiles.yml").read_text()
 
 
 def test_per_request_energy_tracks_ground_truth_request_by_request(tiny_home):
