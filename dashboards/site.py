@@ -14,8 +14,6 @@ This module does not import dagster; the pipeline wraps ``build_site`` in an ass
 from __future__ import annotations
 
 import argparse
-import html
-import json
 import logging
 import os
 import shutil
@@ -30,6 +28,7 @@ from string import Template
 import vl_convert as vlc
 
 from dashboards import theme
+from dashboards.markup import Markup, esc, h, join, json_for_script
 from dashboards.pages import cost, energy, fleet, forecast, overview, quality
 from dashboards.pages._core import SIG_CHIP, SIG_VENDOR, Chart, Ctx, Html, Note, Page, Warehouse
 
@@ -109,8 +108,25 @@ def _chip_vendor(wh: Warehouse) -> dict[str, str]:
     return {}
 
 
+#: Vega's expression parser reads U+2028/U+2029 inside a string literal as a line break and throws
+#: ("Unexpected token ILLEGAL"), and Vega-Lite writes sort lists and some filters as expressions with
+#: the values in them: one name holding such a character stopped the whole chart. In chart specs they
+#: are carried as a space; the tables and the CSV keep the names exactly.
+_LINE_SEPARATORS = str.maketrans({"\u2028": " ", "\u2029": " "})
+
+
+def _no_line_separators(obj):
+    if isinstance(obj, str):
+        return obj.translate(_LINE_SEPARATORS)
+    if isinstance(obj, list):
+        return [_no_line_separators(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_no_line_separators(k): _no_line_separators(v) for k, v in obj.items()}
+    return obj
+
+
 def _spec(chart: Chart) -> dict:
-    spec = chart.chart.to_dict()
+    spec = _no_line_separators(chart.chart.to_dict())
     spec["config"] = theme.vl_config()
     if chart.filter_by:
         params = spec.setdefault("params", [])
@@ -118,64 +134,59 @@ def _spec(chart: Chart) -> dict:
     return spec
 
 
-def _json_for_script(obj) -> str:
-    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
-
-
-def _nav(pages: list[Page], current: str) -> str:
-    return "".join(
-        f'<a href="{p.slug}.html"{" aria-current=page" if p.slug == current else ""}>{html.escape(p.nav)}</a>'
-        for p in pages)
+def _nav(pages: list[Page], current: str) -> Markup:
+    return join(h("a", p.nav, href=f"{p.slug}.html", aria_current="page" if p.slug == current else None)
+                for p in pages)
 
 
 def _charts(page: Page) -> list[Chart]:
     return [b for s in page.sections for b in s.blocks if isinstance(b, Chart)]
 
 
+def _figure(b: Chart, spec: dict, image_ext: dict[str, str]) -> Markup:
+    ext = image_ext.get(b.name)
+    img = h("a", f"Image ({ext.upper()})", href=f"charts/{b.name}.{ext}", download=True) if ext else ""
+    return h("figure",
+             h("div", class_="vis", id=f"chart-{b.name}", role="img", aria_label=_title_text(spec)),
+             h("figcaption", h("span", b.caption or ""),
+               h("span", h("a", "Data (CSV)", href=f"data/{b.name}.csv", download=True), img, class_="dl")),
+             class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}")
+
+
+def _block(b, specs: dict, all_specs: dict[str, dict], image_ext: dict[str, str]) -> Markup:
+    if isinstance(b, Chart):
+        specs[b.name] = {"spec": all_specs[b.name], "filter": b.filter_by}
+        return _figure(b, all_specs[b.name], image_ext)
+    if isinstance(b, Note):
+        return h("div", b.text, class_=f"note {b.kind}")
+    if isinstance(b, Html):
+        return h("div", b.markup, class_="htmlblock" if b.wide else "htmlblock half")
+    raise TypeError(f"unknown block {type(b).__name__}")
+
+
+def _selector(pal: theme.Palette, chip_vendor: dict[str, str]) -> Markup:
+    opts = [h("option", "all chips", value="all", data_vendor="all")] + [
+        h("option", c, value=c, data_vendor=chip_vendor.get(c, "all")) for c in pal.chips]
+    return h("label", "Show chip ", h("select", *opts, id="tw-chip"))
+
+
 def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str, str], tmpl: Template,
                  source: str, built: str, all_specs: dict[str, dict], image_ext: dict[str, str]) -> str:
     pal = ctx.pal
     specs: dict[str, dict] = {}
-    charts: list[Chart] = []
-    parts: list[str] = []
+    parts: list[Markup] = []
     for sec in page.sections:
-        parts.append(f'<section><h2>{html.escape(sec.title)}</h2>')
-        if sec.intro:
-            parts.append(f'<p class="sec-intro">{sec.intro}</p>')
-        parts.append('<div class="grid">')
-        for b in sec.blocks:
-            if isinstance(b, Chart):
-                spec = all_specs[b.name]
-                specs[b.name] = {"spec": spec, "filter": b.filter_by}
-                charts.append(b)
-                cap = html.escape(b.caption) if b.caption else ""
-                ext = image_ext.get(b.name)
-                img = (f'<a href="charts/{b.name}.{ext}" download>Image ({ext.upper()})</a>' if ext else "")
-                parts.append(
-                    f'<figure class="chart{" wide" if b.wide else ""}" id="fig-{b.name}">'
-                    f'<div class="vis" id="chart-{b.name}" role="img" aria-label="{html.escape(_title_text(spec))}"></div>'
-                    f'<figcaption><span>{cap}</span><span class="dl">'
-                    f'<a href="data/{b.name}.csv" download>Data (CSV)</a>{img}</span></figcaption></figure>')
-            elif isinstance(b, Note):
-                parts.append(f'<div class="note {b.kind}">{b.text}</div>')
-            elif isinstance(b, Html):
-                parts.append(f'<div class="htmlblock{"" if b.wide else " half"}">{b.markup}</div>')
-        parts.append("</div></section>")
-    key = "".join(f'<span><span class="sw" style="background:{c}"></span>{html.escape(chip)}</span>'
-                  for chip, c in zip(pal.chips, pal.chip_range))
-    selector = ""
-    if any(c.filter_by for c in charts) and pal.chips:
-        opts = ['<option value="all" data-vendor="all">all chips</option>'] + [
-            f'<option value="{html.escape(c)}" data-vendor="{html.escape(chip_vendor.get(c, "all"))}">'
-            f'{html.escape(c)}</option>' for c in pal.chips]
-        selector = f'<label>Show chip <select id="tw-chip">{"".join(opts)}</select></label>'
+        parts.append(h("section", h("h2", sec.title), h("p", sec.intro, class_="sec-intro") if sec.intro else "",
+                       h("div", *[_block(b, specs, all_specs, image_ext) for b in sec.blocks], class_="grid")))
+    key = join(h("span", h("span", class_="sw", style=f"background:{c}"), chip)
+               for chip, c in zip(pal.chips, pal.chip_range))
+    filtered = any(s["filter"] for s in specs.values())
+    selector = _selector(pal, chip_vendor) if filtered and pal.chips else ""
     period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
-    doc = tmpl.substitute(
-        title=html.escape(page.title), nav=_nav(pages, page.slug), period=html.escape(period), key=key,
-        selector=selector, heading=html.escape(page.title), intro=page.intro, content="\n".join(parts),
-        built=html.escape(built), source=html.escape(source), specs=_json_for_script(specs))
-    return doc
+    values = dict(title=page.title, nav=_nav(pages, page.slug), period=period, key=key, selector=selector,
+                  heading=page.title, intro=page.intro, content=join(parts, "\n"), built=built, source=source,
+                  specs=json_for_script(specs))
+    return tmpl.substitute({k: esc(v) for k, v in values.items()})
 
 
 def _title_text(spec: dict) -> str:

@@ -61,8 +61,18 @@ START = dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)
 TABLES = [
     "marts.fct_request_energy", "marts.fct_cost_per_token_daily", "marts.fct_device_energy_daily",
     "marts.fct_device_power_hourly", "marts.fct_pnl_daily", "marts.fct_loss_forecast",
-    "marts.fct_data_quality_daily", "attribution.quality", "raw.quarantine",
+    "marts.fct_data_quality_daily", "attribution.quality", "attribution.clock_skew", "raw.quarantine",
 ]
+#: the tables (and columns) that hold node, device, replica and model names, for ``rename``
+NAME_COLUMNS = {
+    "marts.fct_request_energy": ("node", "replica_id", "model"),
+    "marts.fct_cost_per_token_daily": ("model",),
+    "marts.fct_device_power_hourly": ("node", "device_id"),
+    "marts.fct_device_energy_daily": ("node", "device_id"),
+    "marts.fct_data_quality_daily": ("node",),
+    "attribution.clock_skew": ("node",),
+    "raw.quarantine": ("file",),
+}
 
 
 def _choice(rng, mapping: dict, n: int) -> np.ndarray:
@@ -179,8 +189,13 @@ def _power_hourly(rng: np.random.Generator, days: int) -> pa.Table:
 
 
 def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed: int = 7,
-                  missing: set[str] | frozenset = frozenset(), empty: set[str] | frozenset = frozenset()) -> Path:
-    """Write the synthetic warehouse to ``path`` (overwritten) and return it."""
+                  missing: set[str] | frozenset = frozenset(), empty: set[str] | frozenset = frozenset(),
+                  rename: dict[str, str] | None = None) -> Path:
+    """Write the synthetic warehouse to ``path`` (overwritten) and return it.
+
+    ``rename`` maps the fixture's node and model names (``h100-0``, ``llama-8b``, ...) to others, e.g.
+    hostile ones: every node, device, replica and model name (and the quarantined file names) that
+    holds it is rewritten, with parameters, after the tables are built."""
     path = Path(path)
     if path.exists():
         path.unlink()
@@ -337,6 +352,16 @@ def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed:
                     "p95_ape_pct double, fleet_energy_error_pct double, conservation_residual_rel double)")
         con.executemany("insert into attribution.quality values (?,?,?,?,?,?)", aq)
 
+        con.execute("create table attribution.clock_skew (date date, node varchar, skew_s double, "
+                    "correlation double, correlation_at_zero double, devices bigint, applied boolean)")
+        skew = [((START + dt.timedelta(days=d)).date(), node, s_, c, c0, n, ap)
+                for d in range(min(days, 4))
+                for node, s_, c, c0, n, ap in (("h100-0", 0.1, 0.91, 0.9, 5, False),
+                                               ("mi300x-0", 2.5 + 0.1 * d, 0.88, 0.41, 3, True))]
+        con.executemany("insert into attribution.clock_skew values (?,?,?,?,?,?,?)", skew)
+        for old, new in (rename or {}).items():
+            _rename(con, old, new)
+
         for t in empty:
             con.execute(f"delete from {t}")
         for t in missing:
@@ -345,6 +370,19 @@ def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed:
     finally:
         con.close()
     return path
+
+
+def _rename(con, old: str, new: str) -> None:
+    """Replace the name ``old`` by ``new`` wherever it is a whole name or a path part of one
+    (``h100-0/3``, ``h100-0/llama-8b/1``, ``node=h100-0/``)."""
+    for table, cols in NAME_COLUMNS.items():
+        for col in cols:
+            con.execute(f"""update {table} set {col} = array_to_string(
+                                list_transform(string_split({col}, '/'),
+                                               lambda p: case when p = $old then $new
+                                                         when p = 'node=' || $old then 'node=' || $new else p end),
+                                '/')
+                            where {col} is not null""", {"old": old, "new": new})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,7 @@ def test_writes_every_page_with_shared_nav(built):
         doc = (site / p).read_text(encoding="utf-8")
         for q in PAGES:
             assert f'href="{q}"' in doc, (p, q)
-        assert 'aria-current=page' in doc
+        assert 'aria-current="page"' in doc
     assert res["total_bytes"] == sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
     assert res["build_seconds"] > 0
     assert res["charts"] >= 25

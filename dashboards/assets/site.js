@@ -53,7 +53,8 @@
           try { window.sessionStorage.setItem("tw-chip", sel.value); } catch (e) { /* file:// without storage */ }
           applyChip(sel.value, opt.getAttribute("data-vendor") || "all");
         });
-        if (saved && saved !== "all" && sel.querySelector('option[value="' + saved + '"]')) {
+        var known = Array.prototype.some.call(sel.options, function (o) { return o.value === saved; });
+        if (saved && saved !== "all" && known) {
           sel.value = saved;
           var o = sel.options[sel.selectedIndex];
           return applyChip(saved, o.getAttribute("data-vendor") || "all");

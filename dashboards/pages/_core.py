@@ -1,10 +1,8 @@
 """Building blocks shared by the pages: the read-only warehouse, page/section/chart types, helpers."""
 from __future__ import annotations
 
-import html
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
@@ -14,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from dashboards import theme
+from dashboards.markup import Markup, esc, h, join, md_code  # noqa: F401 - md_code re-exported
 
 log = logging.getLogger("dashboards")
 
@@ -94,14 +93,18 @@ class Chart:
 
 @dataclass
 class Note:
-    text: str
+    text: str | Markup             # plain text (escaped when rendered) or Markup built with dashboards.markup
     kind: str = "nodata"           # nodata | info | error
 
 
 @dataclass
 class Html:
-    markup: str
+    markup: Markup                 # only Markup (dashboards.markup.h/esc/html_table): never a raw string
     wide: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.markup, Markup):
+            raise TypeError("Html blocks take Markup (built with dashboards.markup), not a raw string")
 
 
 Block = Union[Chart, Note, Html]
@@ -139,8 +142,8 @@ def safe(ctx: Ctx, fn: Callable[[Ctx], Section], title: str) -> Section:
     except Exception as exc:  # noqa: BLE001 - any failure is shown, logged and reported
         log.exception("section %r failed", title)
         ctx.errors.append(f"{title}: {type(exc).__name__}: {exc}")
-        return Section(title, blocks=[Note(f"This section could not be drawn: {html.escape(type(exc).__name__)}: "
-                                           f"{html.escape(str(exc).splitlines()[0] if str(exc) else '')}", "error")])
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return Section(title, blocks=[Note(f"This section could not be drawn: {type(exc).__name__}: {first}", "error")])
 
 
 PageBuilder = Callable[[Ctx], Page]
@@ -152,17 +155,12 @@ def no_data(wh: Warehouse, *tables: str) -> Note | None:
     """A "no data yet" note for the first of ``tables`` that is missing or empty, else None."""
     for t in tables:
         if not wh.exists(t):
-            return Note(f"No data yet: table <code>{t}</code> does not exist. To fill it, "
-                        f"{md_code(HINTS.get(t, DEFAULT_HINT))}.")
+            return Note(Markup("No data yet: table <code>{}</code> does not exist. To fill it, {}.").format(
+                t, md_code(HINTS.get(t, DEFAULT_HINT))))
         if not wh.has(t):
-            return Note(f"No data yet: table <code>{t}</code> is empty. To fill it, "
-                        f"{md_code(HINTS.get(t, DEFAULT_HINT))}.")
+            return Note(Markup("No data yet: table <code>{}</code> is empty. To fill it, {}.").format(
+                t, md_code(HINTS.get(t, DEFAULT_HINT))))
     return None
-
-
-def md_code(text: str) -> str:
-    """Escape ``text`` and turn `backticks` into <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def tidy(df: pd.DataFrame, digits: int = 6) -> pd.DataFrame:
@@ -332,25 +330,25 @@ def fmt_big(x, digits: int = 1) -> str:
     return f"{x:,.0f}"
 
 
-def html_table(headers: list[str], rows: list[list[str]], *, caption: str = "", num_cols: set[int] | None = None,
-               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False) -> str:
-    """A small HTML table; cells are escaped; ``num_cols`` right-aligned; ``swatches`` puts a colour chip
-    before the cell text of column i (list of colours by row)."""
+def html_table(headers: list[str], rows: list[list], *, caption: str = "", num_cols: set[int] | None = None,
+               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False,
+               row_attrs: list[dict] | None = None) -> Markup:
+    """A small HTML table; cells are escaped (a cell may be Markup); ``num_cols`` right-aligned; ``swatches``
+    puts a colour chip before the cell text of column i (list of colours by row); ``row_attrs`` adds
+    attributes (e.g. ``data_chip``) to each body row."""
     num_cols = num_cols or set()
-    out = [f'<table class="{cls}">']
-    if caption:
-        out.append(f"<caption>{html.escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(
-        f'<th{" class=num" if i in num_cols else ""} scope="col">{html.escape(h)}</th>'
-        for i, h in enumerate(headers)) + "</tr></thead><tbody>")
+    head = h("thead", h("tr", *[h("th", t, class_="num" if i in num_cols else None, scope="col")
+                                for i, t in enumerate(headers)]))
+    body = []
     for r, row in enumerate(rows):
         cells = []
         for i, v in enumerate(row):
-            sw = ""
-            if swatches and i in swatches and swatches[i][r]:
-                sw = f'<span class="sw" style="background:{swatches[i][r]}"></span>'
-            cells.append(f'<td{" class=num" if i in num_cols else ""}>{sw}{html.escape(str(v))}</td>')
-        tr = '<tr class="total">' if total_last and r == len(rows) - 1 else "<tr>"
-        out.append(tr + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+            sw = (h("span", class_="sw", style=f"background:{swatches[i][r]}")
+                  if swatches and i in swatches and swatches[i][r] else "")
+            cells.append(h("td", sw, v if isinstance(v, Markup) else str(v),
+                           class_="num" if i in num_cols else None))
+        attrs = dict(row_attrs[r]) if row_attrs else {}
+        if total_last and r == len(rows) - 1:
+            attrs["class_"] = "total"
+        body.append(h("tr", *cells, **attrs))
+    return h("table", h("caption", caption) if caption else "", head, h("tbody", *body), class_=cls)

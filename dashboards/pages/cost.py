@@ -89,7 +89,7 @@ def _basis(ctx: Ctx) -> Section:
                (sum(cost_usd) - sum(usage_cost_usd)) / nullif(sum(usage_cost_usd), 0) * 100 as idle_premium_pct
         from {CPT}, (values ('allocation'), ('usage')) b(basis)
         group by all having sum(tokens) > 0 order by all"""), 5)
-    base = alt.Chart(df).encode(
+    enc = dict(
         x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
@@ -100,7 +100,7 @@ def _basis(ctx: Ctx) -> Section:
     models = sorted(df.model.unique(), key=lambda m: (len(m), m))
     panels = []
     for i, m in enumerate(models):
-        b = base.transform_filter(alt.datum.model == m)
+        b = alt.Chart(df[df.model == m]).encode(**enc)  # split in Python: a name never goes into an expression
         panels.append(chip_filter(alt.layer(
             b.mark_bar().encode(
                 color=pal.chip_color(legend=False),

@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
+from dashboards.markup import md_code
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, line_points,
                                     log_ticks, no_data, safe, tidy, tt_date, utc_x)
 
@@ -223,8 +224,8 @@ def _capacity(ctx: Ctx) -> Section:
 def _quality(ctx: Ctx) -> Section:
     wh = ctx.wh
     sec = Section("Attribution quality against ground truth",
-                  "Written by <code>tokenwatt evaluate</code>, which compares the attributed per-request energy "
-                  "with the simulator's ground truth at several sensor sampling intervals.")
+                  md_code("Written by `tokenwatt evaluate`, which compares the attributed per-request energy "
+                          "with the simulator's ground truth at several sensor sampling intervals."))
     note = no_data(wh, AQ)
     if note:
         sec.blocks.append(note)

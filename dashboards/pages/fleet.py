@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
+from dashboards.markup import h
 from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, day_x, fmt_num,
                                     html_table, no_data, safe, tidy, time_ticks, tt_date)
 
@@ -66,7 +67,7 @@ def _heatmaps(ctx: Ctx) -> Section:
     compact = cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
                                     "avg_utilization_pct": "u"})
     dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
-    h = max(160, min(18 * len(order), 560))
+    height = max(160, min(18 * len(order), 560))
     tcount, tfmt = time_ticks(n_hours / 24)
     y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
                                                            labels=len(order) <= 60, ticks=False))
@@ -84,7 +85,7 @@ def _heatmaps(ctx: Ctx) -> Section:
         strip = base.mark_rect().encode(
             y=y, color=pal.chip_color(legend=False),
             tooltip=[alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip")],
-        ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=h)
+        ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=height)
         grid = base.mark_rect().encode(
             x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
                     axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount)),
@@ -92,9 +93,9 @@ def _heatmaps(ctx: Ctx) -> Section:
             y=alt.Y("d:N", title=None, sort=order, axis=None),
             color=alt.Color(f"{field}:Q", title=legend_title,
                             scale=alt.Scale(scheme=scheme, **({"domain": domain} if domain else {})),
-                            legend=alt.Legend(orient="right", gradientLength=min(h, 200))),
+                            legend=alt.Legend(orient="right", gradientLength=min(height, 200))),
             tooltip=tip,
-        ).properties(width=theme.FULL_W - 150, height=h)
+        ).properties(width=theme.FULL_W - 150, height=height)
         return alt.hconcat(strip, grid, spacing=3).resolve_scale(color="independent").properties(
             title=alt.Title(title, subtitle=f"{bh}-hour buckets; the thin strip on the left is the chip colour"
                                              if bh > 1 else "hourly; the thin strip on the left is the chip colour"))
@@ -115,10 +116,9 @@ def _heatmaps(ctx: Ctx) -> Section:
     table = table.set_index("device_id").loc[order].reset_index()
     rows = [[r.device_id, r.chip, fmt_num(r.avg_w), fmt_num(r.max_w), fmt_num(r.util, 1), fmt_num(r.hours)]
             for r in table.itertuples()]
-    sec.blocks.append(Html(
-        "<details><summary>Per-device summary</summary>" + html_table(
-            ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
-            num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]}) + "</details>"))
+    sec.blocks.append(Html(h("details", h("summary", "Per-device summary"), html_table(
+        ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
+        num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]}))))
     return sec
 
 

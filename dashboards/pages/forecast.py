@@ -1,12 +1,12 @@
 """forecast.html: the operating-loss forecast with 80/95 % bands, scenarios side by side, backtest error."""
 from __future__ import annotations
 
-import html
 
 import altair as alt
 import pandas as pd
 
 from dashboards import theme
+from dashboards.markup import md_code
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data, safe,
                                     tidy, tt_date, utc_x)
 
@@ -112,10 +112,10 @@ def _bands(ctx: Ctx) -> Section:
             "order by 1", [grain]).fetchall()]
         hist_days = wh.one(f"select count(distinct period_start) from {FC} where grain = 'day' and kind = 'history'")[0]
         sec.blocks.append(Note(
-            "No prediction intervals yet: <code>marts.fct_loss_forecast</code> has no 80 % or 95 % bounds "
-            "(<code>lo80_usd</code>, <code>hi80_usd</code>, <code>lo95_usd</code>, <code>hi95_usd</code> are empty)"
+            md_code("No prediction intervals yet: `marts.fct_loss_forecast` has no 80 % or 95 % bounds "
+                    "(`lo80_usd`, `hi80_usd`, `lo95_usd`, `hi95_usd` are empty)")
             + (f", from {hist_days} day{'s' if hist_days != 1 else ''} of history" if hist_days else "")
-            + (f"; forecast model: {html.escape(', '.join(models))}" if models else "")
+            + (f"; forecast model: {', '.join(models)}" if models else "")
             + ". The charts show point forecasts only; the bands appear once there is enough history to fit a "
               "model with intervals.", "info"))
     if has[80] or has[95]:
@@ -218,8 +218,7 @@ def _backtest(ctx: Ctx) -> Section:
                         from {FC} where backtest_mape is not null and not isnan(backtest_mape) group by scenario, grain
                         order by scenario, grain"""), 4)
     if df.empty:
-        sec.blocks.append(Html('<div class="note nodata">No backtest error recorded in '
-                               '<code>marts.fct_loss_forecast.backtest_mape</code> yet.</div>'))
+        sec.blocks.append(Note(md_code("No backtest error recorded in `marts.fct_loss_forecast.backtest_mape` yet.")))
         return sec
     grains = sorted(df.grain.unique())
     base = alt.Chart(df).encode(

@@ -1,11 +1,11 @@
 """index.html: the headline figures per chip and vendor."""
 from __future__ import annotations
 
-import html
 
 import altair as alt
 
 from dashboards import theme
+from dashboards.markup import h
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_big, fmt_num, fmt_usd,
                                     html_table, line_points, no_data, safe, tidy, tt_date, day_x, utc_x)
 
@@ -50,9 +50,9 @@ def _headline(ctx: Ctx) -> Section:
         ("Revenue", fmt_usd(revenue), "all vendors"),
         ("Operating loss", fmt_usd(loss), "cost − revenue (allocation basis)"),
     ]
-    sec.blocks.append(Html('<div class="kpis">' + "".join(
-        f'<div class="kpi"><div class="kpi-label">{html.escape(a)}</div><div class="kpi-value">{html.escape(b)}'
-        f'</div><div class="kpi-sub">{html.escape(c)}</div></div>' for a, b, c in cards) + "</div>"))
+    sec.blocks.append(Html(h("div", *[h("div", h("div", a, class_="kpi-label"), h("div", b, class_="kpi-value"),
+                                            h("div", c, class_="kpi-sub"), class_="kpi") for a, b, c in cards],
+                             class_="kpis")))
 
     rev_join = ""
     if wh.has(REQ):
