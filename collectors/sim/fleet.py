@@ -31,6 +31,8 @@ class Model:
     params_billions: float
     weights_gb: float
     kv_mb_per_token: float
+    active_params_billions: float | None = None  # MoE: what one token computes with
+    output_tokens: dict | None = None  # {mean, sigma, max}: the model's own output lengths (reasoning)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Traffic:
     tiers: dict[str, float]
     error_rate: float
     replay: dict[str, Any] = field(default_factory=dict)
+    routes: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {model: share}
 
 
 @dataclass
@@ -174,6 +177,30 @@ def _probabilities(src: str, where: str, d: Any, allowed: tuple[str, ...] | None
     return {k: v / total for k, v in out.items()}
 
 
+def _output_tokens(src: str, mid: str, m: dict) -> dict | None:
+    o = m.get("output_tokens")
+    if o is None:
+        return None
+    w = f"models.{mid}.output_tokens"
+    return {"mean": _num(src, f"{w}.mean", _req(src, w, o, "mean"), lo=1),
+            "sigma": _num(src, f"{w}.sigma", o.get("sigma", 0.6), lo=0, hi=3),
+            "max": _num(src, f"{w}.max", o.get("max", 32768), lo=1)}
+
+
+def _routes(src: str, raw: Any, tasks: tuple[str, ...], served: set[str]) -> dict[str, dict[str, float]]:
+    """traffic.routes: task -> {model: share}; a routed task goes only to those models."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FleetError(f"{src}: field 'traffic.routes' must map task -> {{model: share}}")
+    out = {}
+    for task, to in raw.items():
+        if task not in tasks:
+            raise FleetError(f"{src}: field 'traffic.routes.{task}' is not one of {', '.join(tasks)}")
+        out[task] = _probabilities(src, f"traffic.routes.{task}", to, tuple(sorted(served)))
+    return out
+
+
 def resolve_fleet_path(fleet: str | Path) -> Path:
     p = Path(fleet)
     if p.suffix in (".yaml", ".yml") or p.exists():
@@ -210,7 +237,8 @@ def load_fleet(fleet: str | Path) -> Fleet:
     chips = parse_chips(src, chips_raw, FleetError)
     mcat = _load_yaml(CATALOG / "models.yaml")
     models = {
-        mid: Model(mid, float(m["params_billions"]), float(m["weights_gb"]), float(m["kv_mb_per_token"]))
+        mid: Model(mid, float(m["params_billions"]), float(m["weights_gb"]), float(m["kv_mb_per_token"]),
+                   m.get("active_params_billions"), _output_tokens(str(CATALOG / "models.yaml"), mid, m))
         for mid, m in mcat["models"].items()
     }
     perf = _parse_perf(str(CATALOG / "models.yaml"), mcat["perf"])
@@ -298,6 +326,7 @@ def load_fleet(fleet: str | Path) -> Fleet:
         tiers=_probabilities(src, "traffic.tiers", t.get("tiers"), TIERS),
         error_rate=_num(src, "traffic.error_rate", t.get("error_rate", 0.0), lo=0, hi=0.5),
         replay=replay,
+        routes=_routes(src, t.get("routes"), TASKS, {r.model for r in replicas}),
     )
     faults = raw.get("faults") or {}
     if not isinstance(faults, dict):
@@ -306,9 +335,20 @@ def load_fleet(fleet: str | Path) -> Fleet:
     for k in faults:
         if k not in known_faults:
             raise FleetError(f"{src}: field 'faults.{k}' is not a known fault ({', '.join(sorted(known_faults))})")
-    return Fleet(
+    fleet = Fleet(
         name=str(raw.get("name", path.stem)), source=src, nodes=nodes, replicas=replicas,
         traffic=traffic, faults=faults, chips=chips, models=models, perf=perf,
         tasks=tcat["tasks"], token_limits=tcat["limits"],
         language_token_factor=tcat["language_token_factor"],
     )
+    if traffic.routes:  # every model with traffic must get some task
+        from collectors.sim.traffic import task_mix
+
+        for mname, v in traffic.requests_per_s.items():
+            try:
+                if v > 0:
+                    task_mix(fleet, mname)
+            except ValueError:
+                raise FleetError(f"{src}: field 'traffic.routes' sends no task to {mname}, "
+                                 f"which has traffic.requests_per_s {v}") from None
+    return fleet
