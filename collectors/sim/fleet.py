@@ -238,7 +238,8 @@ def load_fleet(fleet: str | Path) -> Fleet:
     mcat = _load_yaml(CATALOG / "models.yaml")
     models = {
         mid: Model(mid, float(m["params_billions"]), float(m["weights_gb"]), float(m["kv_mb_per_token"]),
-                   m.get("active_params_billions"), _output_tokens(str(CATALOG / "models.yaml"), mid, m))
+                   _num(str(CATALOG / "models.yaml"), f"models.{mid}.active_params_billions",
+                        m.get("active_params_billions"), lo=0, allow_none=True), _output_tokens(str(CATALOG / "models.yaml"), mid, m))
         for mid, m in mcat["models"].items()
     }
     perf = _parse_perf(str(CATALOG / "models.yaml"), mcat["perf"])
