@@ -30,14 +30,14 @@ def test_every_measured_pair_is_simulated_within_tolerance_at_every_batch(report
 
 def test_the_2026_models_are_calibrated_on_h100_and_b200(report):
     pairs = {(r["model"], r["chip"]) for r in report["rows"]}
-    for model in ("qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-120b", "llama-405b"):
+    for model in ("qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-120b", "llama-405b", "qwen3-235b-thinking"):
         assert (model, "nvidia-h100-sxm") in pairs and (model, "nvidia-b200") in pairs, model
 
 
 def test_catalog_rows_are_the_fit_not_hand_typed():
     perf = catalog_perf()
     rows = fitted_rows()
-    assert len(rows) >= 8 + 11  # 8 measured pairs fitted, 11 scaled
+    assert len(rows) >= 10 + 13  # 10 measured pairs fitted, 13 scaled
     for r in rows:
         p = perf[(r["model"], r["chip"])]
         for k in ("tp", "max_batch", "prefill_tokens_per_s", "prefill_power_w", "decode_t0_ms", "decode_t1_ms",
@@ -71,14 +71,15 @@ def test_fit_recovers_a_known_serving_model():
     assert (fa, fc) == pytest.approx((a, c), rel=1e-9)
 
 
-def test_reasoning_output_length_is_the_measured_mean():
+@pytest.mark.parametrize("model, model_id", [("gpt-oss-120b", "openai/gpt-oss-120b"),
+                                             ("qwen3-235b-thinking", "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8")])
+def test_reasoning_output_length_is_the_measured_mean(model, model_id):
     from collectors.sim.fleet import load_fleet
 
-    model = load_fleet("demo-2026").models["gpt-oss-120b"]
-    lens = [float(r["avg_output_len"]) for r in v3_rows()
-            if r["model_id"] == "openai/gpt-oss-120b" and r["task"] == "gpqa"]
+    m = load_fleet("fleet-2026").models[model]
+    lens = [float(r["avg_output_len"]) for r in v3_rows() if r["model_id"] == model_id and r["task"] == "gpqa"]
     assert len(lens) > 10
-    assert model.output_tokens["mean"] == round(float(np.mean(lens)))
+    assert m.output_tokens["mean"] == round(float(np.mean(lens)))
 
 
 def test_a_pair_without_measurements_is_refused(monkeypatch):
@@ -93,8 +94,8 @@ def test_a_pair_without_measurements_is_refused(monkeypatch):
 def test_moe_weights_follow_total_parameters_and_decode_the_active_ones():
     from collectors.sim.fleet import load_fleet
 
-    f = load_fleet("demo-2026")
-    for mid in ("qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-120b"):
+    f = load_fleet("fleet-2026")
+    for mid in ("qwen3-30b-a3b", "qwen3-coder-30b-a3b", "gpt-oss-120b", "qwen3-235b-thinking"):
         m = f.models[mid]
         assert m.active_params_billions <= m.params_billions / 10
         assert m.weights_gb >= 0.5 * m.params_billions  # >= 4 bits per weight of the total

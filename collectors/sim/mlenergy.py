@@ -155,7 +155,8 @@ def fit_pair(pair: Pair) -> dict:
     t0, t1, gap_s = _fit_times(cs)
     a, c_ = _rel_lstsq(np.log(b), np.array([c["power_w"] for c in cs]))
     prompt = m["prompt_tokens"][pair.task]
-    prefill = m["prefill_cap"] if gap_s < m["prefill_floor_s"] else min(m["prefill_cap"], prompt / gap_s)
+    capped = gap_s < m["prefill_floor_s"] or prompt / gap_s > m["prefill_cap"]
+    prefill = m["prefill_cap"] if capped else prompt / gap_s
     rated = load_chips()[pair.chip].rated_power_w
     top = max(c["max_num_seqs"] for c in cs)
     return {
@@ -166,8 +167,9 @@ def fit_pair(pair: Pair) -> dict:
         "decode_power_a_w": round(a, 1), "decode_power_c_w": round(c_, 1),
         "source": (f"fit (tokenwatt calibrate --fit) to ML.ENERGY v3 {pair.task} {pair.model_id} "
                    f"{pair.num_gpus}x{pair.gpu}, {len(cs)} configs batch {cs[0]['max_num_seqs']}-{top}: "
-                   f"median ITL and batch/throughput, avg power/GPU; prefill rate with an assumed "
-                   f"{prompt:.0f}-token prompt"),
+                   f"median ITL and batch/throughput, avg power/GPU; "
+                   + ("prefill too short to measure: rate is the cap (assumption)" if capped else
+                      f"prefill rate with an assumed {prompt:.0f}-token prompt")),
     }
 
 
