@@ -236,10 +236,12 @@ def load_fleet(fleet: str | Path) -> Fleet:
     chips_raw.update(raw.get("chips") or {})
     chips = parse_chips(src, chips_raw, FleetError)
     mcat = _load_yaml(CATALOG / "models.yaml")
+    msrc = str(CATALOG / "models.yaml")
     models = {
         mid: Model(mid, float(m["params_billions"]), float(m["weights_gb"]), float(m["kv_mb_per_token"]),
-                   _num(str(CATALOG / "models.yaml"), f"models.{mid}.active_params_billions",
-                        m.get("active_params_billions"), lo=0, allow_none=True), _output_tokens(str(CATALOG / "models.yaml"), mid, m))
+                   _num(msrc, f"models.{mid}.active_params_billions", m.get("active_params_billions"), lo=0,
+                        allow_none=True),
+                   _output_tokens(msrc, mid, m))
         for mid, m in mcat["models"].items()
     }
     perf = _parse_perf(str(CATALOG / "models.yaml"), mcat["perf"])
