@@ -191,10 +191,19 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from collectors.sim.calibrate import calibrate
+    from collectors.sim.calibrate import calibrate, calibrate_pairs
 
-    report = calibrate(args.fleet, hours=args.hours, seed=args.seed)
-    print(json.dumps(report, indent=2) if args.json else report["text"])
+    if args.fit:  # the perf rows models.yaml carries, fitted to ML.ENERGY v3 (measurements.yaml)
+        from collectors.sim.mlenergy import fitted_rows, rows_yaml
+
+        print(rows_yaml(fitted_rows()))
+        return 0
+    pairs = calibrate_pairs()
+    report = {"all_inside": True, "text": ""} if args.pairs_only else calibrate(args.fleet, hours=args.hours,
+                                                                                seed=args.seed)
+    report["pairs"] = pairs["rows"]
+    report["all_inside"] = bool(report["all_inside"] and pairs["all_inside"])
+    print(json.dumps(report, indent=2) if args.json else (pairs["text"] + "\n\n" + report["text"]).strip())
     return 0 if report["all_inside"] else 1
 
 
@@ -247,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=24)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--fit", action="store_true", help="print the perf rows fitted to ML.ENERGY v3 and exit")
+    p.add_argument("--pairs-only", action="store_true", help="only the measured (model, chip) pairs, no fleet run")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="attribution speed and memory at fleet scale")

@@ -32,7 +32,8 @@ _PERF_NUMBERS = {  # field: (lo, hi)
     "decode_t1_ms": (0, 1e3), "decode_power_a_w": (0, 5000), "decode_power_c_w": (0, 5000),
 }
 _PERF_KEYS = ("model", "chip", "tp", "max_batch", "source", "notes", *_PERF_NUMBERS)
-_MODEL_KEYS = ("params_billions", "weights_gb", "kv_mb_per_token", "family", "source", "notes")
+_MODEL_KEYS = ("params_billions", "weights_gb", "kv_mb_per_token", "family", "architecture",
+               "active_params_billions", "output_tokens", "source", "notes")
 
 
 def _load_yaml(path: Path) -> dict:
@@ -47,8 +48,22 @@ def _parse_models(src: Any, raw: Any) -> dict[str, Model]:
         check_fields(src, w, m, _MODEL_KEYS, ("params_billions", "weights_gb", "kv_mb_per_token"))
         out[str(mid)] = Model(str(mid), num_field(src, f"{w}.params_billions", m["params_billions"], lo=0, lo_open=True, hi=1e5),
                               num_field(src, f"{w}.weights_gb", m["weights_gb"], lo=0, lo_open=True, hi=1e6),
-                              num_field(src, f"{w}.kv_mb_per_token", m["kv_mb_per_token"], lo=0, hi=1e4))
+                              num_field(src, f"{w}.kv_mb_per_token", m["kv_mb_per_token"], lo=0, hi=1e4),
+                              num_field(src, f"{w}.active_params_billions", m.get("active_params_billions"), lo=0,
+                                        hi=1e5, allow_none=True),
+                              _output_tokens(src, w, m.get("output_tokens")))
     return out
+
+
+def _output_tokens(src: Any, w: str, o: Any) -> dict | None:
+    """A model's own output lengths (reasoning models): {mean, sigma, max} tokens."""
+    if o is None:
+        return None
+    w = f"{w}.output_tokens"
+    check_fields(src, w, o, ("mean", "sigma", "max", "source"), ("mean",))
+    return {"mean": num_field(src, f"{w}.mean", o["mean"], lo=1, hi=1e6),
+            "sigma": num_field(src, f"{w}.sigma", o.get("sigma", 0.6), lo=0, hi=3),
+            "max": num_field(src, f"{w}.max", o.get("max", 32768), lo=1, hi=1e7)}
 
 
 def _parse_perf(src: Any, rows: Any) -> dict[tuple[str, str], Perf]:
@@ -168,9 +183,26 @@ def load_fleet(fleet: str | Path) -> Fleet:
     tcat = _load_yaml(CATALOG / "tasks.yaml")
     nodes = _parse_nodes(src, raw["nodes"], chips)
     replicas = _parse_replicas(src, raw["replicas"], nodes, models, perf, chips)
-    return Fleet(
+    fleet = Fleet(
         name=name_field(src, "name", raw.get("name", path.stem)), source=src, nodes=nodes, replicas=replicas,
         traffic=parse_traffic(src, raw["traffic"], replicas), faults=parse_faults(src, raw.get("faults"), nodes),
         chips=chips, models=models, perf=perf, tasks=tcat["tasks"], token_limits=tcat["limits"],
         language_token_factor=tcat["language_token_factor"],
     )
+    _check_routes(src, fleet)
+    return fleet
+
+
+def _check_routes(src: str, fleet: Fleet) -> None:
+    """With traffic.routes, every model that has traffic must be sent some task."""
+    if not fleet.traffic.routes:
+        return
+    from collectors.sim.traffic import task_mix
+
+    for mname, v in fleet.traffic.requests_per_s.items():
+        try:
+            if v > 0:
+                task_mix(fleet, mname)
+        except ValueError:
+            raise FleetError(f"{src}: field 'traffic.routes' sends no task to {mname}, "
+                             f"which has traffic.requests_per_s {v}") from None

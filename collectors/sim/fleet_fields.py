@@ -13,7 +13,7 @@ from collectors.units import DAY_S
 #: above it one simulated day no longer fits in memory
 MAX_REQUESTS_PER_S = 1000.0
 _TRAFFIC_KEYS = ("mode", "requests_per_s", "diurnal_amplitude", "peak_hour_utc", "weekend_factor",
-                 "growth_per_week", "tasks", "languages", "tiers", "error_rate", "replay")
+                 "growth_per_week", "tasks", "languages", "tiers", "error_rate", "replay", "routes")
 _REPLAY_KEYS = ("trace", "rate_scale", "time_scale")
 #: fault: (allowed keys, required keys)
 _FAULT_KEYS = {
@@ -26,8 +26,8 @@ _FAULT_COUNTS = {"duplicate_files": 100, "bad_rows": 10_000}
 
 
 def num_field(src: Any, where: str, value: Any, *, lo: float | None = None, hi: float | None = None,
-              lo_open: bool = False) -> float:
-    return number(src, where, value, lo=lo, hi=hi, lo_open=lo_open, error=FleetError)
+              lo_open: bool = False, allow_none: bool = False) -> float | None:
+    return number(src, where, value, lo=lo, hi=hi, lo_open=lo_open, allow_none=allow_none, error=FleetError)
 
 
 def int_field(src: Any, where: str, value: Any, lo: int, hi: int) -> int:
@@ -102,7 +102,22 @@ def parse_traffic(src: str, t: Any, replicas: list[Replica]) -> Traffic:
         tiers=_probabilities(src, "traffic.tiers", t.get("tiers"), TIERS),
         error_rate=num_field(src, "traffic.error_rate", t.get("error_rate", 0.0), lo=0, hi=0.5),
         replay=_parse_replay(src, mode, t.get("replay")),
+        routes=_routes(src, t.get("routes"), TASKS, served),
     )
+
+
+def _routes(src: str, raw: Any, tasks: tuple[str, ...], served: set[str]) -> dict[str, dict[str, float]]:
+    """traffic.routes: task -> {model: share}; a routed task goes only to those models."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FleetError(f"{src}: field 'traffic.routes' must map task -> {{model: share}}")
+    out = {}
+    for task, to in raw.items():
+        if task not in tasks:
+            raise FleetError(f"{src}: field 'traffic.routes.{task}' is not one of {', '.join(tasks)}")
+        out[task] = _probabilities(src, f"traffic.routes.{task}", to, tuple(sorted(served)))
+    return out
 
 
 def _parse_fault(src: str, kind: str, f: Any, by_name: dict[str, Node]) -> dict[str, Any]:

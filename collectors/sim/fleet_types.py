@@ -18,6 +18,8 @@ class Model:
     params_billions: float
     weights_gb: float
     kv_mb_per_token: float
+    active_params_billions: float | None = None  # MoE: what one token computes with
+    output_tokens: dict | None = None  # {mean, sigma, max}: the model's own output lengths (reasoning)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Traffic:
     tiers: dict[str, float]
     error_rate: float
     replay: dict[str, Any] = field(default_factory=dict)
+    routes: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {model: share}
 
 
 @dataclass

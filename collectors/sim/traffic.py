@@ -77,6 +77,17 @@ def load_azure_trace(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, ctx, gen
 
 
+def task_mix(fleet: Fleet, model: str) -> np.ndarray:
+    """Task probabilities of one model's requests, in fleet.tasks order: the fleet's task mix
+    times the model's share of each routed task (traffic.routes); unrouted tasks go to every model."""
+    tr = fleet.traffic
+    w = np.array([tr.tasks.get(t, 0.0) * (tr.routes[t].get(model, 0.0) if t in tr.routes else 1.0)
+                  for t in fleet.tasks])
+    if w.sum() <= 0:
+        raise ValueError(f"{fleet.source}: traffic.routes send no task to {model}, which has requests_per_s")
+    return w / w.sum()
+
+
 def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
     return median * np.exp(sigma * rng.standard_normal(n))
 
@@ -91,11 +102,12 @@ def generate_day(
     base = tr.requests_per_s.get(replica.model, 0.0) * replica.share / share_total
     task_names = list(fleet.tasks.keys())
     lim = fleet.token_limits
+    task_p = task_mix(fleet, replica.model)
+    z = None
     if tr.mode == "replay":
         arrival, prompt, completion = _replay_day(fleet, rng, base, day_start, sim_start)
         n = arrival.shape[0]
-        task_p = np.array([tr.tasks.get(t, 0.0) for t in task_names])
-        task = rng.choice(len(task_names), size=n, p=task_p / task_p.sum()).astype(np.int16)
+        task = rng.choice(len(task_names), size=n, p=task_p).astype(np.int16)
     else:
         secs = day_start + np.arange(DAY_S, dtype=np.float64)
         lam = base * rate_profile(fleet, secs + 0.5, sim_start)
@@ -103,14 +115,14 @@ def generate_day(
         n = int(counts.sum())
         arrival = np.repeat(secs, counts) + rng.random(n)
         arrival.sort()
-        task_p = np.array([tr.tasks.get(t, 0.0) for t in task_names])
-        task = rng.choice(len(task_names), size=n, p=task_p / task_p.sum()).astype(np.int16)
+        task = rng.choice(len(task_names), size=n, p=task_p).astype(np.int16)
         pm = np.array([fleet.tasks[t]["prompt_median"] for t in task_names])[task]
         ps = np.array([fleet.tasks[t]["prompt_sigma"] for t in task_names])[task]
         cm = np.array([fleet.tasks[t]["completion_median"] for t in task_names])[task]
         cs = np.array([fleet.tasks[t]["completion_sigma"] for t in task_names])[task]
         prompt = pm * np.exp(ps * rng.standard_normal(n))
-        completion = cm * np.exp(cs * rng.standard_normal(n))
+        z = rng.standard_normal(n)
+        completion = cm * np.exp(cs * z)
     lang_names = list(tr.languages.keys())
     lang_p = np.array(list(tr.languages.values()))
     language = rng.choice(len(lang_names), size=n, p=lang_p).astype(np.int16)
@@ -122,6 +134,11 @@ def generate_day(
         completion = completion * factor
     prompt = np.clip(np.rint(prompt), lim["prompt_min"], lim["prompt_max"])
     completion = np.clip(np.rint(completion), lim["completion_min"], lim["completion_max"])
+    out = fleet.models[replica.model].output_tokens
+    if out is not None:  # the model's own output lengths (a reasoning model), whatever the task
+        z = rng.standard_normal(n) if z is None else z
+        median = out["mean"] * math.exp(-out["sigma"] ** 2 / 2)
+        completion = np.clip(np.rint(median * np.exp(out["sigma"] * z)), lim["completion_min"], out["max"])
     failed = rng.random(n) < tr.error_rate
     return Arrivals(arrival, prompt, completion, task, language, tier, failed)
 
