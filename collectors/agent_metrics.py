@@ -21,6 +21,8 @@ class AgentMetricsCollector:
         yield CounterMetricFamily("tokenwatt_agent_sample_errors", "Backend sample() calls that raised.", value=s.sample_errors)
         yield CounterMetricFamily("tokenwatt_agent_flush_errors", "Failed spool writes.", value=s.flush_errors)
         yield CounterMetricFamily("tokenwatt_agent_rows_written", "Rows written to the spool.", value=s.rows_written)
+        yield CounterMetricFamily("tokenwatt_agent_rows_rejected",
+                                  "Rows the spool cannot hold, kept under <spool>/rejects/.", value=s.rows_rejected)
         errors = CounterMetricFamily(
             "tokenwatt_agent_device_errors", "Failed device reads, per device (or scrape URL).", labels=["device"]
         )

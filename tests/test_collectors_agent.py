@@ -201,5 +201,6 @@ def test_agent_metrics_endpoint(tmp_path):
     assert "tokenwatt_agent_samples_total 6.0" in text
     assert 'tokenwatt_agent_device_errors_total{device="n1/2"} 4.0' in text
     assert "tokenwatt_agent_missed_ticks_total 0.0" in text
+    assert "tokenwatt_agent_rows_rejected_total 0.0" in text
     last_flush = float(text.split("\ntokenwatt_agent_last_flush_timestamp_seconds ")[1].split()[0])
     assert abs(last_flush - time.time()) < 60

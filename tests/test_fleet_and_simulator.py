@@ -34,6 +34,16 @@ def _tiny() -> dict:
     (lambda d: d["traffic"].update(diurnal_amplitude="lots"), "traffic.diurnal_amplitude"),
     (lambda d: d.update(colour="blue"), "colour"),
     (lambda d: d["nodes"][0].pop("devices"), "nodes[0].devices"),
+    (lambda d: d["nodes"][0].update(colour="blue"), "nodes[0].colour"),
+    (lambda d: d["replicas"][0].update(weight=2), "replicas[0].weight"),
+    (lambda d: d["traffic"].update(burstiness=2), "traffic.burstiness"),
+    (lambda d: d.update(faults={"clock_skew": {"node": "asic-0", "skew_s": 1, "drift": 2}}), "faults.clock_skew.drift"),
+    (lambda d: d.update(faults={"device_lost": {"node": "h100-0", "device": 7}}), "faults.device_lost.device"),
+    (lambda d: d.update(faults={"bad_rows": "many"}), "faults.bad_rows"),
+    (lambda d: d["nodes"][0].update(devices=2.5), "nodes[0].devices"),
+    (lambda d: d["nodes"][1].update(name="h100 0") or d["nodes"][0].update(name="h100_0")
+     or [r.update(node={"h100-0": "h100_0", "mi300x-0": "h100 0"}.get(r["node"], r["node"])) for r in d["replicas"]],
+     "nodes[1].name"),
 ])
 def test_a_wrong_fleet_file_is_rejected_with_the_field_named(tmp_path, mutate, field):
     data = _tiny()

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from collectors import spool as spoolmod
 from collectors.names import path_component
 from collectors.schema import REPLICAS, REQUESTS
-from collectors.sim.faults import bad_request_rows, bad_sample_rows, inject_file_faults, write_faults
+from collectors.sim.faults import bad_request_rows, bad_sample_rows, inject_file_faults, spool_file, write_faults
 from collectors.sim.fleet import Fleet, load_fleet
 from collectors.sim.seeds import stable_digest
 from collectors.sim.sensors import TICK_S, sensor_table, ts_array
@@ -326,6 +326,10 @@ class Simulator:
                 and node == self.fleet.nodes[-1].name:
             late = spoolmod.partition_dir(self.spool, kind, date, node) / f"{path_component(name)}-late.parquet"
             self.late_files.append((late, tbl))
+            on_time = spool_file(kind, date, node)
+            for fault in self.faults:  # bad rows of this file: name the file that will be on disk
+                if fault.get("file") == on_time:
+                    fault["file"] = late.relative_to(self.spool).as_posix()
             return
         path = spoolmod.write_partition(self.spool, kind, date, node, tbl, name=name)
         self.written.append(path)
