@@ -42,7 +42,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from collectors.names import host_name
-from collectors.requestlog import RequestLogError, record_to_row
+from collectors.requestlog import record_to_row
 
 #: span attributes that mark a span as one inference request
 REQUEST_KEYS = ("gen_ai.request.id", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",

@@ -33,7 +33,7 @@ from collectors.exposition import (  # noqa: F401 - re-exported
     parse_exposition,
 )
 from collectors.names import host_name
-from collectors.http_fetch import DEFAULT_MAX_BYTES, ScrapeDeadline, ScrapeTooLarge, fetch_text  # noqa: F401
+from collectors.http_fetch import DEFAULT_MAX_BYTES, fetch_text
 from collectors.spool import partition_dir, safe_name, write_atomic
 
 SERVER_COUNTERS_KIND = "server_counters"

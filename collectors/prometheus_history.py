@@ -1,11 +1,12 @@
-"""`tokenwatt import prometheus`: exporter history from a Prometheus-compatible HTTP API.
+"""`tokenwatt import prometheus`: exporter and inference-server history from a Prometheus HTTP API.
 
 A team that already keeps dcgm-exporter and AMD device-metrics-exporter series in Prometheus
 (or Thanos, Mimir, VictoriaMetrics: the same ``/api/v1/query_range``) imports them instead of
 starting from today. Each metric the live scraper reads is queried per time chunk; the values of
 one instant are put back together as the samples of one scrape and mapped by
 :func:`collectors.exposition.parse_samples`, the live scraper's own mapping, so the rows in
-``device_samples`` are the ones the scraper would have written (MIG instances split the same way).
+``device_samples`` are the ones the scraper would have written (MIG instances split the same way);
+``vllm:*`` / ``sglang:*`` token and request counters go to ``server_counters`` the same way.
 
 A series without a ``hostname``/``Hostname`` label takes its node from the ``instance`` label's
 host (as the scraper takes it from the URL), or ``node`` for a loopback target.
@@ -27,12 +28,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from collectors.base import rows_to_table
-from collectors.exposition import _AMD, _DCGM, _GR_ACTIVE, MigSplitter, parse_samples
+from collectors.exposition import _AMD, _DCGM, _GR_ACTIVE, _SERVER_PREFIXES, MigSplitter, ServerCounters, parse_samples
 from collectors.http_fetch import fetch_text
+from collectors.names import host_name
+from collectors.prometheus import write_server_counters
 from collectors.spool import write_partition
 
 #: every metric the live scraper maps to a device column
 METRICS = (*_DCGM, _GR_ACTIVE, *_AMD, *(f"amd_{m}" for m in _AMD))
+#: inference-server counters, written to the ``server_counters`` kind like the scraper's
+SERVER_METRICS = tuple(f"{prefix}{name}" for prefix in _SERVER_PREFIXES for name in (
+    "prompt_tokens_total", "generation_tokens_total", "request_success_total", "num_requests_running",
+    "num_requests_waiting"))
 #: Prometheus refuses a query_range of more than 11,000 points per series
 MAX_POINTS = 11_000
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
@@ -85,6 +92,28 @@ def chunk_rows(base_url: str, start: float, end: float, step: float, node: str,
     return rows
 
 
+def chunk_counters(base_url: str, start: float, end: float, step: float, node: str,
+                   aliases: Mapping[str, str] | None, timeout_s: float = 60.0) -> list[ServerCounters]:
+    """vLLM / SGLang server counters for the step instants in [start, end], one per server and model
+    per instant and scrape target (``instance``), as the live scraper writes them."""
+    instants: dict[tuple[float, str], list[tuple[str, dict[str, str], float]]] = defaultdict(list)
+    for metric in SERVER_METRICS:
+        for series in query_range(base_url, metric, start, end, step, timeout_s):
+            labels = dict(series["metric"])
+            name = labels.pop("__name__", metric)
+            for t, value in series["values"]:
+                v = float(value)
+                if math.isfinite(v):
+                    instants[(float(t), labels.get("instance", ""))].append((name, labels, v))
+    out: list[ServerCounters] = []
+    for t, instance in sorted(instants):
+        host = _instance_host({"instance": instance})
+        ts = datetime.fromtimestamp(t, tz=timezone.utc)
+        out += parse_samples(instants[(t, instance)], ts, host_name(host, aliases) if host else node,
+                             instance).server_counters
+    return out
+
+
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as fh:
@@ -129,6 +158,9 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
         for (date, host), group in sorted(groups.items()):
             write_partition(spool, "device_samples", date, host, rows_to_table(group), name=f"prom-{key}-{int(a)}")
             files += 1
+        counters = chunk_counters(base_url, a, b, step, node, aliases, timeout_s)
+        if counters:
+            files += len(write_server_counters(spool, counters, f"prom-{key}-{int(a)}"))
         state["done"].append(a)
         state["mig"], state["rows"] = mig.state(), state["rows"] + len(rows)
         _save_state(state_path, state)
