@@ -129,6 +129,8 @@ class PrometheusBackend(BackendBase):
                 continue
             rows.extend(result.device_rows)
             self._pending.extend(result.server_counters)
+            if result.skipped:  # the rest of the page is kept
+                self.count_error(f"series:{url}", f"{len(result.skipped)} series skipped, e.g. {result.skipped[0]}")
         return rows
 
     def drain_server_counters(self) -> list[ServerCounters]:
