@@ -72,8 +72,11 @@ def _instance_host(labels: Mapping[str, str]) -> str | None:
 
 
 def chunk_rows(base_url: str, start: float, end: float, step: float, node: str,
-               aliases: Mapping[str, str] | None, mig: MigSplitter, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """DEVICE_SAMPLES rows for the step instants in [start, end] (inclusive)."""
+               aliases: Mapping[str, str] | None, mig: MigSplitter, timeout_s: float = 60.0,
+               skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """DEVICE_SAMPLES rows for the step instants in [start, end] (inclusive); series samples that
+    cannot be kept are appended to ``skipped`` with their reason."""
+    skipped = [] if skipped is None else skipped
     instants: dict[float, list[tuple[str, dict[str, str], float]]] = defaultdict(list)
     for metric in METRICS:
         for series in query_range(base_url, metric, start, end, step, timeout_s):
@@ -88,7 +91,9 @@ def chunk_rows(base_url: str, start: float, end: float, step: float, node: str,
     rows: list[dict[str, Any]] = []
     for t in sorted(instants):
         ts = datetime.fromtimestamp(t, tz=timezone.utc)
-        rows += parse_samples(instants[t], ts, node, base_url, aliases, mig).device_rows
+        result = parse_samples(instants[t], ts, node, base_url, aliases, mig)
+        rows += result.device_rows
+        skipped.extend(result.skipped)
     return rows
 
 
@@ -142,7 +147,7 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
                                      f"{saved.get('start')}..{saved.get('end')} step {saved.get('step')})")
         state = saved
     mig = MigSplitter(state["mig"])
-    done, ran, files = set(state["done"]), 0, 0
+    done, ran, files, skipped = set(state["done"]), 0, 0, []
     n_chunks = math.ceil((end - start) / chunk_s)
     for i in range(n_chunks):
         a = start + i * chunk_s
@@ -151,7 +156,7 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
         if max_chunks is not None and ran >= max_chunks:
             break
         b = end if i == n_chunks - 1 else a + chunk_s - step
-        rows = chunk_rows(base_url, a, b, step, node, aliases, mig, timeout_s)
+        rows = chunk_rows(base_url, a, b, step, node, aliases, mig, timeout_s, skipped)
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             groups[(r["ts"].strftime("%Y-%m-%d"), r["node"])].append(r)
@@ -166,7 +171,8 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
         _save_state(state_path, state)
         ran += 1
     return {"chunks": n_chunks, "chunks_done": len(state["done"]), "chunks_this_run": ran, "files": files,
-            "rows_total": state["rows"], "state": str(state_path), "complete": len(state["done"]) == n_chunks}
+            "rows_total": state["rows"], "samples_skipped": len(skipped), "skipped_examples": skipped[:5],
+            "state": str(state_path), "complete": len(state["done"]) == n_chunks}
 
 
 def _epoch(text: str) -> float:
