@@ -42,16 +42,18 @@ MIG instances (dcgm-exporter labels ``GPU_I_ID`` / ``GPU_I_PROFILE``) are device
 """
 from __future__ import annotations
 
+import math
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.names import host_name
 from collectors.chip_names import chip_id_from_market_name, chip_id_from_name, usage_power_kind
+from collectors.names import host_name, name_problem
 from collectors.schema import TS
 
 #: one row per inference server (and model) per scrape
@@ -126,6 +128,8 @@ class ScrapeResult:
 
     device_rows: list[dict[str, Any]]
     server_counters: list[ServerCounters]
+    #: series skipped, with the reason (a device index out of range, a bad host name, NaN/Inf)
+    skipped: list[str] = field(default_factory=list)
 
 
 def _host_label(labels: dict[str, str]) -> str | None:
@@ -162,9 +166,14 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
             devices[key] = {"_source": source, "_host": host, "_index": index, "_instance": instance}
         return devices[key]
 
+    skipped: list[str] = []
     for sample_name, labels, raw in samples:
         name = sample_name[:-6] if sample_name.endswith("_total") else sample_name
         value = float(raw)
+        problem = _series_problem(name, labels, value)
+        if problem:
+            skipped.append(f"{sample_name}{{{', '.join(f'{k}={v!r:.40}' for k, v in sorted(labels.items()))}}}: {problem}")
+            continue
         if (name in _DCGM or name == _GR_ACTIVE) and "gpu" in labels:
             column, scale = _DCGM.get(name, ("_gr_active", 1.0))
             dev = device("dcgm-exporter", _node(labels, node, aliases), int(labels["gpu"]),
@@ -200,7 +209,27 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
                                                                  "_instance": dev["_instance"]}
                                          for dev in devices.values()])
     rows.sort(key=lambda r: (r["node"], r["device_index"], r["device_id"], r["source"]))
-    return ScrapeResult(device_rows=rows, server_counters=list(servers.values()))
+    return ScrapeResult(device_rows=rows, server_counters=list(servers.values()), skipped=skipped)
+
+
+#: largest device index kept (DEVICE_SAMPLES.device_index is int32; no machine has more GPUs)
+MAX_DEVICE_INDEX = 4095
+
+
+def _series_problem(name: str, labels: Mapping[str, str], value: float) -> str | None:
+    """Why a sample cannot become part of a row, or None. Only samples this module maps are checked."""
+    bare = name[4:] if name.startswith("amd_") else name
+    if not (name in _DCGM or name == _GR_ACTIVE or bare in _AMD or name.startswith(_SERVER_PREFIXES)):
+        return None
+    if not math.isfinite(value):
+        return f"value {value!r} is not finite"
+    for key in ("gpu", "gpu_id", "GPU_I_ID"):
+        if key in labels and not (re.fullmatch(r"[0-9]{1,4}", labels[key]) and int(labels[key]) <= MAX_DEVICE_INDEX):
+            return f"label {key}={labels[key]!r:.40} is not a device index 0-{MAX_DEVICE_INDEX}"
+    host = _host_label(labels)
+    if host is not None and name_problem(host):
+        return f"host label: {name_problem(host)}"
+    return None
 
 
 class MigSplitter:

@@ -41,8 +41,8 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from collectors.names import host_name
-from collectors.requestlog import RequestLogError, record_to_row
+from collectors.names import host_name, name_problem
+from collectors.requestlog import record_to_row
 
 #: span attributes that mark a span as one inference request
 REQUEST_KEYS = ("gen_ai.request.id", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
@@ -219,6 +219,9 @@ def convert(message: ExportTraceServiceRequest, defaults: Defaults) -> Converted
                     continue
                 try:
                     record = span_record(span, resource, defaults)
+                    for key in ("request_id", "node", "replica_id", "model", "task", "language", "tier"):
+                        if record[key] is not None and name_problem(record[key]):
+                            raise SpanError(f"{key} {str(record[key])[:60]!r}: {name_problem(record[key])}")
                     record_to_row(record)
                 except (ValueError, OverflowError, OSError) as exc:  # SpanError, RequestLogError, bad times
                     out.rejected.append((span.span_id.hex(), f"span {span.span_id.hex() or '?'} "

@@ -15,11 +15,14 @@ import sys
 import threading
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from collectors.names import HostAliasError, load_host_aliases
-from collectors.otlp import Defaults, convert, iter_file_export
-from collectors.requestlog import record_to_row, write_requests
 from collectors.schema import TASKS, TIERS
 from collectors.spool import safe_name
+
+if TYPE_CHECKING:  # the OpenTelemetry messages are imported by the subcommands that use them
+    from collectors.otlp import Defaults
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -32,7 +35,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aliases", type=Path, default=None, help="host alias YAML (aliases: {fqdn-or-name: node})")
 
 
-def _defaults(args: argparse.Namespace) -> Defaults:
+def _defaults(args: argparse.Namespace) -> "Defaults":
+    from collectors.otlp import Defaults
+
     aliases = load_host_aliases(args.aliases) if args.aliases else {}
     return Defaults(node=args.node, replica_id=args.replica, task=args.task, language=args.language,
                     tier=args.tier, aliases=aliases)
@@ -77,8 +82,11 @@ def run_receive(args: argparse.Namespace) -> int:
     return 0
 
 
-def convert_file(path: Path | str, spool: Path | str, defaults: Defaults) -> dict:
+def convert_file(path: Path | str, spool: Path | str, defaults: "Defaults") -> dict:
     """Convert a Collector file-exporter output; counts of what was written, skipped and rejected."""
+    from collectors.otlp import convert, iter_file_export
+    from collectors.requestlog import record_to_row, write_requests
+
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     rows, seen = [], set()

@@ -196,6 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, code: int, text: str, as_json: bool) -> None:
+        self.close_connection = True  # the body may be unread: this connection cannot carry another request
         with self.server.stats_lock:
             self.server.stats.bad_requests += 1
         log.warning("rejected request: HTTP %d %s", code, text)

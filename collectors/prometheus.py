@@ -33,7 +33,7 @@ from collectors.exposition import (  # noqa: F401 - re-exported
     parse_exposition,
 )
 from collectors.names import host_name
-from collectors.http_fetch import DEFAULT_MAX_BYTES, ScrapeDeadline, ScrapeTooLarge, fetch_text  # noqa: F401
+from collectors.http_fetch import DEFAULT_MAX_BYTES, fetch_text
 from collectors.spool import partition_dir, safe_name, write_atomic
 
 SERVER_COUNTERS_KIND = "server_counters"
@@ -129,6 +129,8 @@ class PrometheusBackend(BackendBase):
                 continue
             rows.extend(result.device_rows)
             self._pending.extend(result.server_counters)
+            if result.skipped:  # the rest of the page is kept
+                self.count_error(f"series:{url}", f"{len(result.skipped)} series skipped, e.g. {result.skipped[0]}")
         return rows
 
     def drain_server_counters(self) -> list[ServerCounters]:

@@ -1,11 +1,12 @@
-"""`tokenwatt import prometheus`: exporter history from a Prometheus-compatible HTTP API.
+"""`tokenwatt import prometheus`: exporter and inference-server history from a Prometheus HTTP API.
 
 A team that already keeps dcgm-exporter and AMD device-metrics-exporter series in Prometheus
 (or Thanos, Mimir, VictoriaMetrics: the same ``/api/v1/query_range``) imports them instead of
 starting from today. Each metric the live scraper reads is queried per time chunk; the values of
 one instant are put back together as the samples of one scrape and mapped by
 :func:`collectors.exposition.parse_samples`, the live scraper's own mapping, so the rows in
-``device_samples`` are the ones the scraper would have written (MIG instances split the same way).
+``device_samples`` are the ones the scraper would have written (MIG instances split the same way);
+``vllm:*`` / ``sglang:*`` token and request counters go to ``server_counters`` the same way.
 
 A series without a ``hostname``/``Hostname`` label takes its node from the ``instance`` label's
 host (as the scraper takes it from the URL), or ``node`` for a loopback target.
@@ -27,12 +28,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from collectors.base import rows_to_table
-from collectors.exposition import _AMD, _DCGM, _GR_ACTIVE, MigSplitter, parse_samples
+from collectors.exposition import _AMD, _DCGM, _GR_ACTIVE, _SERVER_PREFIXES, MigSplitter, ServerCounters, parse_samples
 from collectors.http_fetch import fetch_text
+from collectors.names import host_name
+from collectors.prometheus import write_server_counters
 from collectors.spool import write_partition
 
 #: every metric the live scraper maps to a device column
 METRICS = (*_DCGM, _GR_ACTIVE, *_AMD, *(f"amd_{m}" for m in _AMD))
+#: inference-server counters, written to the ``server_counters`` kind like the scraper's
+SERVER_METRICS = tuple(f"{prefix}{name}" for prefix in _SERVER_PREFIXES for name in (
+    "prompt_tokens_total", "generation_tokens_total", "request_success_total", "num_requests_running",
+    "num_requests_waiting"))
 #: Prometheus refuses a query_range of more than 11,000 points per series
 MAX_POINTS = 11_000
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
@@ -65,8 +72,11 @@ def _instance_host(labels: Mapping[str, str]) -> str | None:
 
 
 def chunk_rows(base_url: str, start: float, end: float, step: float, node: str,
-               aliases: Mapping[str, str] | None, mig: MigSplitter, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """DEVICE_SAMPLES rows for the step instants in [start, end] (inclusive)."""
+               aliases: Mapping[str, str] | None, mig: MigSplitter, timeout_s: float = 60.0,
+               skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """DEVICE_SAMPLES rows for the step instants in [start, end] (inclusive); series samples that
+    cannot be kept are appended to ``skipped`` with their reason."""
+    skipped = [] if skipped is None else skipped
     instants: dict[float, list[tuple[str, dict[str, str], float]]] = defaultdict(list)
     for metric in METRICS:
         for series in query_range(base_url, metric, start, end, step, timeout_s):
@@ -81,8 +91,32 @@ def chunk_rows(base_url: str, start: float, end: float, step: float, node: str,
     rows: list[dict[str, Any]] = []
     for t in sorted(instants):
         ts = datetime.fromtimestamp(t, tz=timezone.utc)
-        rows += parse_samples(instants[t], ts, node, base_url, aliases, mig).device_rows
+        result = parse_samples(instants[t], ts, node, base_url, aliases, mig)
+        rows += result.device_rows
+        skipped.extend(result.skipped)
     return rows
+
+
+def chunk_counters(base_url: str, start: float, end: float, step: float, node: str,
+                   aliases: Mapping[str, str] | None, timeout_s: float = 60.0) -> list[ServerCounters]:
+    """vLLM / SGLang server counters for the step instants in [start, end], one per server and model
+    per instant and scrape target (``instance``), as the live scraper writes them."""
+    instants: dict[tuple[float, str], list[tuple[str, dict[str, str], float]]] = defaultdict(list)
+    for metric in SERVER_METRICS:
+        for series in query_range(base_url, metric, start, end, step, timeout_s):
+            labels = dict(series["metric"])
+            name = labels.pop("__name__", metric)
+            for t, value in series["values"]:
+                v = float(value)
+                if math.isfinite(v):
+                    instants[(float(t), labels.get("instance", ""))].append((name, labels, v))
+    out: list[ServerCounters] = []
+    for t, instance in sorted(instants):
+        host = _instance_host({"instance": instance})
+        ts = datetime.fromtimestamp(t, tz=timezone.utc)
+        out += parse_samples(instants[(t, instance)], ts, host_name(host, aliases) if host else node,
+                             instance).server_counters
+    return out
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
@@ -113,7 +147,7 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
                                      f"{saved.get('start')}..{saved.get('end')} step {saved.get('step')})")
         state = saved
     mig = MigSplitter(state["mig"])
-    done, ran, files = set(state["done"]), 0, 0
+    done, ran, files, skipped = set(state["done"]), 0, 0, []
     n_chunks = math.ceil((end - start) / chunk_s)
     for i in range(n_chunks):
         a = start + i * chunk_s
@@ -122,19 +156,23 @@ def import_history(base_url: str, spool: Path | str, start: float, end: float, s
         if max_chunks is not None and ran >= max_chunks:
             break
         b = end if i == n_chunks - 1 else a + chunk_s - step
-        rows = chunk_rows(base_url, a, b, step, node, aliases, mig, timeout_s)
+        rows = chunk_rows(base_url, a, b, step, node, aliases, mig, timeout_s, skipped)
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             groups[(r["ts"].strftime("%Y-%m-%d"), r["node"])].append(r)
         for (date, host), group in sorted(groups.items()):
             write_partition(spool, "device_samples", date, host, rows_to_table(group), name=f"prom-{key}-{int(a)}")
             files += 1
+        counters = chunk_counters(base_url, a, b, step, node, aliases, timeout_s)
+        if counters:
+            files += len(write_server_counters(spool, counters, f"prom-{key}-{int(a)}"))
         state["done"].append(a)
         state["mig"], state["rows"] = mig.state(), state["rows"] + len(rows)
         _save_state(state_path, state)
         ran += 1
     return {"chunks": n_chunks, "chunks_done": len(state["done"]), "chunks_this_run": ran, "files": files,
-            "rows_total": state["rows"], "state": str(state_path), "complete": len(state["done"]) == n_chunks}
+            "rows_total": state["rows"], "samples_skipped": len(skipped), "skipped_examples": skipped[:5],
+            "state": str(state_path), "complete": len(state["done"]) == n_chunks}
 
 
 def _epoch(text: str) -> float:

@@ -214,6 +214,12 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_replicas(args) -> int:
+    from collectors.replicas import run_replicas
+
+    return run_replicas(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tokenwatt", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -285,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("replicas", help="declare which devices serve which replica (replicas.yaml -> spool)")
     p.add_argument("--file", type=Path, required=True, help="replicas YAML file (docs/collectors.md)")
     p.add_argument("--spool", type=Path, required=True, help="spool directory")
-    p.set_defaults(func=lambda a: __import__("collectors.replicas", fromlist=["run_replicas"]).run_replicas(a))
+    p.set_defaults(func=cmd_replicas)
 
     from warehouse.money.focus import add_export_arguments
 

@@ -255,3 +255,14 @@ def test_json_ids_are_hex_per_the_otlp_spec():
     assert len(convert(message, Defaults()).records) == 1
     with pytest.raises(ValueError, match="spanId is not hex"):
         parse_json_object({"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "zz"}]}]}]})
+
+
+def test_names_that_break_the_identifier_policy_are_rejected_not_spooled():
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    spans, _ = vllm_spans(0, 2, resource={**RESOURCE, "host.name": "gpu-7\nevil"})
+    conv = convert(encode_spans(spans), Defaults())
+    assert not conv.records and len(conv.rejected) == 2 and "node" in conv.rejected[0][1]
+    spans, _ = vllm_spans(0, 1, resource={**RESOURCE, "tokenwatt.replica_id": "r" * 500})
+    conv = convert(encode_spans(spans), Defaults())
+    assert not conv.records and "replica_id" in conv.rejected[0][1] and "longer than" in conv.rejected[0][1]

@@ -82,6 +82,12 @@ PAGES = {
     "/amd": AMD_TEXT,
     "/vllm": VLLM_TEXT,
     "/dcgm-fqdn": dcgm_text("hostname", "GPU-7.Example.Internal"),
+    "/dcgm-hostile": dcgm_text("hostname", "dgx-h") + "\n".join([
+        'DCGM_FI_DEV_POWER_USAGE{gpu="3000000000",UUID="GPU-x",modelName="NVIDIA H100 80GB HBM3",hostname="dgx-h"} 100',
+        'DCGM_FI_DEV_POWER_USAGE{gpu="abc",UUID="GPU-y",modelName="NVIDIA H100 80GB HBM3",hostname="dgx-h"} 100',
+        'DCGM_FI_DEV_POWER_USAGE{gpu="5",UUID="GPU-z",modelName="NVIDIA H100 80GB HBM3",hostname="bad\\nhost"} 100',
+        'DCGM_FI_DEV_POWER_MGMT_LIMIT{gpu="0",UUID="GPU-aaa",modelName="NVIDIA H100 80GB HBM3",hostname="dgx-h"} NaN',
+    ]) + "\n",
     "/dcgm-ec2": dcgm_text("Hostname", "ip-100-64-171-120.ec2.internal"),
 }
 
@@ -191,3 +197,17 @@ def test_exporter_host_labels_are_one_node_name_fqdn_case_and_aliases(exporter):
                           aliases={"ip-100-64-171-120.ec2.internal": "gpu-9"})
     assert {r["node"] for r in b.sample()} == {"gpu-9"}
     assert {c.node for c in b.drain_server_counters()} == {"serve-1"}  # the backend's own node, normalised too
+
+
+def test_hostile_series_are_skipped_with_a_reason_and_the_rest_of_the_page_kept(exporter, tmp_path):
+    b = PrometheusBackend([exporter + "/dcgm-hostile"], node="scraper")
+    rows = by_id(b.sample())
+    assert sorted(rows) == ["dgx-h/0", "dgx-h/1"]  # the good series, whole
+    assert rows["dgx-h/0"]["power_limit_w"] is None  # a NaN reading is no reading
+    assert b.errors_by_device == {f"series:{exporter}/dcgm-hostile": 1}
+    assert "4 series skipped" in str(b.last_error[f"series:{exporter}/dcgm-hostile"])
+    agent = Agent(b, tmp_path, node="scraper", interval_s=0.1, flush_interval_s=5.0)
+    stats = agent.run(duration_s=0.25, handle_signals=False)
+    agent.close()
+    assert stats.flush_errors == 0 and sum(pq.read_metadata(f).num_rows for f in list_files(tmp_path, "device_samples")) \
+        == stats.samples_total > 0

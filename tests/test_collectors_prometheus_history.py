@@ -60,6 +60,17 @@ class Exporters:
                     lines.append(f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{labels}}} {active} {ts_ms}")
         return "\n".join(lines) + "\n"
 
+    def vllm(self, ts_ms):
+        dt = ts_ms / 1000 - self.t0
+        prompt, gen = 1000.0 + int(dt * 800), 500.0 + int(dt * 300)
+        self.log[("vllm", "prompt")].append((ts_ms, prompt))
+        labels = 'engine="0",model_name="llama-3.1-70b"'
+        return "\n".join([
+            "# TYPE vllm:prompt_tokens_total counter", f"vllm:prompt_tokens_total{{{labels}}} {prompt} {ts_ms}",
+            "# TYPE vllm:generation_tokens_total counter", f"vllm:generation_tokens_total{{{labels}}} {gen} {ts_ms}",
+            "# TYPE vllm:num_requests_running gauge", f"vllm:num_requests_running{{{labels}}} 7 {ts_ms}",
+        ]) + "\n"
+
     def amd(self, ts_ms):
         dt = ts_ms / 1000 - self.t0
         lines = ["# TYPE gpu_energy_consumed gauge", "# TYPE gpu_package_power gauge"]
@@ -87,7 +98,7 @@ def prometheus(tmp_path_factory):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             ts_ms = int(time.time() * 1000)
-            text = exporters.dcgm(ts_ms) if self.path == "/dcgm" else exporters.amd(ts_ms)
+            text = {"/dcgm": exporters.dcgm, "/amd": exporters.amd, "/vllm": exporters.vllm}[self.path](ts_ms)
             exporters.texts[(self.path, ts_ms)] = text
             body = text.encode()
             self.send_response(200)
@@ -106,7 +117,8 @@ def prometheus(tmp_path_factory):
     (work / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
         "scrape_configs": [{"job_name": "dcgm", "metrics_path": "/dcgm", "static_configs": [{"targets": [target]}]},
-                           {"job_name": "amd", "metrics_path": "/amd", "static_configs": [{"targets": [target]}]}],
+                           {"job_name": "amd", "metrics_path": "/amd", "static_configs": [{"targets": [target]}]},
+                           {"job_name": "vllm", "metrics_path": "/vllm", "static_configs": [{"targets": [target]}]}],
     }))
     port = free_port()
     proc = subprocess.Popen(["prometheus", f"--config.file={work / 'prometheus.yml'}",
@@ -114,14 +126,14 @@ def prometheus(tmp_path_factory):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
-    while len({k[0] for k in exporters.texts}) < 2 and time.time() < deadline:
+    while len({k[0] for k in exporters.texts}) < 3 and time.time() < deadline:
         time.sleep(0.1)  # Prometheus takes a few seconds to start scraping
     start = min(k[1] for k in exporters.texts) / 1000
     time.sleep(12)  # ~12 scrapes of each target
     end = time.time()
     try:
         with urllib.request.urlopen(url + "/api/v1/query?query=up", timeout=5) as r:
-            assert len(json.load(r)["data"]["result"]) == 2
+            assert len(json.load(r)["data"]["result"]) == 3
         yield url, exporters, start, end
     finally:
         proc.terminate()
@@ -160,6 +172,8 @@ def test_history_import_conserves_the_served_counters_and_splits_mig(prometheus,
 
     scale = {"dgx-1": 1e-3, "mi-node-1": 1e-6}  # mJ, uJ -> J
     for (host, gpu), log in exporters.log.items():
+        if host == "vllm":
+            continue
         served = (served_at(log, t_last) - served_at(log, t_first)) * scale[host]
         instances = [d for d in by_dev if d == f"{host}/{gpu}" or d.startswith(f"{host}/{gpu}/")]
         imported = sum(delta(d) for d in instances)
@@ -205,3 +219,16 @@ def test_an_interrupted_import_resumes_and_a_rerun_duplicates_nothing(prometheus
     assert again["chunks_this_run"] == 0
     key = lambda r: (r["device_id"], r["ts"])  # noqa: E731
     assert sorted(read_rows(parts), key=key) == sorted(read_rows(once), key=key)
+
+
+def test_vllm_counters_are_imported_into_server_counters(prometheus, tmp_path):
+    url, exporters, start, end = prometheus
+    a, b = float(int(start) + 2), float(int(end) - 1)
+    import_history(url, tmp_path, a, b, 1.0, "serve-1", chunk_s=5)
+    files = sorted((tmp_path / "server_counters").rglob("*.parquet"))
+    rows = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
+    assert len(rows) == int(b - a) + 1 and {(r["server"], r["model"], r["node"]) for r in rows} == {
+        ("vllm", "llama-3.1-70b", "serve-1")}  # a loopback instance: the --node
+    for r in rows:
+        assert r["prompt_tokens_total"] == served_at(exporters.log[("vllm", "prompt")], r["ts"].timestamp())
+        assert r["requests_running"] == 7

@@ -8,8 +8,17 @@ import duckdb
 SQL_DIR = Path(__file__).parent / "sql"
 
 
+#: storage format a new warehouse is written in: DuckDB 1.5's (storage version 68), which the newest
+#: stock duckdb CLI on PyPI (duckdb-cli 1.5.6, reads 64-68) opens; DuckDB 2.0's own default (69) it
+#: refuses. An existing file keeps the format it was created with.
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+
 def connect(db_path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(db_path), read_only=read_only)
+    """A connection to the warehouse (UTC); a writable one makes sure the raw schema exists."""
+    fresh = not read_only and str(db_path) != ":memory:" and not Path(db_path).exists()
+    config = {"storage_compatibility_version": STORAGE_COMPATIBILITY} if fresh else {}
+    con = duckdb.connect(str(db_path), read_only=read_only, config=config)
     try:
         con.execute("set TimeZone = 'UTC'")
     except duckdb.Error:
