@@ -104,8 +104,13 @@ def convert_file(path: Path | str, spool: Path | str, defaults: "Defaults") -> d
                 continue
             seen.add(record["request_id"])
             rows.append(record_to_row(record))
-    files = write_requests(spool, rows, f"otlp-file-{safe_name(path.stem)}-{digest}") if rows else []
-    out["requests"], out["files"] = len(rows), [str(f) for f in files]
+    result = write_requests(spool, rows, f"otlp-file-{safe_name(path.stem)}-{digest}") if rows else None
+    files = result.files if result else []
+    if result is not None:
+        out["rejected"] += [f"{path}: field {r.field!r}: {r.reason}" for r in result.rejects]
+        if result.error is not None or result.unwritten:
+            raise OSError(f"{path}: {len(result.unwritten)} rows not written: {result.error}")
+    out["requests"], out["files"] = len(rows) - (len(result.rejects) if result else 0), [str(f) for f in files]
     return out
 
 

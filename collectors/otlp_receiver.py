@@ -108,7 +108,11 @@ class RequestJournal:
                 except (ValueError, OverflowError, OSError) as exc:
                     log.warning("%s: unreadable journal line dropped: %s", segment, exc)
         if rows:
-            write_requests(self.spool, rows, FILE_PREFIX + segment.stem)
+            result = write_requests(self.spool, rows, FILE_PREFIX + segment.stem)
+            for rej in result.rejects:
+                log.warning("%s: record refused by the spool schema: %s", segment, rej)
+            if result.error is not None or result.unwritten:  # keep the journal: the next roll retries it
+                raise OSError(f"{segment}: {len(result.unwritten)} rows not written: {result.error}")
         segment.unlink()
         _fsync_dir(self.state)
         return len(rows)

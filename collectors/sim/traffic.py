@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors.sim.fleet import Fleet, Replica
+from collectors.sim.fleet_types import Fleet, Replica
 
 DAY_S = 86400
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"

@@ -194,7 +194,7 @@ def phase_weights(chip: str) -> tuple[float, float]:
     """The attribution's prefill and decode power weights for ``chip`` (attribution.yaml): the
     dbt phase split (int_request_phases) prices a request's prefill and decode seconds with them,
     as the attribution shares a device's energy between the two phases."""
-    from warehouse.attribution.kernels import AttributionConfig
+    from warehouse.attribution.config import AttributionConfig
 
     return AttributionConfig.load().weights(chip)
 
