@@ -21,14 +21,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/tokenwatt demo --home $(HOME_DIR)
 
-# Debian's chromium for the browser tests (only when missing)
+# Debian's chromium (browser tests) and prometheus (a real server on loopback), only when missing
 chromium:
-	@(command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1) || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
-	  (echo "could not install chromium: install Debian's chromium and chromium-driver packages" && exit 1)
+	@(command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus) || \
+	  (echo "could not install chromium/prometheus: install Debian's chromium, chromium-driver and prometheus packages" && exit 1)
 
 test: install chromium
-	TOKENWATT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+	TOKENWATT_REQUIRE_BROWSER=1 TOKENWATT_REQUIRE_PROMETHEUS=1 $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
