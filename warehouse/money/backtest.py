@@ -9,7 +9,7 @@ Empirical coverage = covered / origins, per horizon and band (80 %, 95 %): a cal
 covers about 80 % of the time. It is stored with the forecast (marts.fct_forecast_coverage, and on
 each forecast row of marts.fct_loss_forecast for its horizon).
 
-    python -m warehouse.money.backtest --home DIR [--shock]   # prints the coverage table per scenario
+    python -m warehouse.money.backtest --home DIR [--shock] [--origins N]   # the coverage table per scenario
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", required=True)
     ap.add_argument("--scenarios", default=None)
     ap.add_argument("--shock", action="store_true", help="inject the default shock (traffic drop + price change)")
+    ap.add_argument("--origins", type=int, default=None, help="origins per horizon (default: the scenario file's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     cfg, scenarios, _ = load_scenarios(args.scenarios)
+    if args.origins:
+        cfg = replace(cfg, coverage_origins=args.origins)
     con = duckdb.connect(str(Home(Path(args.home)).db), read_only=True)
     try:
         h = load_history(con)
