@@ -24,10 +24,10 @@ from warehouse.money.history import History
 @dataclass(frozen=True)
 class Shock:
     traffic_drop: float = 0.4        # share of traffic lost during the drop
-    drop_day: int = 12               # first day of the drop, counted from the first day of history
+    drop_day: int | None = None      # first day of the drop, from the first day of history (None: half-way)
     drop_days: int = 5               # how long the drop lasts (days)
     rental_price_factor: float = 1.25  # rented hardware x this from price_day on
-    price_day: int = 20
+    price_day: int | None = None     # None: 70 % of the way through the history
 
 
 def apply_shock(h: History, shock: Shock) -> History:
@@ -35,6 +35,9 @@ def apply_shock(h: History, shock: Shock) -> History:
     if not 0.0 <= shock.traffic_drop < 1.0 or shock.rental_price_factor < 0:
         raise ValueError(f"shock out of range: {shock}")
     n = len(h.dates)
+    drop_day = n // 2 if shock.drop_day is None else shock.drop_day
+    price_day = int(0.7 * n) if shock.price_day is None else shock.price_day
+    shock = replace(shock, drop_day=drop_day, price_day=price_day)
     day = np.arange(n)
     traffic = np.where((day >= shock.drop_day) & (day < shock.drop_day + shock.drop_days), 1.0 - shock.traffic_drop, 1.0)
     rental = np.where(day >= shock.price_day, shock.rental_price_factor, 1.0)
