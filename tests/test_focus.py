@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from warehouse.money.focus import COLUMNS, FOCUS_COLUMNS, add_export_arguments, export_focus, run_export
+from warehouse.money.focus_check import add_check_arguments, check_focus, run_check
+from warehouse.money.prices import load_prices
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +33,7 @@ MANDATORY = [  # FOCUS 1.2 columns the validator's CostAndUsage-D-*-M rules requ
     "ChargePeriodStart", "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost", "PricingQuantity",
     "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName",
 ]
-OURS = ["x_EnergyKwh", "x_Tokens", "x_JoulesPerToken", "x_Chip", "x_Model", "x_Task"]
+OURS = ["x_EnergyKwh", "x_Tokens", "x_JoulesPerToken", "x_Chip", "x_Model", "x_Task", "x_Language", "x_Tier"]
 # focus-validator applicability criteria: every one of FOCUS 1.2's except the two features this
 # fleet does not have (commitment discounts, capacity reservations; their columns are present and
 # null). More criteria = more rules run: 302 pass on the demo export, against 136 with none.
@@ -84,8 +86,9 @@ def test_columns_and_types(exported):
         assert r["PricingQuantity"] == pytest.approx(r["x_Tokens"] / 1e6)
         assert r["ConsumedQuantity"] == r["x_Tokens"]
         assert r["ListCost"] == r["ListUnitPrice"] * r["PricingQuantity"]
-        assert r["ListCost"] == pytest.approx(r["BilledCost"], rel=1e-12)
+        assert r["ContractedCost"] == r["ListCost"] and r["ContractedUnitPrice"] == r["ListUnitPrice"]
         assert r["EffectiveCost"] == r["BilledCost"]
+        assert r["SkuMeter"] in ("Input Tokens", "Output Tokens")
         assert r["ChargePeriodEnd"] - r["ChargePeriodStart"] == __import__("datetime").timedelta(days=1)
         assert r["BillingPeriodStart"] <= r["ChargePeriodStart"] and r["ChargePeriodEnd"] <= r["BillingPeriodEnd"]
         assert r["x_JoulesPerToken"] == pytest.approx(r["x_EnergyKwh"] * 3.6e6 / r["x_Tokens"])
@@ -192,3 +195,120 @@ def test_focus_validator(exported, fmt, criteria):
                  "ChargePeriodStart-C-000-M", "ConsumedQuantity-C-000-C", "CostAndUsage-D-006-M",
                  "CostAndUsage-D-068-M", "SkuPriceId-C-000-C", "Tags-C-000-C"):
         assert rule in res["passed"], rule
+
+
+def test_ai_skus_price_versions_and_model_identity(exported):
+    """FOCUS AI appendix: an Input Tokens and an Output Tokens SKU for every (chip, model); each
+    SkuPriceId one ListUnitPrice; model identity in SkuPriceDetails; the operator's names."""
+    home, _, pq_path, _ = exported
+    rows = pq.read_table(pq_path).to_pylist()
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    served = set(con.execute("select distinct chip, model from marts.fct_request_energy where chip is not null").fetchall())
+    in_tok, out_tok = con.execute("select sum(prompt_tokens), sum(completion_tokens) from marts.fct_request_energy").fetchone()
+    con.close()
+    meters = {}
+    for r in rows:
+        meters.setdefault((r["x_Chip"], r["x_Model"]), set()).add(r["SkuMeter"])
+    assert served and set(meters) == served
+    assert all(m == {"Input Tokens", "Output Tokens"} for m in meters.values()), meters
+    assert sum(r["x_Tokens"] for r in rows if r["SkuMeter"] == "Input Tokens") == in_tok
+    assert sum(r["x_Tokens"] for r in rows if r["SkuMeter"] == "Output Tokens") == out_tok
+    prices = {}
+    for r in rows:
+        prices.setdefault(r["SkuPriceId"], set()).add(r["ListUnitPrice"])
+        assert r["SkuPriceId"].startswith(r["SkuId"] + "/v-")
+    assert len(prices) == 2 * len(served)  # one price version per SKU: the price file did not change
+    assert all(len(v) == 1 for v in prices.values()), {k: len(v) for k, v in prices.items()}
+    names = load_prices()["focus"]
+    for r in rows[:50]:
+        d = json.loads(r["SkuPriceDetails"])
+        ident = names["models"][r["x_Model"]]
+        assert d == {"ModelDeveloper": ident["developer"], "ModelFamily": ident["family"], "ModelId": ident["id"],
+                     "ModelVersion": ident["version"]}
+        assert r["ProviderName"] == names["provider_name"] != "tokenwatt"
+        assert r["InvoiceIssuerName"] == names["invoice_issuer_name"] and r["PublisherName"] == names["publisher_name"]
+        assert r["x_Tier"] in ("free", "subscription", "api") and r["x_Language"]
+
+
+def test_a_price_change_opens_a_new_sku_price_id(exported, tmp_path):
+    """Changing a chip's price in the ref tables gives its SKUs a new SkuPriceId; the others keep theirs."""
+    import shutil as _sh
+
+    from warehouse.money.focus import price_versions
+
+    home, _, _, _ = exported
+    db = tmp_path / "w.duckdb"
+    _sh.copy(home / "warehouse.duckdb", db)
+    con = duckdb.connect(str(db))
+    before = price_versions(con)
+    con.execute("update ref.chip_costs set hardware_usd_per_device_hour = hardware_usd_per_device_hour * 0.8 "
+                "where chip = 'amd-mi300x'")
+    after = price_versions(con)
+    con.close()
+    assert before["amd-mi300x"] != after["amd-mi300x"]
+    assert all(before[c] == after[c] for c in before if c != "amd-mi300x")
+
+
+def test_check_focus_passes_on_the_export(exported):
+    home, _, pq_path, csv_path = exported
+    for p in (pq_path, csv_path):
+        res = check_focus(p, home)
+        assert res["failures"] == [], res["failures"][:5]
+        assert res["rows"] > 0 and abs(res["billed_cost_usd"] - res["fleet_bill_usd"]) <= 1e-4 * res["fleet_bill_usd"]
+
+
+def _broken_list_cost(src: Path, dst: Path, row: int = 3) -> float:
+    t = pq.read_table(src)
+    rows = t.to_pylist()
+    rows[row]["ListCost"] = rows[row]["ListCost"] * 1.5 + 0.01
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), dst)
+    return rows[row]["ListCost"]
+
+
+@pytest.mark.parametrize("breakage,column", [
+    ("list_cost", "ListCost"),
+    ("period", "ChargePeriodStart"),
+    ("price", "ListUnitPrice"),
+    ("negative", "BilledCost"),
+])
+def test_check_focus_names_row_and_column_of_a_broken_row(exported, tmp_path, breakage, column):
+    import datetime as _dt
+
+    home, _, pq_path, _ = exported
+    t = pq.read_table(pq_path)
+    rows = t.to_pylist()
+    i = 3
+    if breakage == "list_cost":
+        rows[i]["ListCost"] = rows[i]["ListCost"] * 1.5 + 0.01
+    elif breakage == "period":
+        rows[i]["ChargePeriodStart"] = rows[i]["BillingPeriodStart"] - _dt.timedelta(days=1)
+    elif breakage == "price":  # a second ListUnitPrice for one SkuPriceId (ListCost kept consistent)
+        rows[i]["ListUnitPrice"] *= 1.1
+        rows[i]["ListCost"] = rows[i]["ListUnitPrice"] * rows[i]["PricingQuantity"]
+        rows[i]["ContractedUnitPrice"], rows[i]["ContractedCost"] = rows[i]["ListUnitPrice"], rows[i]["ListCost"]
+    else:
+        rows[i]["BilledCost"] = -1.0
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), bad)
+    res = check_focus(bad)
+    assert res["failures"], breakage
+    assert any(f.startswith(f"row {i}: column {column}") for f in res["failures"]), res["failures"]
+    parser = argparse.ArgumentParser(prog="tokenwatt")
+    add_check_arguments(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["check", "focus", str(bad)])
+    assert args.func is run_check and run_check(args) == 1
+    assert run_check(parser.parse_args(["check", "focus", str(pq_path), "--home", str(home)])) == 0
+
+
+@pytest.mark.skipif(_validator() is None and not os.environ.get("FOCUS_VALIDATOR"),
+                    reason="focus-validator not installed (see docs/money.md); CI installs it and sets FOCUS_VALIDATOR")
+def test_broken_list_cost_fails_our_check_while_the_validator_stays_green(exported, tmp_path):
+    """Why our check exists: focus-validator 1.2 does not check ListCost = ListUnitPrice x
+    PricingQuantity (its rule is guarded by a ChargeClass condition that never fires)."""
+    _, _, pq_path, _ = exported
+    bad = tmp_path / "broken-list-cost.parquet"
+    _broken_list_cost(pq_path, bad)
+    res = run_validator(bad, CRITERIA)
+    assert set(res["failed"]) <= KNOWN_VALIDATOR_DEFECTS, res["failed"]
+    ours = check_focus(bad)["failures"]
+    assert any(f.startswith("row 3: column ListCost") for f in ours), ours

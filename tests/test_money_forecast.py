@@ -240,10 +240,17 @@ def test_intervals_are_widened_to_what_the_backtest_showed():
     assert fc.interval_scale > 3
     from warehouse.money.models import _fit_predict
 
+    from warehouse.money.models import Z
+
     raw, _ = _fit_predict(y, dt.date(2026, 1, 1), 14, 7)
+    # issue 14: the widened half-width is combined with the growth-rate uncertainty k days ahead
+    assert fc.growth_sd_per_day > 0
+    g = {lv: Z[lv] * np.arange(1, 15) * fc.growth_sd_per_day for lv in (80, 95)}
     for lv in (80, 95):
-        np.testing.assert_allclose(fc.hi[lv] - fc.mean, fc.interval_scale * (raw[f"hi{lv}"] - raw["mean"]), rtol=1e-9)
-        np.testing.assert_allclose(fc.mean - fc.lo[lv], fc.interval_scale * (raw["mean"] - raw[f"lo{lv}"]), rtol=1e-9)
+        np.testing.assert_allclose(fc.hi[lv] - fc.mean, np.hypot(fc.interval_scale * (raw[f"hi{lv}"] - raw["mean"]),
+                                                                 g[lv]), rtol=1e-9)
+        np.testing.assert_allclose(fc.mean - fc.lo[lv], np.hypot(fc.interval_scale * (raw["mean"] - raw[f"lo{lv}"]),
+                                                                 g[lv]), rtol=1e-9)
     smooth = forecast_series(100 + 10 * np.sin(2 * np.pi * t / 7) + np.random.default_rng(4).normal(0, 1, 56),
                              dt.date(2026, 1, 1), 14, ForecastConfig())
     assert smooth.interval_scale < fc.interval_scale

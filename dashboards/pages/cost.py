@@ -20,6 +20,9 @@ def build(ctx: Ctx) -> Page:
     page.sections += [safe(ctx, _over_time, "Cost per token over time"),
                       safe(ctx, _basis, "Allocation vs usage"),
                       safe(ctx, _workloads, "Most expensive workloads")]
+    from dashboards.pages.cost_split import sections as split_sections  # input vs output tokens, margins
+
+    page.sections += split_sections(ctx)
     return page
 
 

@@ -23,8 +23,10 @@ def build(ctx: Ctx) -> Page:
     page = Page("forecast", "Forecast", "Loss forecast",
                 "Operating loss (total cost minus revenue) projected forward per scenario, with 80 % and 95 % "
                 "prediction intervals, and how far the model was off when it forecast the past (backtest).")
-    page.sections += [safe(ctx, _bands, "Forecast per scenario"), safe(ctx, _compare, "Scenarios side by side"),
-                      safe(ctx, _backtest, "Backtest error")]
+    from dashboards.pages.forecast_coverage import sections as coverage_sections  # coverage next to the bands
+
+    page.sections += [safe(ctx, _bands, "Forecast per scenario"), *coverage_sections(ctx),
+                      safe(ctx, _compare, "Scenarios side by side"), safe(ctx, _backtest, "Backtest error")]
     return page
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from warehouse.money.backtest import COVERAGE_COLUMNS, coverage_for_horizon, rolling_coverage
 from warehouse.money.history import History, in_effect, load_history, transform, volume_factor
 from warehouse.money.models import LEVELS, SeriesForecast, forecast_series
 from warehouse.money.projection import build_fleet_scale_projection
@@ -31,7 +32,8 @@ from warehouse.money.scenarios import ForecastConfig, Scenario, load_scenarios
 FORECAST_COLUMNS = [
     "scenario", "grain", "period_start", "period_end", "kind", "loss_usd", "lo80_usd", "hi80_usd", "lo95_usd",
     "hi95_usd", "backtest_mape", "backtest_mase", "backtest_days", "interval_scale", "model", "days",
-    "forecast_days", "description", "notes",
+    "forecast_days", "description", "notes", "coverage_horizon_days", "coverage80_pct", "coverage95_pct",
+    "growth_sd_usd_per_day",
 ]
 
 
@@ -104,6 +106,12 @@ def _month_rows(common: dict, daily: list[dict], months: list[dt.date], bt: Seri
     return rows
 
 
+def scenario_series(h: History, s: Scenario):
+    """The daily series a scenario is forecast on: the P&L loss, or the loss with the scenario's
+    mix and price changes in effect on every day (its volume factor applies after the forecast)."""
+    return transform(h, s).adjusted_loss if s.changes_unit_economics else h.loss
+
+
 def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenario]) -> tuple[pd.DataFrame, dict]:
     """Rows of marts.fct_loss_forecast for every scenario (daily and monthly, history and forecast)."""
     days, months = horizon(h.last_day, cfg)
@@ -112,10 +120,14 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
     rows: list[dict] = []
     summary: dict[str, Any] = {"history_days": len(h.dates), "first_day": str(h.dates[0]),
                                "last_day": str(h.last_day), "horizon_days": H, "scenarios": {}}
+    coverage: list[dict] = []
+    base_cov = rolling_coverage(h.loss, h.dates[0], cfg)
     for s in scenarios:
         start = s.start_date(h.last_day)
         tr = transform(h, s)
         fc = forecast_series(tr.adjusted_loss, h.dates[0], H, cfg) if s.changes_unit_economics else base
+        cov = rolling_coverage(tr.adjusted_loss, h.dates[0], cfg) if s.changes_unit_economics else base_cov
+        coverage += [{**r, "scenario": s.name} for r in cov]
         notes = "; ".join(dict.fromkeys(tr.notes))
         daily = _daily_rows(h, s, start, tr.adjusted_loss, fc, base, days)
         # a scenario that starts after history mixes two models: name both
@@ -129,21 +141,32 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
             rows.append({**common, **r, "grain": "day", "period_end": r["period_start"], "days": 1,
                          "forecast_days": int(fcst),
                          "backtest_mape": bt.backtest_mape if fcst else None,
-                         "backtest_mase": bt.backtest_mase if fcst else None})
-        rows.extend(_month_rows(common, daily, months, bt))
+                         "backtest_mase": bt.backtest_mase if fcst else None,
+                         **(_coverage_cols(cov, (r["period_start"] - h.last_day).days, fc) if fcst else {})})
+        for r in _month_rows(common, daily, months, bt):
+            ahead = (r["period_end"] - h.last_day).days
+            rows.append({**r, **(_coverage_cols(cov, ahead, fc) if r["kind"] == "forecast" else {})})
         summary["scenarios"][s.name] = {
             "model": model, "backtest_mape_pct": bt.backtest_mape, "backtest_mase": bt.backtest_mase,
             "interval_scale": fc.interval_scale,
             "start": str(start) if start else None,
             "next_12_months_loss_usd": float(sum(r["loss_usd"] for r in daily if r["kind"] == "forecast"
                                                  and r["period_start"] <= _month_end(months[-1]))),
-            "notes": notes,
+            "notes": notes, "growth_sd_usd_per_day": fc.growth_sd_per_day,
+            "coverage": {f"{c['horizon_days']}d/{c['level_pct']}": c["coverage_pct"] for c in cov},
         }
+    summary["coverage_rows"] = coverage
     df = pd.DataFrame(rows, columns=FORECAST_COLUMNS)
     return df, summary
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, forecast: pd.DataFrame, projection: pd.DataFrame) -> None:
+def _coverage_cols(cov: list[dict], days_ahead: int, fc: SeriesForecast) -> dict:
+    """The measured band coverage that applies ``days_ahead`` days out, and the growth uncertainty."""
+    return {**coverage_for_horizon(cov, days_ahead), "growth_sd_usd_per_day": fc.growth_sd_per_day}
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, forecast: pd.DataFrame, projection: pd.DataFrame,
+                 coverage: list[dict] | None = None) -> None:
     con.execute("create schema if not exists marts")
     con.execute("begin")
     try:
@@ -158,9 +181,21 @@ def write_tables(con: duckdb.DuckDBPyConnection, forecast: pd.DataFrame, project
                    cast(backtest_days as integer) as backtest_days,
                    cast(interval_scale as double) as interval_scale, cast(model as varchar) as model,
                    cast(days as integer) as days, cast(forecast_days as integer) as forecast_days,
-                   cast(description as varchar) as description, cast(notes as varchar) as notes
+                   cast(description as varchar) as description, cast(notes as varchar) as notes,
+                   cast(coverage_horizon_days as integer) as coverage_horizon_days,
+                   cast(coverage80_pct as double) as coverage80_pct, cast(coverage95_pct as double) as coverage95_pct,
+                   cast(growth_sd_usd_per_day as double) as growth_sd_usd_per_day
             from fc_df order by scenario, grain, period_start""")
         con.unregister("fc_df")
+        cov = pd.DataFrame(coverage or [], columns=COVERAGE_COLUMNS)
+        con.register("cov_df", cov)
+        con.execute("""create or replace table marts.fct_forecast_coverage as
+            select cast(scenario as varchar) as scenario, cast(horizon_days as integer) as horizon_days,
+                   cast(level_pct as integer) as level_pct, cast(origins as integer) as origins,
+                   cast(covered as integer) as covered, cast(coverage_pct as double) as coverage_pct,
+                   cast(first_origin as date) as first_origin, cast(last_origin as date) as last_origin
+            from cov_df order by scenario, horizon_days, level_pct""")
+        con.unregister("cov_df")
         con.register("pj_df", projection)
         con.execute("""create or replace table marts.fct_fleet_scale_projection as
             select cast(scenario as varchar) as scenario, cast(annual_revenue_usd as double) as annual_revenue_usd,
@@ -186,7 +221,7 @@ def run_forecast(con: duckdb.DuckDBPyConnection, scenarios_path: Path | str | No
     h = load_history(con)
     fc, summary = build_loss_forecast(h, cfg, scenarios)
     pj = build_fleet_scale_projection(h, cfg, scenarios, scale)
-    write_tables(con, fc, pj)
+    write_tables(con, fc, pj, summary["coverage_rows"])
     summary["rows"] = len(fc)
     summary["projection"] = {r.scenario: {"annual_operating_loss_usd": r.annual_operating_loss_usd,
                                           "delta_vs_current_usd": r.delta_vs_current_usd}

@@ -31,6 +31,7 @@ class SeriesForecast:
     backtest_mase: float
     backtest_days: int
     interval_scale: float = 1.0   # how much the model's intervals were widened to match its backtest errors
+    growth_sd_per_day: float = 0.0  # bootstrap standard deviation of the trend (USD per day, per day)
 
 
 # the least daily history that can give prediction intervals (a naive model needs two points) and a
@@ -114,10 +115,55 @@ def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConf
     # widen (never narrow) by what the backtest showed, around the mean, so the bands keep nesting
     lo = {lv: mean - scale * np.maximum(mean - out[f"lo{lv}"], 0.0) for lv in LEVELS}
     hi = {lv: mean + scale * np.maximum(out[f"hi{lv}"] - mean, 0.0) for lv in LEVELS}
+    lo, hi, growth_sd = widen_for_growth(y, mean, lo, hi, cfg)
     # nesting guard (intervals from one model always nest; kept in case a model misbehaves)
     lo[95] = np.minimum(lo[95], lo[80])
     hi[95] = np.maximum(hi[95], hi[80])
-    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale)
+    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale, growth_sd)
+
+
+#: the standard normal quantile of each band's upper edge
+Z = {80: Z80, 95: 1.959963984540054}
+
+
+def trend_slope_sd(y: np.ndarray, cfg: ForecastConfig, seed: int = 0) -> float:
+    """Uncertainty of the history's growth rate: the standard deviation of the least-squares trend
+    slope (USD per day, per day) over moving-block bootstrap resamples of the residuals (blocks of
+    one season, so a weekly pattern or a run of bad days stays together). Deterministic (seeded)."""
+    y = np.asarray(y, float)
+    n = len(y)
+    if n < 4:
+        return 0.0
+    t = np.arange(n, dtype=float)
+    X = np.column_stack([np.ones(n), t])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    fitted = X @ coef
+    resid = y - fitted
+    block = max(1, min(cfg.season_length, n // 3))
+    n_blocks = -(-n // block)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(cfg.bootstrap_samples, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(cfg.bootstrap_samples, -1)[:, :n]
+    ys = fitted[None, :] + resid[idx]                      # [B, n]
+    tc = t - t.mean()
+    slopes = (ys - ys.mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
+    return float(np.std(slopes, ddof=1))
+
+
+def widen_for_growth(y: np.ndarray, mean: np.ndarray, lo: dict, hi: dict, cfg: ForecastConfig):
+    """Add the growth-rate uncertainty to the bands: k days ahead, a trend off by one bootstrap
+    standard deviation moves the level by k x sd; each half-width w becomes sqrt(w^2 + (z k sd)^2),
+    so the bands widen with the horizon and still nest."""
+    sd = trend_slope_sd(y, cfg)
+    if not sd or not np.isfinite(sd):
+        return lo, hi, 0.0
+    k = np.arange(1, len(mean) + 1, dtype=float)
+    out_lo, out_hi = {}, {}
+    for lv in LEVELS:
+        g = Z[lv] * k * sd
+        out_lo[lv] = mean - np.sqrt(np.maximum(mean - lo[lv], 0.0) ** 2 + g ** 2)
+        out_hi[lv] = mean + np.sqrt(np.maximum(hi[lv] - mean, 0.0) ** 2 + g ** 2)
+    return out_lo, out_hi, sd
 
 
 def interval_scale(err: np.ndarray, lo80: np.ndarray, hi80: np.ndarray) -> float:

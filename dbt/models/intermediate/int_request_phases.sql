@@ -41,8 +41,8 @@ spans as (
 
 -- the replica-day's busy time: the union of its requests' [scheduled, finish) spans
 ordered as (
-    select replica_id, date, scheduled_ts as s, finish_ts as e,
-           max(finish_ts) over (partition by replica_id, date order by scheduled_ts, request_id
+    select replica_id, date, request_id, scheduled_ts as s, finish_ts as e,
+           max(finish_ts) over (partition by replica_id, date order by scheduled_ts, finish_ts, request_id
                                 rows between unbounded preceding and 1 preceding) as prev_end,
     from spans
     where replica_id is not null and scheduled_ts is not null and finish_ts > scheduled_ts
@@ -50,7 +50,7 @@ ordered as (
 
 islands as (
     select *, sum(case when prev_end is null or s > prev_end then 1 else 0 end)
-                  over (partition by replica_id, date order by s, e rows unbounded preceding) as island,
+                  over (partition by replica_id, date order by s, e, request_id rows unbounded preceding) as island,
     from ordered
 ),
 

@@ -1,0 +1,119 @@
+"""Cost page sections: input vs output token cost, margins and break-even API prices.
+
+Input tokens carry the cost of their request's prefill phase, output tokens the cost of its
+decode phase (dbt int_request_phases); per chip and model the two per-token figures add up to the
+blended one. Margin = revenue - allocated cost.
+"""
+from __future__ import annotations
+
+import altair as alt
+
+from dashboards import theme
+from dashboards.pages._core import (Chart, Ctx, Html, Section, chip_filter, fmt_num, fmt_usd, html_table, no_data,
+                                    safe, tidy)
+
+TE = "marts.fct_token_economics"
+BE = "marts.fct_break_even_price"
+
+
+def sections(ctx: Ctx) -> list[Section]:
+    """The sections cost.py adds after its own."""
+    return [safe(ctx, _split, "Input vs output tokens"), safe(ctx, _margins, "Margins and break-even prices")]
+
+
+def _split(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Input vs output tokens",
+                  "API prices are set per input and per output token. An input token costs its share of its "
+                  "request's prefill phase (one parallel pass over the prompt); an output token its share of the "
+                  "decode phase (one token per step). Both bases; the two add up to the blended cost per token.")
+    note = no_data(wh, TE)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""
+        select chip, model, m.meter, b.basis,
+               case when m.meter = 'input' then
+                        sum(case when b.basis = 'allocation' then input_cost_usd else input_usage_cost_usd end)
+                        / nullif(sum(input_tokens), 0)
+                    else sum(case when b.basis = 'allocation' then output_cost_usd else output_usage_cost_usd end)
+                        / nullif(sum(output_tokens), 0) end * 1e6 as usd_per_mtok
+        from {TE}, (values ('input'), ('output')) m(meter), (values ('allocation'), ('usage')) b(basis)
+        where chip is not null group by chip, model, m.meter, b.basis order by all"""), 5)
+    base = alt.Chart(df).encode(
+        x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
+        xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
+        y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
+        tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
+                 alt.Tooltip("meter:N", title="Tokens"), alt.Tooltip("basis:N", title="Cost basis"),
+                 alt.Tooltip("usd_per_mtok:Q", title="USD/Mtok", format="$.3f")])
+    panels = []
+    for meter in ("input", "output"):
+        b = base.transform_filter(alt.datum.meter == meter)
+        panels.append(chip_filter(alt.layer(
+            b.mark_bar().encode(color=pal.chip_color(legend=False),
+                                opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
+                                                    scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
+                                                    legend=alt.Legend(orient="top"))),
+            b.mark_text(dy=-7, fontSize=10).encode(text=alt.Text("usd_per_mtok:Q", format="$.2f")),
+        ).facet(column=alt.Column("model:N", title=None)).properties(
+            title=alt.Title(f"{meter.capitalize()} tokens", anchor="middle"))))
+    ch = alt.hconcat(*panels, spacing=24).resolve_scale(y="independent").properties(
+        title=alt.Title("Cost per million input and output tokens, by chip and model",
+                        subtitle="USD per million tokens; solid = allocation basis, pale = usage basis"))
+    sec.blocks.append(Chart("cost-input-output-per-mtok", ch, df,
+                            "Decode is sequential and memory-bound: an output token costs many input tokens.",
+                            wide=True, filter_by="chip"))
+    t = wh.df(f"""select chip, model, sum(input_tokens) as ti, sum(output_tokens) as to_,
+                         sum(input_cost_usd) / nullif(sum(input_tokens), 0) * 1e6 as i,
+                         sum(output_cost_usd) / nullif(sum(output_tokens), 0) * 1e6 as o,
+                         sum(cost_usd) / nullif(sum(tokens), 0) * 1e6 as blended
+                  from {TE} where chip is not null group by all order by all""")
+    rows = [[r.chip, r.model, fmt_usd(r.i, 3), fmt_usd(r.o, 3), fmt_usd(r.blended, 3),
+             fmt_num(r.to_ / r.ti * 100 if r.ti else None, 1)] for r in t.itertuples()]
+    sec.blocks.append(Html(html_table(["Chip", "Model", "Input USD/Mtok", "Output USD/Mtok", "Blended USD/Mtok",
+                                       "Output per 100 input tokens"], rows, num_cols={2, 3, 4, 5},
+                                      caption="Allocation basis. Blended = (input tokens x input price + output "
+                                              "tokens x output price) / all tokens.")))
+    return sec
+
+
+def _margins(ctx: Ctx) -> Section:
+    wh, pal = ctx.wh, ctx.pal
+    sec = Section("Margins and break-even prices",
+                  "Margin: revenue minus allocated cost (the whole bill). Break-even: the API price per million "
+                  "input and output tokens at which each model on each chip covers its cost.")
+    note = no_data(wh, TE)
+    if note:
+        sec.blocks.append(note)
+        return sec
+    df = tidy(wh.df(f"""select model, tier, vendor, sum(revenue_usd) as revenue_usd, sum(cost_usd) as cost_usd,
+                               sum(margin_usd) as margin_usd
+                        from {TE} where vendor is not null group by all order by all"""), 4)
+    ch = alt.Chart(df).mark_bar().encode(
+        y=alt.Y("tier:N", title=None, sort=["api", "subscription", "free"]),
+        yOffset=alt.YOffset("vendor:N", sort=pal.vendors),
+        x=alt.X("margin_usd:Q", title="Margin (USD, revenue - allocated cost)", axis=alt.Axis(format="$~s")),
+        color=pal.vendor_color(),
+        tooltip=[alt.Tooltip("model:N", title="Model"), alt.Tooltip("tier:N", title="Tier"),
+                 alt.Tooltip("vendor:N", title="Vendor"),
+                 alt.Tooltip("revenue_usd:Q", title="Revenue (USD)", format="$,.2f"),
+                 alt.Tooltip("cost_usd:Q", title="Allocated cost (USD)", format="$,.2f"),
+                 alt.Tooltip("margin_usd:Q", title="Margin (USD)", format="$,.2f")],
+    ).properties(width=theme.HALF_W - 60, height=140).facet(row=alt.Row("model:N", title=None)).properties(
+        title=alt.Title("Margin per model, tier and vendor", subtitle="USD over the period; below zero = loss"))
+    sec.blocks.append(Chart("cost-margin-model-tier-vendor", chip_filter(ch, "vendor"), df,
+                            "Free tier: no revenue, so its margin is minus its cost.", filter_by="vendor"))
+    if wh.has(BE):
+        b = wh.df(f"select * from {BE} order by model, chip")
+        rows = [[r.model, r.chip, fmt_usd(r.break_even_usd_per_mtok_input, 3),
+                 fmt_usd(r.break_even_usd_per_mtok_output, 3), fmt_usd(r.list_usd_per_mtok_input, 2),
+                 fmt_usd(r.list_usd_per_mtok_output, 2),
+                 "–" if r.break_even_list_scale != r.break_even_list_scale else f"×{r.break_even_list_scale:.2f}"]
+                for r in b.itertuples()]
+        sec.blocks.append(Html(html_table(
+            ["Model", "Chip", "Break-even input USD/Mtok", "Break-even output USD/Mtok", "List input", "List output",
+             "List x to break even"], rows, num_cols={2, 3, 4, 5, 6},
+            caption="Allocation basis, whole period. List x: the factor the current API list prices would need "
+                    "for the tokens served to pay for themselves (below 1: the list covers the cost).")))
+    return sec

@@ -1,0 +1,124 @@
+"""Forecast bands that hold (issue 14, parts 4 and 5): growth-rate uncertainty by a bootstrap of the
+trend, widening with the horizon; rolling-origin coverage stored with the forecast; a shocked
+history (traffic drop + price change) built from the measured one."""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_money_fixture import money_home  # noqa: E402
+from warehouse.money.backtest import coverage_for_horizon, format_table, origins_for, rolling_coverage  # noqa: E402
+from warehouse.money.history import load_history  # noqa: E402
+from warehouse.money.models import LEVELS, trend_slope_sd, widen_for_growth  # noqa: E402
+from warehouse.money.scenarios import ForecastConfig, load_scenarios  # noqa: E402
+from warehouse.money.shock import Shock, apply_shock  # noqa: E402
+
+CFG = ForecastConfig()
+
+
+def test_trend_slope_uncertainty_is_seeded_and_grows_with_noise():
+    t = np.arange(40.0)
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 1, 40)
+    assert trend_slope_sd(100 + 2 * t, CFG) < 1e-9  # a straight line: no doubt about its slope
+    a = trend_slope_sd(100 + 2 * t + noise, CFG)
+    assert a > 0 and a == trend_slope_sd(100 + 2 * t + noise, CFG)
+    assert trend_slope_sd(100 + 2 * t + 5 * noise, CFG) == pytest.approx(5 * a, rel=1e-9)  # linear in the noise
+    # the textbook OLS slope error for iid noise is sigma / sqrt(sum (t - mean)^2): same order
+    ols = 1.0 / np.sqrt(((t - t.mean()) ** 2).sum())
+    assert 0.3 * ols < a < 3 * ols
+
+
+def test_growth_widens_bands_with_the_horizon_and_keeps_them_nested():
+    y = 100 + 2 * np.arange(30.0) + np.random.default_rng(1).normal(0, 3, 30)
+    mean = np.full(60, 160.0)
+    lo = {80: mean - 4, 95: mean - 6}
+    hi = {80: mean + 4, 95: mean + 6}
+    lo2, hi2, sd = widen_for_growth(y, mean, lo, hi, CFG)
+    assert sd > 0
+    for lv in LEVELS:
+        w = hi2[lv] - lo2[lv]
+        assert np.all(np.diff(w) > 0) and w[0] >= hi[lv][0] - lo[lv][0]
+    assert np.all(lo2[95] <= lo2[80]) and np.all(hi2[80] <= hi2[95])
+
+
+def test_origins_leave_a_full_training_window_and_the_horizon():
+    cfg = replace(CFG, coverage_origins=5)
+    assert origins_for(30, 7, cfg) == [19, 20, 21, 22, 23]
+    assert origins_for(30, 30, cfg) == [] and origins_for(20, 1, cfg) == [16, 17, 18, 19]
+    rows = [{"horizon_days": 1, "level_pct": 80, "origins": 4, "coverage_pct": 75.0},
+            {"horizon_days": 7, "level_pct": 80, "origins": 4, "coverage_pct": 50.0},
+            {"horizon_days": 30, "level_pct": 80, "origins": 0, "coverage_pct": None}]
+    assert coverage_for_horizon(rows, 3) == {"coverage_horizon_days": 1, "coverage80_pct": 75.0}
+    assert coverage_for_horizon(rows, 90)["coverage_horizon_days"] == 7  # 30 d was not measured
+
+
+def test_rolling_coverage_on_a_noisy_trend():
+    """iid noise around a trend: the calibrated bands should cover near their level at 1 and 7 days."""
+    rng = np.random.default_rng(7)
+    y = 1000 + 3 * np.arange(60.0) + rng.normal(0, 20, 60)
+    cfg = replace(CFG, coverage_horizons_days=(1, 7), coverage_origins=20)
+    rows = rolling_coverage(y, dt.date(2026, 1, 1), cfg, "noise")
+    got = {(r["horizon_days"], r["level_pct"]): r for r in rows}
+    assert all(r["origins"] == 20 for r in rows)
+    for h in (1, 7):
+        assert 55 <= got[(h, 80)]["coverage_pct"] <= 100, rows
+        assert got[(h, 95)]["coverage_pct"] >= got[(h, 80)]["coverage_pct"]
+        assert got[(h, 95)]["coverage_pct"] >= 80, rows
+    assert "noise" in format_table(rows)
+
+
+@pytest.fixture(scope="module")
+def con():
+    home, facts = money_home()
+    assert facts["success"], facts["failures"]
+    c = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    yield c
+    c.close()
+
+
+def test_coverage_is_stored_with_the_forecast(con):
+    _, scenarios, _ = load_scenarios()
+    cov = con.execute("select scenario, horizon_days, level_pct, origins, covered, coverage_pct "
+                      "from marts.fct_forecast_coverage").fetchall()
+    assert {(r[0], r[1], r[2]) for r in cov} == {(s.name, h, lv) for s in scenarios
+                                                 for h in CFG.coverage_horizons_days for lv in LEVELS}
+    for s, h, lv, n, k, pct in cov:
+        if h <= 7:  # 30 days of history: 1- and 7-day horizons are measured, 30 days is not
+            assert n > 0 and pct == pytest.approx(100.0 * k / n)
+        else:
+            assert n == 0 and pct is None
+    rows = con.execute("""select period_start, hi95_usd - lo95_usd, coverage_horizon_days, coverage80_pct,
+                                 coverage95_pct, growth_sd_usd_per_day
+                          from marts.fct_loss_forecast where scenario = 'current' and grain = 'day'
+                          and kind = 'forecast' order by period_start""").fetchall()
+    assert rows[0][2] == 1 and rows[10][2] == 7
+    assert all(r[3] is not None and r[4] is not None and r[5] > 0 for r in rows)
+    widths = [r[1] for r in rows]
+    assert widths[89] > widths[29] > widths[6] > widths[0]  # growth uncertainty widens with the horizon
+
+
+def test_shock_drops_traffic_and_raises_rent(con):
+    h = load_history(con)
+    s = Shock(traffic_drop=0.4, drop_day=10, drop_days=3, rental_price_factor=1.5, price_day=20)
+    x = apply_shock(h, s)
+    rev0, rev1 = h.revenue.sum(axis=(1, 2)), x.revenue.sum(axis=(1, 2))
+    np.testing.assert_allclose(rev1[10:13], 0.6 * rev0[10:13], rtol=1e-12)
+    np.testing.assert_allclose(rev1[:10], rev0[:10], rtol=0)
+    np.testing.assert_allclose(x.loss[:10], h.loss[:10], rtol=0)  # nothing before the shock
+    assert np.all(x.loss[10:13] > h.loss[10:13])  # lost revenue outweighs the saved electricity
+    np.testing.assert_allclose(x.loss[13:20], h.loss[13:20], rtol=1e-12)  # traffic back, old prices
+    assert np.all(x.bill[20:] > h.bill[20:])  # the rent is up (MI300X and H100 are rented)
+    # the loss is still bill - revenue: what the P&L would have shown
+    np.testing.assert_allclose(x.loss - (x.bill - rev1), h.loss - (h.bill - rev0), atol=1e-6)
+    with pytest.raises(ValueError):
+        apply_shock(h, Shock(traffic_drop=1.5))
