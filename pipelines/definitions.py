@@ -9,12 +9,15 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from pipelines.money import ASSETS as MONEY_ASSETS
-from pipelines.assets import build_partitioned_assets, prices, site
-from pipelines.ingest import PARTITIONED_JOB, build_spool_sensor, daily_partitions
 from collectors.home import Home
+
+from pipelines.attribution import build_attribution_tables
+from pipelines.dbt import build_dbt_models
 from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home, ensure_dbt_manifest, profiles_dir
+from pipelines.ingest import PARTITIONED_JOB, build_raw_tables, build_spool_sensor, daily_partitions
+from pipelines.money import ASSETS as MONEY_ASSETS
 from pipelines.resources import TokenwattHome
+from pipelines.site import site
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:
@@ -22,7 +25,9 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
     travels in the resources (``tokenwatt``, and ``dbt`` with the home's profile), never the environment."""
     home_path = Home(home or default_home())
     daily = daily_partitions(home_path)
-    raw_tables, attribution_tables, dbt_models = build_partitioned_assets(daily, ensure_dbt_manifest(home_path))
+    # the load and dbt follow the run's day window; the attribution is partitioned by day (pipelines/ingest.py)
+    raw_tables, attribution_tables = build_raw_tables(), build_attribution_tables(daily)
+    dbt_models = build_dbt_models(ensure_dbt_manifest(home_path))
     all_job = dg.define_asset_job("tokenwatt_all", selection=dg.AssetSelection.all(),
                                   description="Load, attribute, transform and publish everything")
     load_job = dg.define_asset_job("tokenwatt_load", selection=dg.AssetSelection.groups("ingest", "attribution"))
@@ -32,7 +37,7 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
                                           description="Load, attribute and transform a window of UTC days "
                                                       "(one run per window), then refresh what depends on them")
     return dg.Definitions(
-        assets=[raw_tables, prices, attribution_tables, dbt_models, site, *MONEY_ASSETS],
+        assets=[raw_tables, attribution_tables, dbt_models, site, *MONEY_ASSETS],
         jobs=[all_job, load_job, transform_job, partitioned_job],
         sensors=[build_spool_sensor(home_path, PARTITIONED_JOB, daily)],
         schedules=[

@@ -1,4 +1,4 @@
-"""Daily partitions, the spool sensor and the ingest asset checks (Dagster wiring only).
+"""The load asset, daily partitions, the spool sensor and the ingest asset checks (Dagster wiring only).
 
 The logic lives in warehouse/ingest/ (scan, manifest, days, window, checks; no Dagster there):
 
@@ -18,7 +18,6 @@ The logic lives in warehouse/ingest/ (scan, manifest, days, window, checks; no D
   evaluated by the load asset on every run and fail with ERROR severity, loudly, without
   stopping the run. Thresholds come from the environment (see :func:`check_settings`).
 """
-from __future__ import annotations
 
 import datetime as dt
 import hashlib
@@ -34,8 +33,13 @@ from warehouse.ingest.scan import scan_spool, spool_dates
 from warehouse.ingest.window import date_ranges
 
 from collectors.home import Home
+from warehouse.attribution.run import data_day_range
+from warehouse.ingest.load import load_spool
+
+from pipelines.resources import TokenwattHome
 
 PARTITIONED_JOB = "tokenwatt_partitions"
+RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -200,3 +204,45 @@ def build_spool_sensor(home: Home, job_name: str = PARTITIONED_JOB,
         return requests
 
     return spool_sensor
+
+
+def build_raw_tables() -> dg.AssetsDefinition:
+    """The load multi-asset: raw.* tables of the run's window, with the three ingest checks."""
+
+    @dg.multi_asset(
+        name="raw_tables",
+        specs=[dg.AssetSpec(["raw", k], kinds={"duckdb"}, group_name="ingest",
+                            description=f"raw.{k}: spool rows loaded exactly once") for k in RAW_KEYS],
+        check_specs=RAW_CHECKS,
+        can_subset=False,
+    )
+    def raw_tables(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
+        """Load the new or changed spool files of the run's days (and undated files) into DuckDB schema
+        raw (manifest, quarantine, dirty days); then check freshness, completeness and quarantine rate."""
+        win = window(context)
+        con = tokenwatt.connect()
+        try:
+            report = load_spool(con, tokenwatt.home.spool, dates=win, on_batch=context.log.info)
+            counts = {k: con.execute(f"select count(*) from raw.{k}").fetchone()[0] for k in RAW_KEYS}
+            first, last = win or (data_day_range(con) or (None, None))
+            checks = list(evaluate_raw_checks(context, con, tokenwatt.home, str(first), str(last))) \
+                if first is not None else []
+        finally:
+            con.close()
+        context.log.info(f"spool load: {report.as_dict()}")
+        for k in RAW_KEYS:
+            yield dg.MaterializeResult(
+                asset_key=["raw", k],
+                metadata={"rows": counts[k], "files_loaded": report.files_loaded,
+                          "files_unreadable": report.files_unreadable, "files_duplicate": report.files_duplicate,
+                          "files_rejected": report.files_rejected, "files_failed": report.files_failed,
+                          "dirty_days": len(report.dirty_dates),
+                          "window": f"{win[0]}..{win[1]}" if win else "every day"},
+            )
+        if not checks:  # nothing loaded at all: the checks have nothing to look at
+            checks = [dg.AssetCheckResult(check_name=c.name, asset_key=c.asset_key, passed=False,
+                                          severity=dg.AssetCheckSeverity.ERROR,
+                                          metadata={"reason": "no data in the warehouse"}) for c in RAW_CHECKS]
+        yield from checks
+
+    return raw_tables

@@ -1,10 +1,12 @@
-"""Money assets: the operating-loss forecast per scenario and its projection to fleet scale.
+"""Money assets: the price reference tables, the operating-loss forecast per scenario and its
+projection to fleet scale.
 
-The logic is in warehouse/forecast.py (no Dagster there); this module only wires it in. The
-scenario file is warehouse/scenarios.yaml, or the file named by ``TOKENWATT_SCENARIOS``; a wrong
+The logic is in warehouse/money/ (prices.py, forecast.py; no Dagster there); this module only wires
+it in. The scenario file is warehouse/money/scenarios.yaml, or the file named by ``TOKENWATT_SCENARIOS``; a wrong
 file fails the asset with a message naming the file and the field.
 """
 
+import json
 import os
 
 import dagster as dg
@@ -12,6 +14,7 @@ import dagster as dg
 from warehouse.money.forecast import run_forecast
 from warehouse.money.models import LEVELS, MIN_DAYS_FOR_BACKTEST, MIN_DAYS_FOR_INTERVALS
 from warehouse.money.scenarios import SCENARIOS_ENV, load_scenarios
+from warehouse.money.prices import load_prices, write_ref_tables
 
 from pipelines.resources import TokenwattHome
 
@@ -127,5 +130,30 @@ def loss_forecast(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
                                         "rows": check["rows"], "scenarios": check["scenarios"]})
 
 
+REF_KEYS = ["chip_costs", "sites", "tariff_hours", "api_prices", "subscription", "node_sites"]
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["ref", k], kinds={"duckdb"}, group_name="ingest",
+                        description=f"ref.{k} from the validated price file") for k in REF_KEYS],
+    can_subset=False,
+)
+def prices(context: dg.AssetExecutionContext, tokenwatt: TokenwattHome):
+    """Prices, PUE, tariffs and revenue rules from warehouse/prices.yaml (validated; a bad file stops the run)."""
+    path = os.environ.get("TOKENWATT_PRICES")
+    p = load_prices(path)
+    sites = {}
+    meta = tokenwatt.home.fleet_meta
+    if meta.exists():
+        sites = json.loads(meta.read_text()).get("node_sites", {})
+    con = tokenwatt.connect()
+    try:
+        write_ref_tables(con, p, sites)
+    finally:
+        con.close()
+    for k in REF_KEYS:
+        yield dg.MaterializeResult(asset_key=["ref", k], metadata={"source": p["source"]})
+
+
 # what pipelines/definitions.py adds to its assets list
-ASSETS = [loss_forecast]
+ASSETS = [prices, loss_forecast]

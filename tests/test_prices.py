@@ -139,7 +139,7 @@ def test_ref_tables_written(tmp_path):
 def test_dagster_prices_asset_fails_and_nothing_downstream_runs(tmp_path, monkeypatch):
     import dagster as dg
 
-    from pipelines.assets import prices
+    from pipelines.money import prices
     from pipelines.resources import TokenwattHome
 
     home = tmp_path / "home"

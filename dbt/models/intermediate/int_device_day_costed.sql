@@ -58,11 +58,11 @@ final as (
         s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier) as usd_per_kwh,
         c.basis as cost_basis,
         c.hardware_usd_per_device_hour,
-        d.measured_energy_j / 3.6e6 as measured_energy_kwh,
-        d.measured_energy_j / 3.6e6 * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
+        {{ j_to_kwh('d.measured_energy_j') }} as measured_energy_kwh,
+        {{ j_to_kwh('d.measured_energy_j') }} * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
             as energy_cost_usd,
         24.0 * coalesce(c.hardware_usd_per_device_hour, 0) as hardware_cost_usd,
-        d.measured_energy_j / 3.6e6 * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
+        {{ j_to_kwh('d.measured_energy_j') }} * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
             + 24.0 * coalesce(c.hardware_usd_per_device_hour, 0) as total_cost_usd,
     from device_day as d
     left join node_sites as ns on ns.node = d.node

@@ -140,7 +140,7 @@ costed as (
         coalesce(cp.energy_cost_usd * s.w_chip_day, 0) + coalesce(fp.energy_cost_usd * s.w_day, 0) as spread_energy_cost_usd,
         coalesce(cp.hardware_cost_usd * s.w_chip_day, 0) + coalesce(fp.hardware_cost_usd * s.w_day, 0) as spread_hardware_cost_usd,
         -- usage basis: what the request itself used, energy priced at its arrival hour
-        s.active_energy_j / 3.6e6 * rr.pue * rr.base_usd_per_kwh * coalesce(th.multiplier, 1.0)
+        {{ j_to_kwh('s.active_energy_j') }} * rr.pue * rr.base_usd_per_kwh * coalesce(th.multiplier, 1.0)
             + rr.hardware_cost_usd * s.active_energy_j / nullif(rr.measured_energy_j, 0) as usage_cost_usd,
         case s.tier
             when 'api' then (s.prompt_tokens * ap.usd_per_mtok_input + s.completion_tokens * ap.usd_per_mtok_output) / 1e6
@@ -167,7 +167,7 @@ final as (
     select
         request_id, replica_id, node, chip, vendor, model, task, language, tier, status,
         arrival_ts, date, prompt_tokens, completion_tokens, total_tokens, ttft_s, latency_s,
-        active_energy_j, idle_share_j, energy_j, energy_j / 3.6e6 as energy_kwh,
+        active_energy_j, idle_share_j, energy_j, {{ j_to_kwh('energy_j') }} as energy_kwh,
         direct_cost_usd + spread_cost_usd as cost_usd,
         direct_energy_cost_usd + spread_energy_cost_usd as energy_cost_usd,
         direct_hardware_cost_usd + spread_hardware_cost_usd as hardware_cost_usd,

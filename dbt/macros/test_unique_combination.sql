@@ -1,6 +1,0 @@
-{% test dbt_utils_unique_combination(model, columns) %}
-select {{ columns | join(', ') }}, count(*) as n
-from {{ model }}
-group by {{ columns | join(', ') }}
-having count(*) > 1
-{% endtest %}
