@@ -220,10 +220,8 @@ def cmd_replicas(args) -> int:
     return run_replicas(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tokenwatt", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
+def _pipeline_commands(sub) -> None:
+    """simulate, run, demo, site: the simulator and the pipeline."""
     p = sub.add_parser("simulate", help="simulate a fleet into a spool, with ground truth")
     p.add_argument("--fleet", default="default", help="fleet YAML file or preset (default, tiny, chaos)")
     p.add_argument("--start", default="2026-10-01", help="first UTC day (YYYY-MM-DD)")
@@ -250,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     _home_arg(p)
     p.set_defaults(func=cmd_site)
 
+
+def _measure_commands(sub) -> None:
+    """evaluate, calibrate, bench: how good and how fast."""
     p = sub.add_parser("evaluate", help="score attribution against the simulator's ground truth")
     _home_arg(p)
     p.add_argument("--json", action="store_true")
@@ -274,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
+
+def _field_commands(sub) -> None:
+    """collect, receive/convert otlp, import prometheus, replicas: feeding a real fleet in."""
     p = sub.add_parser("collect", help="sample real devices (or a simulated one) into a spool")
     from collectors.agent import add_collect_arguments, run_collect
 
@@ -293,13 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spool", type=Path, required=True, help="spool directory")
     p.set_defaults(func=cmd_replicas)
 
-    from warehouse.money.focus import add_export_arguments
 
-    add_export_arguments(sub)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tokenwatt", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _pipeline_commands(sub)
+    _measure_commands(sub)
+    _field_commands(sub)
+
+    from warehouse.money.focus import add_export_arguments
     from warehouse.money.focus_check import add_check_arguments
 
+    add_export_arguments(sub)
     add_check_arguments(sub)
-
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
