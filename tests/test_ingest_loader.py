@@ -5,72 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from collectors.schema import DEVICE_SAMPLES, REPLICAS, REQUESTS
+from collectors.schema import DEVICE_SAMPLES, REQUESTS
 from collectors.spool import partition_dir, write_atomic
+from tests.ingest_builders import T0, put, q, replicas, requests, samples
 from warehouse.ingest.days import file_dates, pending_dates
 from warehouse.ingest.manifest import pending
 from warehouse.ingest.scan import scan_spool
 from warehouse.ingest.window import date_ranges, dbt_window_vars
 from warehouse.ingest.checksum import table_checksums
 from warehouse.ingest.load import connect, load_spool
-
-DAY = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
-T0 = DAY.timestamp()
-
-
-def samples(device="n1/0", n=100, start=T0 + 5, step=10.0, node="n1", chip="nvidia-h100-sxm", **over):
-    t = start + np.arange(n) * step
-    cols = {
-        "ts": pa.array((t * 1e6).astype(np.int64)).cast(DEVICE_SAMPLES.field("ts").type),
-        "node": [node] * n, "device_id": [device] * n, "device_index": pa.array([0] * n, pa.int32()),
-        "device_uuid": ["GPU-x"] * n, "chip": [chip] * n, "vendor": ["nvidia"] * n,
-        "power_w": np.full(n, 300.0), "power_kind": ["avg_1s"] * n,
-        "energy_counter_j": 1e6 + np.arange(n) * 3000.0, "utilization_pct": np.full(n, 50.0),
-        "memory_used_mib": np.full(n, 1000.0), "temperature_c": np.full(n, 50.0),
-        "sm_clock_mhz": np.full(n, 1500.0), "power_limit_w": np.full(n, 700.0), "source": ["test"] * n,
-    }
-    cols.update(over)
-    return pa.table(cols, schema=DEVICE_SAMPLES)
-
-
-def requests(n=50, prefix="r", start=T0 + 100, node="n1", replica="rep1", **over):
-    a = start + np.arange(n) * 30.0
-    ts = DEVICE_SAMPLES.field("ts").type
-    cols = {
-        "request_id": [f"{prefix}{i}" for i in range(n)], "node": [node] * n, "replica_id": [replica] * n,
-        "model": ["llama-8b"] * n, "task": ["chat"] * n, "language": ["en"] * n, "tier": ["api"] * n,
-        "arrival_ts": pa.array((a * 1e6).astype(np.int64)).cast(ts),
-        "scheduled_ts": pa.array(((a + 0.1) * 1e6).astype(np.int64)).cast(ts),
-        "first_token_ts": pa.array(((a + 0.5) * 1e6).astype(np.int64)).cast(ts),
-        "finish_ts": pa.array(((a + 5) * 1e6).astype(np.int64)).cast(ts),
-        "prompt_tokens": pa.array([100] * n, pa.int64()), "completion_tokens": pa.array([50] * n, pa.int64()),
-        "status": ["ok"] * n,
-    }
-    cols.update(over)
-    return pa.table(cols, schema=REQUESTS)
-
-
-def replicas():
-    return pa.table({"replica_id": ["rep1"], "node": ["n1"], "model": ["llama-8b"], "chip": ["nvidia-h100-sxm"],
-                     "device_ids": [["n1/0"]], "valid_from": pa.array([int(T0 * 1e6)]).cast(REPLICAS.field("valid_from").type)},
-                    schema=REPLICAS)
-
-
-def put(spool: Path, kind: str, name: str, table: pa.Table, date="2026-10-01", node="n1") -> str:
-    path = partition_dir(spool, kind, date, node) / f"{name}.parquet"
-    write_atomic(table, path)
-    return path.relative_to(spool).as_posix()
-
-
-def q(con, sql, params=None):
-    return con.execute(sql, params or []).fetchall()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from collectors.schema import KINDS
 from warehouse.ingest.conform import conform
 from warehouse.ingest.days import mark_dirty, mark_dirty_from_rows
-from warehouse.ingest.ddl import connect, ensure_schema  # noqa: F401  (the loader's entry points)
+from warehouse.ingest.ddl import connect  # noqa: F401  (callers open the warehouse with the loader)
 from warehouse.ingest.manifest import classify, read_manifest, record, requeue_unknown_replicas
 from warehouse.ingest.scan import scan_spool
 from warehouse.ingest.validate import validate_and_insert
