@@ -2,15 +2,21 @@
 
 1. **Idle versus active**: idle baseline per device learned from intervals with no request running
    (median power), or the catalog's serving idle when the data has too few such intervals.
-   ``idle = min(E, idle_w * dt)``, ``active = E - idle``.
-2. **Price per request-second** of each phase per interval: the interval's energy is split between
-   prefill and decode by device-seconds weighted by the phase power weights, then shared among the
-   requests in that phase. Its time integral is a prefix sum, so a request's energy is a few
-   lookups (:mod:`warehouse.attribution.sweep`). No request is ever joined to a sample.
+   ``idle = min(E, idle_w * dt)``, ``active = E - idle``. Idle is shared for the seconds some
+   request was on the device; the rest is unused capacity.
+2. **Modelled power** of every moment: the device's time is cut into segments on which the
+   request timeline does not change (:mod:`.segments`): prefilling, or decoding with batch ``b``.
+   Each has a power from the device-day's learned model (:mod:`.power_model`), or from the flat
+   phase weights when the fit fell back (the per-step share). An interval's measured active (and
+   shared idle) energy is split in proportion to modelled power: prefill power shared among the
+   prefilling requests, decode power ``P(b)`` split ``1/b`` among the decoders. With flat weights a
+   decoding request's share is the integral of ``1/b(t)`` over its decode time.
+3. Per request the energy is a difference of prefix sums over the segments: no request is ever
+   joined to a sample, and everything is sorting and ``searchsorted``.
 
 Conservation holds by construction: per device-day, active energy of intervals with work goes to
-requests, their idle energy is shared, and intervals with no work are unused capacity. The request
-side is summed independently per device-day so the identity can be checked.
+requests, their idle energy is shared or unused, and intervals with no work are unused capacity.
+The request side is summed independently per device-day so the identity can be checked.
 """
 from __future__ import annotations
 
