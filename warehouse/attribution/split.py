@@ -28,7 +28,7 @@ from collectors.units import DAY_S
 from warehouse.attribution.config import AttributionConfig
 from warehouse.attribution.intervals import DeviceIntervals
 from warehouse.attribution.power_model import fit_power_model, step_share_coef
-from warehouse.attribution.segments import Segments, build_segments, cumulative_energy, integral, interval_features
+from warehouse.attribution.segments import Events, event_integrals, interval_features
 from warehouse.attribution.timeline import ReplicaWork
 
 
@@ -80,27 +80,33 @@ def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: 
     return coef, fits
 
 
-def _request_side(seg: Segments, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
+def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
                   price_i: np.ndarray, days: np.ndarray) -> tuple:
     """Energies per request, and the request side summed per UTC day (requests crossing midnight
-    are clipped to each day)."""
-    ch_a = cumulative_energy(seg, coef, price_a)
-    ch_i = cumulative_energy(seg, coef, price_i)
+    are clipped to each day, whose bounds are the events after the requests')."""
+    G = event_integrals(ev, iv.start - work.origin, iv.end - work.origin, coef, price_a, price_i)
+    n = ev.n
+    gs, gf, ge = G[:n], G[n:2 * n], G[2 * n:3 * n]
 
-    def energy(ch, s, f, e):
-        cp, cd, rp, rd = ch
-        g = lambda c, r, x: integral(seg.bounds, c, r, x)  # noqa: E731
-        return (g(cp, rp, f) - g(cp, rp, s)) + (g(cd, rd, e) - g(cd, rd, f))
+    def energy(gs, gf, ge):
+        return (gf[:, 0] - gs[:, 0]) + (ge[:, 1] - gf[:, 1]), (gf[:, 2] - gs[:, 2]) + (ge[:, 3] - gf[:, 3])
 
-    req_a = energy(ch_a, work.s, work.f, work.e)
-    req_i = energy(ch_i, work.s, work.f, work.e)
+    req_a, req_i = energy(gs, gf, ge)
     day_a: dict = {}
     day_i: dict = {}
-    for dd in np.unique(days):
+    for q, dd in enumerate(days):
         lo, hi = dd * DAY_S - work.origin, (dd + 1) * DAY_S - work.origin
-        s, f, e = np.clip(work.s, lo, hi), np.clip(work.f, lo, hi), np.clip(work.e, lo, hi)
-        day_a[int(dd)] = float(energy(ch_a, s, f, e).sum())
-        day_i[int(dd)] = float(energy(ch_i, s, f, e).sum())
+        g_lo, g_hi = G[3 * n + 2 * q], G[3 * n + 2 * q + 1]
+        inside = (work.s >= lo) & (work.e <= hi)
+        cross = ~inside & (work.s < hi) & (work.e > lo)
+
+        def clip(x, g):  # the integrals at a request's times clipped to [lo, hi]
+            x, g = x[cross], g[cross]
+            return np.where((x < lo)[:, None], g_lo, np.where((x > hi)[:, None], g_hi, g))
+
+        ca, ci = energy(clip(work.s, gs), clip(work.f, gf), clip(work.e, ge))
+        day_a[int(dd)] = float(req_a[inside].sum()) + float(ca.sum())
+        day_i[int(dd)] = float(req_i[inside].sum()) + float(ci.sum())
     return req_a, req_i, day_a, day_i
 
 
@@ -113,10 +119,12 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
                             catalog_idle_w, "catalog", iv.resets, np.zeros(n_req), np.zeros(n_req), {}, {}, [])
     dur = iv.end - iv.start
     m = dur.shape[0]
-    seg = None
+    day = np.floor(iv.start / DAY_S).astype(np.int64)
+    days = np.unique(day)
     if n_req:
-        seg = build_segments(work.s, work.f, work.e, iv.start - work.origin, iv.end - work.origin)
-        F = interval_features(seg, m)
+        bounds = np.stack([days * DAY_S, (days + 1) * DAY_S], axis=1).ravel() - work.origin
+        ev = Events.build(work.s, work.f, work.e, bounds.astype(np.float64))
+        F, max_batch = interval_features(ev, iv.start - work.origin, iv.end - work.origin)
         busy = F.sum(axis=1) > 0
     else:
         busy = np.zeros(m, bool)
@@ -132,16 +140,13 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
         idle_sh = np.where(busy, idle * present, 0.0)
     else:
         idle_sh = np.zeros(m)
-    day = np.floor(iv.start / DAY_S).astype(np.int64)
     req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
     if n_req and busy.any():
-        inside = seg.interval >= 0
-        max_batch = int(seg.n_decode[inside].max()) if inside.any() else 0
         coef, fits = _coefficients(iv, F, active, busy, day, max_batch, cfg, weights)
         modelled = (coef * F).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             price_a = np.where(busy, active / modelled, 0.0)
             price_i = np.where(busy, idle_sh / modelled, 0.0)
-        req_a, req_i, day_a, day_i = _request_side(seg, work, coef, price_a, price_i, day)
+        req_a, req_i, day_a, day_i = _request_side(ev, iv, work, coef, price_a, price_i, days)
     return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
                         iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
