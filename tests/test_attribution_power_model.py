@@ -143,9 +143,10 @@ def _check_conservation(res):
 
 
 @pytest.mark.parametrize("learned", [True, False])
-def test_conservation_per_device_day_under_the_learned_model_and_the_fallback(learned):
+@pytest.mark.parametrize("step_s", [1.0, 30.0])
+def test_conservation_per_device_day_under_the_learned_model_and_the_fallback(learned, step_s):
     rng = np.random.default_rng(5)
-    work, iv, idle_w = _fleet_day(rng, 6000, 30.0, TRUE_COEF)
+    work, iv, idle_w = _fleet_day(rng, 6000, step_s, TRUE_COEF)
     cfg = AttributionConfig() if learned else STEP_ONLY
     res = attribute_device(iv, work, idle_w, cfg, (1.7, 1.0))
     assert res.fits[0][1].learned is learned

@@ -62,22 +62,50 @@ def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
     return catalog_idle_w, "catalog"
 
 
+def price_windows(iv: DeviceIntervals, day: np.ndarray, window_s: float) -> np.ndarray:
+    """Window index of each interval: consecutive intervals of a UTC day grouped into windows of at
+    least ``window_s`` (an interval that long is its own window)."""
+    cell = np.floor((iv.start - day * DAY_S) / max(window_s, 1e-9)).astype(np.int64)
+    return np.unique(np.stack([day, cell], axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+def _window_sum(wid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    n = int(wid.max()) + 1 if wid.shape[0] else 0
+    if x.ndim == 1:
+        return np.bincount(wid, weights=x, minlength=n)
+    return np.stack([np.bincount(wid, weights=x[:, j], minlength=n) for j in range(x.shape[1])], axis=1)
+
+
 def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: np.ndarray, day: np.ndarray,
-                  max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
-    """Per interval, the modelled power of each feature: the day's learned model, else the step share."""
+                  wid: np.ndarray, max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
+    """Per interval, the modelled power of each feature: the day's learned model (fitted on the
+    price windows' sums), else the step share."""
     coef = np.empty_like(F)
     fits = []
     use = busy & (~iv.gap) & (iv.end > iv.start)
     for d in np.unique(day):
-        m = day == d
-        fit = fit_power_model(F[m], active[m], use[m], cfg.power_model, weights, max_batch)
-        coef[m] = fit.coef_w
-        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m & use])))
+        m = (day == d) & use
+        w = np.unique(wid[m], return_inverse=True)[1].ravel()
+        Fw, yw = _window_sum(w, F[m]), _window_sum(w, active[m])
+        fit = fit_power_model(Fw, yw, np.ones(yw.shape[0], bool), cfg.power_model, weights, max_batch)
+        coef[day == d] = fit.coef_w
+        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m])))
     modelled = (coef * F).sum(axis=1)
     flat = busy & ~(modelled > 0)  # the model gives this interval's work no power: share it per step
     if flat.any():
         coef[flat] = step_share_coef(weights)
     return coef, fits
+
+
+def _prices(wid, busy, active, idle_sh, modelled):
+    """Joules per modelled joule, active and shared idle, per price window (so per interval)."""
+    mod_w = _window_sum(wid, np.where(busy, modelled, 0.0))
+    act_w = _window_sum(wid, np.where(busy, active, 0.0))
+    idle_w = _window_sum(wid, idle_sh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = np.where(mod_w > 0, act_w / mod_w, 0.0)
+        pi = np.where(mod_w > 0, idle_w / mod_w, 0.0)
+    return np.where(busy, pa[wid], 0.0), np.where(busy, pi[wid], 0.0)
 
 
 def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
@@ -142,11 +170,9 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
         idle_sh = np.zeros(m)
     req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
     if n_req and busy.any():
-        coef, fits = _coefficients(iv, F, active, busy, day, max_batch, cfg, weights)
-        modelled = (coef * F).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            price_a = np.where(busy, active / modelled, 0.0)
-            price_i = np.where(busy, idle_sh / modelled, 0.0)
+        wid = price_windows(iv, day, cfg.power_model.price_window_s)
+        coef, fits = _coefficients(iv, F, active, busy, day, wid, max_batch, cfg, weights)
+        price_a, price_i = _prices(wid, busy, active, idle_sh, (coef * F).sum(axis=1))
         req_a, req_i, day_a, day_i = _request_side(ev, iv, work, coef, price_a, price_i, days)
     return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
                         iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
