@@ -66,7 +66,16 @@ def price_windows(iv: DeviceIntervals, day: np.ndarray, window_s: float) -> np.n
     """Window index of each interval: consecutive intervals of a UTC day grouped into windows of at
     least ``window_s`` (an interval that long is its own window)."""
     cell = np.floor((iv.start - day * DAY_S) / max(window_s, 1e-9)).astype(np.int64)
-    return np.unique(np.stack([day, cell], axis=1), axis=0, return_inverse=True)[1].ravel()
+    return _runs(np.stack([day, cell], axis=1))
+
+
+def _runs(key: np.ndarray) -> np.ndarray:
+    """Run index of each element of a sorted (n,) or (n, k) key: where consecutive keys differ."""
+    if key.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    change = np.diff(key, axis=0) != 0
+    change = change.any(axis=1) if change.ndim == 2 else change
+    return np.concatenate([[0], np.cumsum(change)]).astype(np.int64)
 
 
 def _window_sum(wid: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -85,7 +94,7 @@ def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: 
     use = busy & (~iv.gap) & (iv.end > iv.start)
     for d in np.unique(day):
         m = (day == d) & use
-        w = np.unique(wid[m], return_inverse=True)[1].ravel()
+        w = _runs(wid[m])  # intervals are sorted, so are their windows
         Fw, yw = _window_sum(w, F[m]), _window_sum(w, active[m])
         fit = fit_power_model(Fw, yw, np.ones(yw.shape[0], bool), cfg.power_model, weights, max_batch)
         coef[day == d] = fit.coef_w
