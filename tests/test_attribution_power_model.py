@@ -10,7 +10,7 @@ import pytest
 from warehouse.attribution.config import AttributionConfig, PowerModelConfig
 from warehouse.attribution.intervals import DeviceIntervals
 from warehouse.attribution.power_model import fit_power_model
-from warehouse.attribution.segments import BIN_LO, N_BINS, N_FEATURES, build_segments, interval_features
+from warehouse.attribution.segments import BIN_LO, N_BINS, N_FEATURES, Events, interval_features
 from warehouse.attribution.split import attribute_device
 from warehouse.attribution.timeline import ReplicaWork
 
@@ -39,8 +39,9 @@ def test_decode_energy_is_shared_per_step_against_a_hand_computed_two_request_ex
 
 def test_segments_integrate_prefill_and_decode_batch_bins_per_interval():
     t = np.array([[0.0, 1.0, 10.0], [4.0, 5.0, 7.0]])
-    seg = build_segments(t[:, 0], t[:, 1], t[:, 2], np.array([0.0, 6.0]), np.array([6.0, 10.0]))
-    F = interval_features(seg, 2)
+    F, max_batch = interval_features(Events.build(t[:, 0], t[:, 1], t[:, 2], np.zeros(0)),
+                                     np.array([0.0, 6.0]), np.array([6.0, 10.0]))
+    assert max_batch == 2
     # [0, 6): prefill 0-1 and 4-5, alone 1-4, batch 2 from 5-6; [6, 10): batch 2 6-7, alone 7-10
     np.testing.assert_allclose(F[:, 0], [2.0, 0.0])
     np.testing.assert_allclose(F[:, 1], [3.0, 3.0])
@@ -105,11 +106,30 @@ def _fleet_day(rng, n_req: int, step_s: float, power_of):
     e = f + decode
     work = ReplicaWork.build(s, f, e, np.full(n_req, 100.0))
     edges = DAY0 + np.arange(0.0, 86400.0 + step_s, step_s)
-    seg = build_segments(work.s, work.f, work.e, edges[:-1] - work.origin, edges[1:] - work.origin)
-    F = interval_features(seg, edges.shape[0] - 1)
+    F, _ = interval_features(Events.build(work.s, work.f, work.e, np.zeros(0)), edges[:-1] - work.origin,
+                             edges[1:] - work.origin)
     idle_w = 90.0
     energy = F @ power_of + idle_w * step_s
-    return work, _iv(edges, energy), seg, idle_w
+    return work, _iv(edges, energy), idle_w
+
+
+def _reference_energy(s, f, e, coef):
+    """Per request, its own power integrated over the timeline, computed independently of the
+    attribution's sweep: cut time at every event, count the requests in each phase by binary
+    search, integrate prefill power / n_prefill and P(b) / b by cumulative sums."""
+    bnd = np.unique(np.concatenate([s, f, e]))
+    x, dur = bnd[:-1], np.diff(bnd)
+    count = lambda t: np.searchsorted(np.sort(t), x, side="right")  # noqa: E731
+    n_pre = count(s) - count(f)
+    dec = e > f
+    n_dec = count(f[dec]) - count(e[dec])
+    rate_p = np.where(n_pre > 0, coef[0] / np.maximum(n_pre, 1), 0.0)
+    col = 1 + np.searchsorted(BIN_LO, np.maximum(n_dec, 1), side="right") - 1
+    rate_d = np.where((n_pre == 0) & (n_dec > 0), coef[col] / np.maximum(n_dec, 1), 0.0)
+    cp = np.concatenate([[0.0], np.cumsum(rate_p * dur)])
+    cd = np.concatenate([[0.0], np.cumsum(rate_d * dur)])
+    at = lambda c, t: c[np.searchsorted(bnd, t)]  # noqa: E731
+    return (at(cp, f) - at(cp, s)) + (at(cd, e) - at(cd, f))
 
 
 def _check_conservation(res):
@@ -123,9 +143,10 @@ def _check_conservation(res):
 
 
 @pytest.mark.parametrize("learned", [True, False])
-def test_conservation_per_device_day_under_the_learned_model_and_the_fallback(learned):
+@pytest.mark.parametrize("step_s", [1.0, 30.0])
+def test_conservation_per_device_day_under_the_learned_model_and_the_fallback(learned, step_s):
     rng = np.random.default_rng(5)
-    work, iv, _, idle_w = _fleet_day(rng, 6000, 30.0, TRUE_COEF)
+    work, iv, idle_w = _fleet_day(rng, 6000, step_s, TRUE_COEF)
     cfg = AttributionConfig() if learned else STEP_ONLY
     res = attribute_device(iv, work, idle_w, cfg, (1.7, 1.0))
     assert res.fits[0][1].learned is learned
@@ -136,16 +157,8 @@ def test_learned_model_gives_each_request_its_modelled_energy():
     """Where power really follows the batch, the learned split matches the per-request truth
     (prefill power to the prefilling request, P(b)/b to each of b decoders), the step share not."""
     rng = np.random.default_rng(9)
-    work, iv, seg, idle_w = _fleet_day(rng, 6000, 30.0, TRUE_COEF)
-    # truth per request: integrate its own power over the segments it was on
-    bnd, dur = seg.bounds, seg.duration
-    rate = np.where(seg.n_prefill > 0, TRUE_COEF[0] / np.maximum(seg.n_prefill, 1), 0.0)
-    dec = (seg.n_prefill == 0) & (seg.n_decode > 0)
-    rate_d = np.where(dec, TRUE_COEF[np.clip(np.searchsorted(BIN_LO, seg.n_decode, "right"), 0, N_BINS)]
-                      / np.maximum(seg.n_decode, 1), 0.0)
-    cp, cd = np.concatenate([[0], np.cumsum(rate * dur)]), np.concatenate([[0], np.cumsum(rate_d * dur)])
-    at = lambda c, x: c[np.searchsorted(bnd, x)]  # noqa: E731  (request times are segment bounds)
-    truth = (at(cp, work.f) - at(cp, work.s)) + (at(cd, work.e) - at(cd, work.f))
+    work, iv, idle_w = _fleet_day(rng, 6000, 30.0, TRUE_COEF)
+    truth = _reference_energy(work.s, work.f, work.e, TRUE_COEF)
     learned = attribute_device(iv, work, idle_w, AttributionConfig(), (1.7, 1.0))
     step = attribute_device(iv, work, idle_w, STEP_ONLY, (1.7, 1.0))
     err_l = np.median(np.abs(learned.req_active_j / truth - 1))

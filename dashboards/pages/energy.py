@@ -26,6 +26,8 @@ def build(ctx: Ctx) -> Page:
                       safe(ctx, _by_group, "By task and language"),
                       safe(ctx, _capacity, "Idle and unused capacity"),
                       safe(ctx, _quality, "Attribution quality against ground truth")]
+    from dashboards.pages.energy_power_model import power_model_section
+    page.sections.append(safe(ctx, power_model_section, "Learned power model"))
     return page
 
 

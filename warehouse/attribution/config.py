@@ -33,6 +33,7 @@ class PowerModelConfig:
     min_intervals: int = 60  # busy intervals needed on a device-day
     min_r2: float = 0.5  # fit quality below this: fall back
     min_busy_fraction: float = 0.02  # a feature is fitted only if it fills this share of busy time
+    price_window_s: float = 5.0  # intervals are priced (and fitted) over windows at least this long
 
 
 @dataclass
@@ -78,7 +79,7 @@ class AttributionConfig:
 def _power_model(src, d, base: PowerModelConfig) -> PowerModelConfig:
     if d is None:
         return base
-    d = fields(src, "power_model", d, ("enabled", "min_intervals", "min_r2", "min_busy_fraction"),
+    d = fields(src, "power_model", d, ("enabled", "min_intervals", "min_r2", "min_busy_fraction", "price_window_s"),
                error=AttributionConfigError)
     return PowerModelConfig(
         enabled=boolean(src, "power_model.enabled", d.get("enabled", base.enabled), AttributionConfigError),
@@ -87,6 +88,8 @@ def _power_model(src, d, base: PowerModelConfig) -> PowerModelConfig:
         min_r2=_num(src, "power_model.min_r2", d.get("min_r2", base.min_r2), lo=-1.0, hi=1.0),
         min_busy_fraction=_num(src, "power_model.min_busy_fraction",
                                d.get("min_busy_fraction", base.min_busy_fraction), lo=0.0, hi=1.0),
+        price_window_s=_num(src, "power_model.price_window_s", d.get("price_window_s", base.price_window_s),
+                            lo=0.0, lo_open=True, hi=3600.0),
     )
 
 

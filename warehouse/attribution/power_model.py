@@ -73,9 +73,11 @@ def fit_power_model(features: np.ndarray, active_j: np.ndarray, use: np.ndarray,
     rev = np.cumsum(X[:, :0:-1], axis=1)[:, ::-1]  # rev[:, j] = sum_{k >= j} D_k
     A = np.column_stack([X[:, 0]] + [rev[:, j] for j in kept[1:]])
     scale = np.maximum(np.abs(A).max(axis=0), 1e-12)
-    if np.linalg.matrix_rank(A / scale) < A.shape[1]:
+    # min |A x - y| = min |R x - Q'y| with A = QR: the NNLS runs on a (features x features) system
+    q, r = np.linalg.qr(A / scale)
+    if np.linalg.matrix_rank(r) < A.shape[1]:
         return _fallback(weights, n, max_batch, "rank-deficient features")
-    sol, _ = nnls(A / scale, y)
+    sol, _ = nnls(r, q.T @ y)
     sol = sol / scale
     pred = A @ sol
     ss_tot = float(((y - y.mean()) ** 2).sum())

@@ -5,47 +5,23 @@ On each segment the device is prefilling (some request is between scheduled and 
 prefill pauses decoding, as a serving engine's prefill step does), decoding with batch ``b`` (the
 number of requests between first token and finish), or idle. Integrated per interval, these are
 the generic features of the power model: prefill device-seconds and decode device-seconds per
-batch-size bin. Everything is sorting, ``searchsorted`` and ``bincount``: linear after one sort.
+batch-size bin. Two compiled sweeps over the sorted events and intervals, linear after one sort:
+:func:`interval_features`, then :func:`event_integrals` (the energy one request in each phase
+has received up to each event).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: decode batch-size bins: bin k holds batches [BIN_LO[k], BIN_LO[k+1]) (the last is open)
-BIN_LO = np.array([1, 2, 3, 5, 9, 17, 33, 65, 129])
+BIN_LO = np.array([1, 2, 3, 5, 9, 17, 33, 65, 129], np.int64)
 BIN_NAMES = ["b1", "b2", "b3_4", "b5_8", "b9_16", "b17_32", "b33_64", "b65_128", "b129_plus"]
 N_BINS = BIN_LO.shape[0]
 #: feature columns: 0 prefill, 1 + k decode bin k
 N_FEATURES = 1 + N_BINS
-
-
-@dataclass
-class Segments:
-    """Segments [bounds[k], bounds[k+1]) of one device (times relative to the work's origin)."""
-
-    bounds: np.ndarray  # n + 1 boundaries
-    interval: np.ndarray  # interval index of each segment, -1 outside every interval
-    n_prefill: np.ndarray  # requests prefilling on the segment
-    n_decode: np.ndarray  # requests decoding on the segment
-    feature: np.ndarray  # feature column of the segment's device time, -1 when idle
-
-    @property
-    def duration(self) -> np.ndarray:
-        return np.diff(self.bounds)
-
-
-def _counts_at(t_ev: np.ndarray, delta: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Running sum of ``delta`` (events at sorted times ``t_ev``) just after each time ``x``."""
-    o = np.argsort(t_ev, kind="stable")
-    t_sorted = t_ev[o]
-    run = np.cumsum(delta[o])
-    j = np.searchsorted(t_sorted, x, side="right") - 1
-    out = np.zeros(x.shape[0], np.int64)
-    ok = j >= 0
-    out[ok] = run[j[ok]]
-    return out
 
 
 def batch_bin(b: np.ndarray) -> np.ndarray:
@@ -53,57 +29,110 @@ def batch_bin(b: np.ndarray) -> np.ndarray:
     return np.searchsorted(BIN_LO, b, side="right") - 1
 
 
-def build_segments(s: np.ndarray, f: np.ndarray, e: np.ndarray, iv_start: np.ndarray,
-                   iv_end: np.ndarray) -> Segments:
-    """Cut time at every request event and interval boundary (all relative to the same origin)."""
-    has_dec = e > f
-    bounds = np.unique(np.concatenate([s, f, e[has_dec], iv_start, iv_end]))
-    x = bounds[:-1]
-    n_pre = _counts_at(np.concatenate([s, f]), np.concatenate([np.ones(s.shape[0], np.int64),
-                                                                -np.ones(f.shape[0], np.int64)]), x)
-    fd, ed = f[has_dec], e[has_dec]
-    n_dec = _counts_at(np.concatenate([fd, ed]), np.concatenate([np.ones(fd.shape[0], np.int64),
-                                                                  -np.ones(ed.shape[0], np.int64)]), x)
-    k = np.searchsorted(iv_start, x, side="right") - 1
-    inside = (k >= 0) & (x < iv_end[np.maximum(k, 0)])
-    k = np.where(inside, k, -1)
-    feature = np.where(n_pre > 0, 0, np.where(n_dec > 0, 1 + batch_bin(np.maximum(n_dec, 1)), -1))
-    return Segments(bounds, k, n_pre, n_dec, feature)
+@dataclass
+class Events:
+    """Request events sorted by time: each request's start (s), first token (f), finish (e), plus
+    query times (day bounds) that change nothing. ``pos[k]``: sorted position of event ``k`` in the
+    unsorted order [s..., f..., e..., queries...]."""
+
+    t: np.ndarray
+    d_prefill: np.ndarray
+    d_decode: np.ndarray
+    pos: np.ndarray
+    n: int  # requests
+
+    @classmethod
+    def build(cls, s: np.ndarray, f: np.ndarray, e: np.ndarray, queries: np.ndarray) -> "Events":
+        n = s.shape[0]
+        dec = (e > f).astype(np.int64)
+        t = np.concatenate([s, f, e, queries])
+        dp = np.concatenate([np.ones(n, np.int64), -np.ones(n, np.int64), np.zeros(n + queries.shape[0], np.int64)])
+        dd = np.concatenate([np.zeros(n, np.int64), dec, -dec, np.zeros(queries.shape[0], np.int64)])
+        o = np.argsort(t, kind="stable")
+        pos = np.empty_like(o)
+        pos[o] = np.arange(o.shape[0])
+        return cls(t[o], dp[o], dd[o], pos, n)
 
 
-def interval_features(seg: Segments, n_intervals: int) -> np.ndarray:
-    """(intervals x features) device-seconds: prefill, then decode per batch bin."""
-    use = (seg.interval >= 0) & (seg.feature >= 0)
-    flat = seg.interval[use] * N_FEATURES + seg.feature[use]
-    return np.bincount(flat, weights=seg.duration[use], minlength=n_intervals * N_FEATURES).reshape(
-        n_intervals, N_FEATURES)
+@numba.njit(cache=True)
+def _feature(n_pre, n_dec, bin_lo):
+    if n_pre > 0:
+        return 0
+    if n_dec <= 0:
+        return -1
+    k = 0
+    while k + 1 < bin_lo.shape[0] and bin_lo[k + 1] <= n_dec:
+        k += 1
+    return 1 + k
 
 
-def cumulative_energy(seg: Segments, coef: np.ndarray, price: np.ndarray):
-    """Prefix sums of the energy one prefilling and one decoding request receive, over segments.
+@numba.njit(cache=True)
+def _sweep(ev_t, ev_dp, ev_dd, iv_start, iv_end, bin_lo, coef, price_a, price_i, features, out):
+    """One walk over events and intervals. ``features`` (m x F) is filled when ``coef`` is empty;
+    else ``out`` (events x 4) gets the cumulative prefill-active, decode-active, prefill-idle,
+    decode-idle energy one request in that phase has received at each event. Returns max batch."""
+    n_ev, m = ev_t.shape[0], iv_start.shape[0]
+    fill = coef.shape[0] == 0
+    i = k = 0
+    n_pre = n_dec = 0
+    max_b = 0
+    ga = da = gi = di = 0.0
+    t = ev_t[0] if n_ev else 0.0
+    if m and (n_ev == 0 or iv_start[0] < t):
+        t = iv_start[0]
+    while i < n_ev:
+        while i < n_ev and ev_t[i] <= t:
+            if not fill:
+                out[i, 0], out[i, 1], out[i, 2], out[i, 3] = ga, da, gi, di
+            n_pre += ev_dp[i]
+            n_dec += ev_dd[i]
+            i += 1
+        while k < m and iv_end[k] <= t:
+            k += 1
+        nxt = np.inf
+        if k < m:
+            nxt = iv_start[k] if t < iv_start[k] else iv_end[k]
+        if i < n_ev and ev_t[i] < nxt:
+            nxt = ev_t[i]
+        if nxt == np.inf:
+            break
+        if k < m and t >= iv_start[k]:
+            ft = _feature(n_pre, n_dec, bin_lo)
+            if ft >= 0:
+                dur = nxt - t
+                if fill:
+                    features[k, ft] += dur
+                    if n_dec > max_b:
+                        max_b = n_dec
+                else:
+                    p = coef[k, ft] * dur
+                    if ft == 0:
+                        ga += p * price_a[k] / n_pre
+                        gi += p * price_i[k] / n_pre
+                    else:
+                        da += p * price_a[k] / n_dec
+                        di += p * price_i[k] / n_dec
+        t = nxt
+    return max_b
 
-    ``coef``: (intervals x features) modelled power of each feature in each interval (W);
-    ``price``: per interval, joules per modelled joule. A prefilling segment's power is shared
-    among the requests prefilling, a decoding segment's ``P(b)`` is split ``1/b`` among the ``b``
-    decoders. Returns (bounds, cumulative prefill, cumulative decode, prefill rate, decode rate):
-    the energy a request gets over [x, y) of a phase is ``G(y) - G(x)``.
-    """
-    k = seg.interval
-    ok = (k >= 0) & (seg.feature >= 0)
-    kk = np.where(ok, k, 0)
-    power = np.where(ok, coef[kk, np.maximum(seg.feature, 0)] * price[kk], 0.0)
-    rate_p = np.where(ok & (seg.n_prefill > 0), power / np.maximum(seg.n_prefill, 1), 0.0)
-    rate_d = np.where(ok & (seg.n_prefill == 0) & (seg.n_decode > 0), power / np.maximum(seg.n_decode, 1), 0.0)
-    dur = seg.duration
-    cp = np.concatenate([[0.0], np.cumsum(rate_p * dur)])
-    cd = np.concatenate([[0.0], np.cumsum(rate_d * dur)])
-    return cp, cd, rate_p, rate_d
+
+def interval_features(ev: Events, iv_start: np.ndarray, iv_end: np.ndarray) -> tuple[np.ndarray, int]:
+    """(intervals x features) device-seconds (prefill, then decode per batch bin), and the largest
+    decode batch seen inside the intervals."""
+    F = np.zeros((iv_start.shape[0], N_FEATURES))
+    max_b = _sweep(ev.t, ev.d_prefill, ev.d_decode, iv_start, iv_end, BIN_LO, np.zeros((0, N_FEATURES)),
+                   np.zeros(0), np.zeros(0), F, np.zeros((0, 4)))
+    return F, int(max_b)
 
 
-def integral(bounds: np.ndarray, cum: np.ndarray, rate: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``G(x)``: the cumulative energy at times ``x`` (exact at boundaries, linear inside)."""
-    j = np.clip(np.searchsorted(bounds, x, side="right") - 1, 0, bounds.shape[0] - 1)
-    inside = j < rate.shape[0]
-    jr = np.minimum(j, rate.shape[0] - 1)
-    extra = np.where(inside, rate[jr] * np.clip(x - bounds[j], 0.0, None), 0.0)
-    return np.where(x < bounds[0], 0.0, cum[j] + extra)
+def event_integrals(ev: Events, iv_start: np.ndarray, iv_end: np.ndarray, coef: np.ndarray,
+                    price_a: np.ndarray, price_i: np.ndarray) -> np.ndarray:
+    """(events x 4) in the unsorted event order: cumulative energy one prefilling request (active,
+    idle: columns 0, 2) and one decoding request (1, 3) has received by the event's time. A
+    prefilling segment's modelled power is shared among the requests prefilling, a decoding
+    segment's ``P(b)`` split ``1/b`` among the ``b`` decoders; ``price_*`` scales each interval's
+    modelled energy to its measured active and shared idle energy."""
+    out = np.empty((ev.t.shape[0], 4))
+    _sweep(ev.t, ev.d_prefill, ev.d_decode, iv_start, iv_end, BIN_LO, coef, price_a, price_i,
+           np.zeros((0, N_FEATURES)), out)
+    return np.take(out, ev.pos, axis=0)

@@ -2,15 +2,21 @@
 
 1. **Idle versus active**: idle baseline per device learned from intervals with no request running
    (median power), or the catalog's serving idle when the data has too few such intervals.
-   ``idle = min(E, idle_w * dt)``, ``active = E - idle``.
-2. **Price per request-second** of each phase per interval: the interval's energy is split between
-   prefill and decode by device-seconds weighted by the phase power weights, then shared among the
-   requests in that phase. Its time integral is a prefix sum, so a request's energy is a few
-   lookups (:mod:`warehouse.attribution.sweep`). No request is ever joined to a sample.
+   ``idle = min(E, idle_w * dt)``, ``active = E - idle``. Idle is shared for the seconds some
+   request was on the device; the rest is unused capacity.
+2. **Modelled power** of every moment: the device's time is cut into segments on which the
+   request timeline does not change (:mod:`.segments`): prefilling, or decoding with batch ``b``.
+   Each has a power from the device-day's learned model (:mod:`.power_model`), or from the flat
+   phase weights when the fit fell back (the per-step share). An interval's measured active (and
+   shared idle) energy is split in proportion to modelled power: prefill power shared among the
+   prefilling requests, decode power ``P(b)`` split ``1/b`` among the decoders. With flat weights a
+   decoding request's share is the integral of ``1/b(t)`` over its decode time.
+3. Per request the energy is a difference of prefix sums over the segments: no request is ever
+   joined to a sample, and everything is sorting and ``searchsorted``.
 
 Conservation holds by construction: per device-day, active energy of intervals with work goes to
-requests, their idle energy is shared, and intervals with no work are unused capacity. The request
-side is summed independently per device-day so the identity can be checked.
+requests, their idle energy is shared or unused, and intervals with no work are unused capacity.
+The request side is summed independently per device-day so the identity can be checked.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from collectors.units import DAY_S
 from warehouse.attribution.config import AttributionConfig
 from warehouse.attribution.intervals import DeviceIntervals
 from warehouse.attribution.power_model import fit_power_model, step_share_coef
-from warehouse.attribution.segments import Segments, build_segments, cumulative_energy, integral, interval_features
+from warehouse.attribution.segments import Events, event_integrals, interval_features
 from warehouse.attribution.timeline import ReplicaWork
 
 
@@ -56,17 +62,43 @@ def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
     return catalog_idle_w, "catalog"
 
 
+def price_windows(iv: DeviceIntervals, day: np.ndarray, window_s: float) -> np.ndarray:
+    """Window index of each interval: consecutive intervals of a UTC day grouped into windows of at
+    least ``window_s`` (an interval that long is its own window)."""
+    cell = np.floor((iv.start - day * DAY_S) / max(window_s, 1e-9)).astype(np.int64)
+    return _runs(np.stack([day, cell], axis=1))
+
+
+def _runs(key: np.ndarray) -> np.ndarray:
+    """Run index of each element of a sorted (n,) or (n, k) key: where consecutive keys differ."""
+    if key.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    change = np.diff(key, axis=0) != 0
+    change = change.any(axis=1) if change.ndim == 2 else change
+    return np.concatenate([[0], np.cumsum(change)]).astype(np.int64)
+
+
+def _window_sum(wid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    n = int(wid.max()) + 1 if wid.shape[0] else 0
+    if x.ndim == 1:
+        return np.bincount(wid, weights=x, minlength=n)
+    return np.stack([np.bincount(wid, weights=x[:, j], minlength=n) for j in range(x.shape[1])], axis=1)
+
+
 def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: np.ndarray, day: np.ndarray,
-                  max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
-    """Per interval, the modelled power of each feature: the day's learned model, else the step share."""
+                  wid: np.ndarray, max_batch: int, cfg: AttributionConfig, weights) -> tuple[np.ndarray, list]:
+    """Per interval, the modelled power of each feature: the day's learned model (fitted on the
+    price windows' sums), else the step share."""
     coef = np.empty_like(F)
     fits = []
     use = busy & (~iv.gap) & (iv.end > iv.start)
     for d in np.unique(day):
-        m = day == d
-        fit = fit_power_model(F[m], active[m], use[m], cfg.power_model, weights, max_batch)
-        coef[m] = fit.coef_w
-        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m & use])))
+        m = (day == d) & use
+        w = _runs(wid[m])  # intervals are sorted, so are their windows
+        Fw, yw = _window_sum(w, F[m]), _window_sum(w, active[m])
+        fit = fit_power_model(Fw, yw, np.ones(yw.shape[0], bool), cfg.power_model, weights, max_batch)
+        coef[day == d] = fit.coef_w
+        fits.append((int(d), fit, fit.prefill_decode_ratio(F[m])))
     modelled = (coef * F).sum(axis=1)
     flat = busy & ~(modelled > 0)  # the model gives this interval's work no power: share it per step
     if flat.any():
@@ -74,27 +106,44 @@ def _coefficients(iv: DeviceIntervals, F: np.ndarray, active: np.ndarray, busy: 
     return coef, fits
 
 
-def _request_side(seg: Segments, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
+def _prices(wid, busy, active, idle_sh, modelled):
+    """Joules per modelled joule, active and shared idle, per price window (so per interval)."""
+    mod_w = _window_sum(wid, np.where(busy, modelled, 0.0))
+    act_w = _window_sum(wid, np.where(busy, active, 0.0))
+    idle_w = _window_sum(wid, idle_sh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = np.where(mod_w > 0, act_w / mod_w, 0.0)
+        pi = np.where(mod_w > 0, idle_w / mod_w, 0.0)
+    return np.where(busy, pa[wid], 0.0), np.where(busy, pi[wid], 0.0)
+
+
+def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.ndarray, price_a: np.ndarray,
                   price_i: np.ndarray, days: np.ndarray) -> tuple:
     """Energies per request, and the request side summed per UTC day (requests crossing midnight
-    are clipped to each day)."""
-    ch_a = cumulative_energy(seg, coef, price_a)
-    ch_i = cumulative_energy(seg, coef, price_i)
+    are clipped to each day, whose bounds are the events after the requests')."""
+    G = event_integrals(ev, iv.start - work.origin, iv.end - work.origin, coef, price_a, price_i)
+    n = ev.n
+    gs, gf, ge = G[:n], G[n:2 * n], G[2 * n:3 * n]
 
-    def energy(ch, s, f, e):
-        cp, cd, rp, rd = ch
-        g = lambda c, r, x: integral(seg.bounds, c, r, x)  # noqa: E731
-        return (g(cp, rp, f) - g(cp, rp, s)) + (g(cd, rd, e) - g(cd, rd, f))
+    def energy(gs, gf, ge):
+        return (gf[:, 0] - gs[:, 0]) + (ge[:, 1] - gf[:, 1]), (gf[:, 2] - gs[:, 2]) + (ge[:, 3] - gf[:, 3])
 
-    req_a = energy(ch_a, work.s, work.f, work.e)
-    req_i = energy(ch_i, work.s, work.f, work.e)
+    req_a, req_i = energy(gs, gf, ge)
     day_a: dict = {}
     day_i: dict = {}
-    for dd in np.unique(days):
+    for q, dd in enumerate(days):
         lo, hi = dd * DAY_S - work.origin, (dd + 1) * DAY_S - work.origin
-        s, f, e = np.clip(work.s, lo, hi), np.clip(work.f, lo, hi), np.clip(work.e, lo, hi)
-        day_a[int(dd)] = float(energy(ch_a, s, f, e).sum())
-        day_i[int(dd)] = float(energy(ch_i, s, f, e).sum())
+        g_lo, g_hi = G[3 * n + 2 * q], G[3 * n + 2 * q + 1]
+        inside = (work.s >= lo) & (work.e <= hi)
+        cross = ~inside & (work.s < hi) & (work.e > lo)
+
+        def clip(x, g):  # the integrals at a request's times clipped to [lo, hi]
+            x, g = x[cross], g[cross]
+            return np.where((x < lo)[:, None], g_lo, np.where((x > hi)[:, None], g_hi, g))
+
+        ca, ci = energy(clip(work.s, gs), clip(work.f, gf), clip(work.e, ge))
+        day_a[int(dd)] = float(req_a[inside].sum()) + float(ca.sum())
+        day_i[int(dd)] = float(req_i[inside].sum()) + float(ci.sum())
     return req_a, req_i, day_a, day_i
 
 
@@ -107,10 +156,12 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
                             catalog_idle_w, "catalog", iv.resets, np.zeros(n_req), np.zeros(n_req), {}, {}, [])
     dur = iv.end - iv.start
     m = dur.shape[0]
-    seg = None
+    day = np.floor(iv.start / DAY_S).astype(np.int64)
+    days = np.unique(day)
     if n_req:
-        seg = build_segments(work.s, work.f, work.e, iv.start - work.origin, iv.end - work.origin)
-        F = interval_features(seg, m)
+        bounds = np.stack([days * DAY_S, (days + 1) * DAY_S], axis=1).ravel() - work.origin
+        ev = Events.build(work.s, work.f, work.e, bounds.astype(np.float64))
+        F, max_batch = interval_features(ev, iv.start - work.origin, iv.end - work.origin)
         busy = F.sum(axis=1) > 0
     else:
         busy = np.zeros(m, bool)
@@ -126,16 +177,11 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
         idle_sh = np.where(busy, idle * present, 0.0)
     else:
         idle_sh = np.zeros(m)
-    day = np.floor(iv.start / DAY_S).astype(np.int64)
     req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
     if n_req and busy.any():
-        inside = seg.interval >= 0
-        max_batch = int(seg.n_decode[inside].max()) if inside.any() else 0
-        coef, fits = _coefficients(iv, F, active, busy, day, max_batch, cfg, weights)
-        modelled = (coef * F).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            price_a = np.where(busy, active / modelled, 0.0)
-            price_i = np.where(busy, idle_sh / modelled, 0.0)
-        req_a, req_i, day_a, day_i = _request_side(seg, work, coef, price_a, price_i, day)
+        wid = price_windows(iv, day, cfg.power_model.price_window_s)
+        coef, fits = _coefficients(iv, F, active, busy, day, wid, max_batch, cfg, weights)
+        price_a, price_i = _prices(wid, busy, active, idle_sh, (coef * F).sum(axis=1))
+        req_a, req_i, day_a, day_i = _request_side(ev, iv, work, coef, price_a, price_i, days)
     return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
                         iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
