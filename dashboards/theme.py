@@ -44,7 +44,8 @@ VENDOR_COLORS: dict[str, str] = {
 SPARE_COLORS = ["#CC79A7", "#E69F00", "#000000", "#F0E442", "#999999", "#882255", "#44AA99", "#117733"]
 
 #: categorical colours for things that are not chips (never a chip colour)
-SERIES = [OKABE_ITO["orange"], OKABE_ITO["reddish_purple"], "#333333", "#999999", OKABE_ITO["yellow"]]
+SERIES = [OKABE_ITO["orange"], OKABE_ITO["reddish_purple"], "#333333", "#999999", OKABE_ITO["yellow"],
+          OKABE_ITO["sky_blue"], OKABE_ITO["bluish_green"]]
 BASIS_COLORS = {"allocation": OKABE_ITO["orange"], "usage": OKABE_ITO["reddish_purple"]}
 COMPONENT_COLORS = {
     "attributed active": OKABE_ITO["orange"],

@@ -33,6 +33,11 @@ def build_attribution_tables(partitions_def: dg.PartitionsDefinition) -> dg.Asse
                          kinds={"duckdb", "numpy"}, group_name="attribution",
                          description="Per node-day: estimated offset of the device samples' clock from the "
                                      "requests' (s), its correlation, and whether the attribution corrected it"),
+            dg.AssetSpec(["attribution", "power_model"], deps=[["raw", "device_samples"], ["raw", "requests"],
+                                                              ["raw", "replicas"]],
+                         kinds={"duckdb", "numpy"}, group_name="attribution",
+                         description="Per device-day: the power model learned from the fleet's own data (W per "
+                                     "prefill and per decode batch bin), its fit and any fallback reason"),
         ],
         check_specs=[dg.AssetCheckSpec("energy_conserved", asset=["attribution", "device_day"],
                                        description="attributed active + shared idle + unused = measured, within "
@@ -54,6 +59,8 @@ def build_attribution_tables(partitions_def: dg.PartitionsDefinition) -> dg.Asse
                     abs(shared_idle_j - request_side_idle_j)) / greatest(measured_energy_j, 1.0)), 0)
                 from attribution.device_day where date between ? and ?
             """, [timings["first"], timings["last"]]).fetchone()[0]
+            fits = con.execute("""select count(*), count(fallback_reason) from attribution.power_model
+                                  where date between ? and ?""", [timings["first"], timings["last"]]).fetchone()
         finally:
             con.close()
         context.log.info(f"attribution: {timings}")
@@ -66,6 +73,8 @@ def build_attribution_tables(partitions_def: dg.PartitionsDefinition) -> dg.Asse
         yield dg.MaterializeResult(asset_key=["attribution", "clock_skew"],
                                    metadata={"node_days_corrected": timings.get("skew_corrected", 0),
                                              "clock_skew_s": timings.get("clock_skew_s", 0.0)})
+        yield dg.MaterializeResult(asset_key=["attribution", "power_model"],
+                                   metadata={"device_days": int(fits[0]), "fallbacks": int(fits[1])})
         yield dg.AssetCheckResult(check_name="energy_conserved", asset_key=["attribution", "device_day"],
                                   passed=bool(worst <= CONSERVATION_TOL_REL), metadata={"worst_relative_residual": float(worst)},
                                   severity=dg.AssetCheckSeverity.ERROR)

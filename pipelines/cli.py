@@ -254,7 +254,7 @@ def _measure_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="score attribution against the simulator's ground truth")
     _home_arg(p)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--intervals", type=float, nargs="+", default=[1, 5, 15, 30])
+    p.add_argument("--intervals", type=float, nargs="+", default=[1, 5, 15, 30, 60])
     p.add_argument("--days", type=int, default=1, help="days re-simulated per sampling interval")
     p.set_defaults(func=cmd_evaluate)
 
