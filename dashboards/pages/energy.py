@@ -180,7 +180,7 @@ def _capacity(ctx: Ctx) -> Section:
                  alt.Tooltip("share_pct:Q", title="Share of measured (%)", format=".1f"),
                  alt.Tooltip("measured_kwh:Q", title="Measured (kWh)", format=",.2f")],
     ).properties(title=alt.Title("Where the measured energy went, by chip", subtitle="kWh over the whole period"),
-                 width=theme.HALF_W, height=len(pal.chips) * 46 + 20)
+                 width=theme.HALF_W - 120, height=len(pal.chips) * 46 + 20)
     sec.blocks.append(Chart("energy-components", chip_filter(ch), comp,
                             "A negative residual (left of zero) means more was attributed than measured.",
                             filter_by="chip"))
@@ -203,7 +203,7 @@ def _capacity(ctx: Ctx) -> Section:
         title=alt.Title("Unused capacity per day, by chip",
                         subtitle="Share of measured device energy that no request used; click the legend to highlight"),
         width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch), daily,
+    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch, date="date"), daily,
                             "Peaks are quiet days or drained devices.", filter_by="chip"))
 
     idle = wh.df(f"""select chip, count(distinct device_id) as devices, median(idle_w) as idle_w,
