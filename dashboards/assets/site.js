@@ -31,7 +31,7 @@
 
   function hashOf(s) {
     var parts = [];
-    ["chip", "model", "from", "to"].forEach(function (k) {
+    ["chip", "vendor", "model", "from", "to"].forEach(function (k) {
       if (s[k] && s[k] !== "all") parts.push(k + "=" + encodeURIComponent(s[k]));
     });
     return parts.length ? "#" + parts.join("&") : "";
@@ -62,17 +62,26 @@
       var el = document.getElementById("tw-" + k);
       if (el && s[k] && iso.test(s[k])) el.value = s[k];
     });
+    // a page without a control (the forecast has no chip) keeps the selection to hand it on
+    var st = TW.state;
+    if (!chip && typeof s.chip === "string") { st.chip = s.chip; st.vendor = s.vendor || "all"; }
+    if (!model && typeof s.model === "string") st.model = s.model;
+    ["from", "to"].forEach(function (k) {
+      if (!document.getElementById("tw-" + k) && typeof s[k] === "string" && iso.test(s[k])) st[k] = s[k];
+    });
   }
 
   function readControls() {
     var chip = document.getElementById("tw-chip"), model = document.getElementById("tw-model");
     var from = document.getElementById("tw-from"), to = document.getElementById("tw-to");
     var st = TW.state;
-    st.chip = chip ? chip.value : "all";
-    st.vendor = chip ? (chip.options[chip.selectedIndex].getAttribute("data-vendor") || "all") : "all";
-    st.model = model ? model.value : "all";
-    st.from = from && from.value && from.value !== from.min ? from.value : "";
-    st.to = to && to.value && to.value !== to.max ? to.value : "";
+    if (chip) {
+      st.chip = chip.value;
+      st.vendor = chip.options[chip.selectedIndex].getAttribute("data-vendor") || "all";
+    }
+    if (model) st.model = model.value;
+    if (from) st.from = from.value && from.value !== from.min ? from.value : "";
+    if (to) st.to = to.value && to.value !== to.max ? to.value : "";
     if (st.from && st.to && st.from > st.to) { var t = st.from; st.from = st.to; st.to = t; }
   }
 
