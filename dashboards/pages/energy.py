@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
+from dashboards.pages import serving
 from dashboards.markup import md_code
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, line_points,
                                     log_ticks, no_data, safe, tidy, tt_date, utc_x)
@@ -24,6 +25,8 @@ def build(ctx: Ctx) -> Page:
                 "distributions are histograms and percentiles, not individual requests.")
     page.sections += [safe(ctx, _distribution, "Per-request energy distribution"),
                       safe(ctx, _by_group, "By task and language"),
+                      safe(ctx, serving.load_section, "Energy per token against load"),
+                      safe(ctx, serving.latency_section, "Latency and time to first token"),
                       safe(ctx, _capacity, "Idle and unused capacity"),
                       safe(ctx, _quality, "Attribution quality against ground truth")]
     return page
