@@ -76,7 +76,7 @@ def browser():
     b.close()
 
 
-def _close(a, b, rel=1e-9) -> bool:
+def _close(a, b, rel=1e-8) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)

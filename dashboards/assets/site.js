@@ -320,6 +320,13 @@
     var specs = el0 ? JSON.parse(el0.textContent) : {};
     var lv = document.getElementById("tw-live");
     TW.live = lv ? JSON.parse(lv.textContent) : {};
+    Object.keys(TW.live).forEach(function (name) {  // dictionary-coded text columns
+      var d = TW.live[name].data;
+      Object.keys(d).forEach(function (k) {
+        var col = d[k];
+        if (col && !Array.isArray(col) && col.codes) d[k] = col.codes.map(function (i) { return col.values[i]; });
+      });
+    });
     initialState();
     readControls();
     saveState();

@@ -207,13 +207,20 @@ def chip_filter(chart, field_name: str | None = "chip", *, model: str | None = N
     return chart.transform_filter(" && ".join(terms))
 
 
-def columns(df: pd.DataFrame) -> dict[str, list]:
-    """A small aggregated DataFrame as JSON columns for a ``Live`` block (NaN as null)."""
-    out = {}
+def columns(df: pd.DataFrame, digits: int = 10) -> dict[str, list | dict]:
+    """A small aggregated DataFrame as JSON columns for a ``Live`` block: text columns dictionary-coded
+    (``{"values": [...], "codes": [...]}``, decoded by site.js), numbers to ``digits`` significant
+    digits, NaN as null."""
+    out: dict[str, list | dict] = {}
     for c in df.columns:
-        s = df[c]
-        out[c] = [None if (isinstance(v, float) and not math.isfinite(v)) else v
-                  for v in (s.astype(object).where(s.notna(), None).tolist())]
+        vals = df[c].astype(object).where(df[c].notna(), None).tolist()
+        if df[c].dtype == object:
+            uniq = list(dict.fromkeys(vals))
+            code = {v: i for i, v in enumerate(uniq)}
+            out[c] = {"values": uniq, "codes": [code[v] for v in vals]}
+        else:
+            out[c] = [None if v is None or (isinstance(v, float) and not math.isfinite(v))
+                      else (float(f"{v:.{digits}g}") if isinstance(v, float) else v) for v in vals]
     return out
 
 

@@ -113,8 +113,8 @@ def _headline(ctx: Ctx) -> Section:
                  {"key": "total_cost_usd", "label": "Total cost", "fmt": "usd"},
                  {"key": "operating_loss_usd", "label": "Operating loss (− = profit)", "fmt": "usd"},
                  {"key": "loss_per_mtok", "label": "Loss per Mtok", "fmt": "usd3"}]
+        v["operating_loss_usd"] = v.total_cost_usd - v.revenue_usd
         vd = columns(v)
-        vd["operating_loss_usd"] = [t - r for t, r in zip(vd["total_cost_usd"], vd["revenue_usd"])]
         sec.blocks.append(Live("overview-vendors", {
             "kind": "table", "data": vd, "dims": ["date"], "sums": ["tokens", "revenue_usd", "energy_cost_usd",
                                                                     "hardware_cost_usd", "total_cost_usd",

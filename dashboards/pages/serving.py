@@ -1,9 +1,9 @@
 """energy.html, serving sections: energy per token against load (what batch size and traffic do to
 J/token), and latency and time-to-first-token distributions, per chip and model.
 
-Aggregated in DuckDB to small daily tables (load bins, log-spaced latency bins); the browser adds the
-days of the selected date range up (Vega aggregate), so the charts follow the chip, model and date
-filters."""
+Aggregated in DuckDB to small tables over the whole period (load bins, log-spaced latency bins): they
+follow the chip and model filters; per-day bins would make the page grow with the period (about 1 MB
+for 28 days), so they do not follow the date range, and their subtitles say so."""
 from __future__ import annotations
 
 import altair as alt
@@ -30,11 +30,11 @@ def load_section(ctx: Ctx) -> Section:
         return sec
     k = LOAD_BINS_PER_DECADE
     df = tidy(wh.df(f"""
-        with h as (select cast(arrival_ts as date) as date, chip, model, replica_id,
+        with h as (select chip, model, replica_id,
                           date_trunc('hour', arrival_ts) as hour, sum(total_tokens) as tokens,
                           sum(energy_j) as energy_j
                    from {REQ} where status = 'ok' group by all having sum(total_tokens) > 0)
-        select strftime(date, '%Y-%m-%d') as date, chip, model,
+        select chip, model,
                power(10, floor(log10(tokens / 3600.0) * {k}) / {k}) as load_lo,
                power(10, (floor(log10(tokens / 3600.0) * {k}) + 1) / {k}) as load_hi,
                count(*) as replica_hours, sum(tokens) as tokens, sum(energy_j) as energy_j
@@ -56,12 +56,10 @@ def load_section(ctx: Ctx) -> Section:
                  alt.Tooltip("j_per_token:Q", title="J/token", format=".3f"),
                  alt.Tooltip("replica_hours:Q", title="Replica-hours", format=",.0f")],
     ).properties(title=alt.Title("Energy per token against load, per chip and model",
-                                 subtitle="J/token of the replica-hours in each load bin (tokens-weighted); "
-                                          f"{k} bins per decade"),
+                                 subtitle="J/token of the replica-hours in each load bin (tokens-weighted), "
+                                          f"whole period; {k} bins per decade"),
                  width=theme.FULL_W - 250, height=theme.HEIGHT)
-    ch = chip_filter(ch, model="model", date="date").transform_aggregate(
-        tokens="sum(tokens)", energy_j="sum(energy_j)", replica_hours="sum(replica_hours)",
-        groupby=["chip", "model", "load_mid"]).transform_calculate(j_per_token="datum.energy_j / datum.tokens")
+    ch = chip_filter(ch, model="model").transform_calculate(j_per_token="datum.energy_j / datum.tokens")
     sec.blocks.append(Chart("energy-j-per-token-vs-load", ch, df,
                             "A replica-hour is one replica's requests that arrived in one hour (UTC).", wide=True,
                             filter_by="chip"))
@@ -79,10 +77,10 @@ def latency_section(ctx: Ctx) -> Section:
         return sec
     k = LAT_BINS_PER_DECADE
     df = tidy(wh.df(f"""
-        with r as (select cast(arrival_ts as date) as date, chip, model, m.metric, m.s
+        with r as (select chip, model, m.metric, m.s
                    from {REQ}, lateral (values ('latency', latency_s), ('time to first token', ttft_s)) m(metric, s)
                    where status = 'ok' and m.s > 0)
-        select strftime(date, '%Y-%m-%d') as date, chip, model, metric,
+        select chip, model, metric,
                power(10, (floor(log10(s) * {k}) + 0.5) / {k}) as seconds, count(*) as requests
         from r group by all order by all"""), 6)
     if df.empty:
@@ -105,12 +103,11 @@ def latency_section(ctx: Ctx) -> Section:
                      alt.Tooltip("share_pct:Q", title="Share (%)", format=".1f"),
                      alt.Tooltip("requests:Q", title="Requests", format=",.0f")],
         ).properties(title=alt.Title(f"{metric.capitalize()} by chip and model",
-                                     subtitle=f"Share of successful requests per bin ({k} per decade); "
-                                              "line style = model"),
+                                     subtitle=f"Share of successful requests per bin ({k} per decade), whole "
+                                              "period; line style = model"),
                      width=theme.HALF_W - 40, height=theme.HEIGHT)
-        ch = chip_filter(ch, model="model", date="date").transform_aggregate(
-            requests="sum(requests)", groupby=["chip", "model", "seconds"]
-        ).transform_joinaggregate(total="sum(requests)", groupby=["chip", "model"]).transform_calculate(
+        ch = chip_filter(ch, model="model").transform_joinaggregate(
+            total="sum(requests)", groupby=["chip", "model"]).transform_calculate(
             share_pct="datum.requests / datum.total * 100")
         sec.blocks.append(Chart(name, ch, d, "TTFT is the wait before the first token; latency runs to the last."
                                 if metric != "latency" else "End-to-end latency: arrival to last token.",
