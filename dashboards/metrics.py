@@ -21,7 +21,6 @@ mtime). A read that fails (the pipeline is writing) keeps the previous values an
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import threading

@@ -7,7 +7,7 @@ The site is built from the fixture warehouse with those names replaced by hostil
 - every page is loaded in headless Chromium (tests/test_site_browser.py's driver) with ``alert``,
   ``confirm`` and ``prompt`` hooked before any page script runs: no script of a name ran
   (``window.__pwned`` unset), no element carries an event-handler attribute, no ``<img>``, only the
-  page's own three ``<script>`` elements, and the names read back as text;
+  page's own four ``<script>`` elements, and the names read back as text;
 - a hypothesis test draws names and checks, without a browser, that each page's element structure
   (tags and attribute names, counted) is the same as the clean build's and the embedded JSON parses
   back to the same names.
@@ -112,7 +112,7 @@ def test_hostile_names_run_no_script_in_the_browser(tmp_path):
             assert r["pwned"] is None, f"{page}: a name ran as script: {r['pwned']}"
             assert not r["bad"], f"{page}: event-handler attributes: {r['bad']}"
             assert r["imgs"] == 0, f"{page}: <img> elements: {r['imgs']}"
-            assert r["scripts"] == ["vega-bundle.js", "site.js", "tw-specs"], (page, r["scripts"])
+            assert r["scripts"] == ["vega-bundle.js", "site.js", "tw-specs", "tw-live"], (page, r["scripts"])
             if page == "quality":  # the clock-skew note and table name the node, as text
                 assert "Clock skew detected on node " + HOSTILE["mi300x-0"] in r["text"]
                 assert HOSTILE["h100-0"] in r["text"]

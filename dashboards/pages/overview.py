@@ -180,21 +180,26 @@ def _charts(ctx: Ctx) -> Section:
     sec.blocks.append(Chart("overview-cost-basis", ch, daily,
                             "The gap between the bars is the cost of idle and unused capacity.", filter_by="chip"))
 
-    share = wh.df(f"""select vendor, sum(tokens) as tokens, sum(tokens) / sum(sum(tokens)) over () * 100 as share_pct
-                      from {CPT} group by vendor order by tokens desc""")
-    share = tidy(share)
-    share["label"] = [f"{v} {s:.0f} %" for v, s in zip(share.vendor, share.share_pct)]
-    base = alt.Chart(share).encode(
+    share = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, model, sum(tokens) as tokens
+                      from {CPT} group by all order by all""")
+    base = alt.Chart().encode(
         theta=alt.Theta("tokens:Q", stack=True),
         order=alt.Order("tokens:Q", sort="descending"),
         tooltip=[alt.Tooltip("vendor:N", title="Vendor"), alt.Tooltip("tokens:Q", title="Tokens", format=",.0f"),
                  alt.Tooltip("share_pct:Q", title="Share of tokens (%)", format=".1f")])
-    ch = (base.mark_arc(innerRadius=70, outerRadius=115, stroke="#fff", strokeWidth=2).encode(
-              color=pal.vendor_color())
-          + base.mark_text(radius=140, fontSize=13, fontWeight="bold").encode(text="label:N")
-          ).properties(title=alt.Title("Share of tokens served, by vendor", subtitle="Prompt + completion tokens, whole period"),
-                       width=theme.HALF_W, height=theme.HEIGHT + 40)
-    sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips."))
+    ch = alt.layer(base.mark_arc(innerRadius=70, outerRadius=115, stroke="#fff", strokeWidth=2).encode(
+                       color=pal.vendor_color()),
+                   base.mark_text(radius=140, fontSize=13, fontWeight="bold").encode(text="label:N"), data=share
+                   ).properties(title=alt.Title("Share of tokens served, by vendor",
+                                                subtitle="Prompt + completion tokens, for the selection"),
+                                width=theme.HALF_W, height=theme.HEIGHT + 40)
+    # with a chip selected, its vendor's share is 100 %: the chart says so rather than show other chips
+    ch = chip_filter(ch, "vendor", model="model", date="date").transform_aggregate(
+        tokens="sum(tokens)", groupby=["vendor"]).transform_joinaggregate(total="sum(tokens)").transform_calculate(
+        share_pct="datum.tokens / datum.total * 100",
+        label="datum.vendor + ' ' + format(datum.share_pct, '.0f') + ' %'")
+    sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips.",
+                            filter_by="vendor"))
 
     daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) / 1e6 as mtok,
                                   sum(tokens) * 100.0 / sum(sum(tokens)) over (partition by date) as share_pct

@@ -96,7 +96,7 @@ def latency_section(ctx: Ctx) -> Section:
                     scale=alt.Scale(type="log", domain=dom, nice=False), axis=alt.Axis(values=ticks, format="~g")),
             y=alt.Y("share_pct:Q", title="Share of requests (% per bin)"),
             color=pal.chip_color(),
-            strokeDash=alt.StrokeDash("model:N", title="Model", legend=alt.Legend(orient="top")),
+            strokeDash=alt.StrokeDash("model:N", title="Model", legend=alt.Legend(orient="top", direction="vertical")),
             detail="model:N",
             tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
                      alt.Tooltip("seconds:Q", title="Seconds (bin centre)", format=".3~g"),
@@ -105,7 +105,7 @@ def latency_section(ctx: Ctx) -> Section:
         ).properties(title=alt.Title(f"{metric.capitalize()} by chip and model",
                                      subtitle=f"Share of successful requests per bin ({k} per decade), whole "
                                               "period; line style = model"),
-                     width=theme.HALF_W - 40, height=theme.HEIGHT)
+                     width=theme.HALF_W - 80, height=theme.HEIGHT)
         ch = chip_filter(ch, model="model").transform_joinaggregate(
             total="sum(requests)", groupby=["chip", "model"]).transform_calculate(
             share_pct="datum.requests / datum.total * 100")
