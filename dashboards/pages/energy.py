@@ -276,5 +276,7 @@ def _quality(ctx: Ctx) -> Section:
 
 
 def _model_key(m: str):
-    digits = "".join(ch for ch in str(m) if ch.isdigit())
+    """Models by size ("llama-8b" before "llama-70b"): the ASCII digits of the name ("²" is a digit to
+    str.isdigit but not to int(), found by the hostile-names hypothesis test)."""
+    digits = "".join(ch for ch in str(m) if "0" <= ch <= "9")
     return (int(digits) if digits else 0, str(m))

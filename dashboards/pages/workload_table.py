@@ -47,7 +47,7 @@ def section(ctx: Ctx) -> Section:
     data = columns(workload_data(wh))
     sec.blocks.append(Live("cost-workload-table", {
         "kind": "table", "data": data, "dims": ["date"], "sums": SUMS, "measures": MEASURES,
-        "group": ["chip", "model", "task", "tier"], "columns": COLUMNS, "sortable": True,
+        "group": ["chip", "model", "task", "tier"], "columns": COLUMNS, "sortable": True, "scroll": True,
         "sort": {"col": "usd_per_mtok", "desc": True}, "csv": "cost-per-mtok-by-workload.csv",
         "colors": {c: pal.chip_hex(c) for c in pal.chips},
         "caption": "USD/Mtok = US dollars per million tokens (prompt + completion); allocation basis charges idle "
