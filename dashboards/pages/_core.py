@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from dashboards import theme
-from dashboards.markup import Markup, h, md_code  # noqa: F401 - md_code re-exported
+from dashboards.markup import Markup, html_table, md_code  # noqa: F401 - html_table, md_code re-exported
 
 log = logging.getLogger("dashboards")
 
@@ -379,27 +379,3 @@ def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 22nd, 23rd, 101st ..."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def html_table(headers: list[str], rows: list[list], *, caption: str = "", num_cols: set[int] | None = None,
-               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False,
-               row_attrs: list[dict] | None = None) -> Markup:
-    """A small HTML table; cells are escaped (a cell may be Markup); ``num_cols`` right-aligned; ``swatches``
-    puts a colour chip before the cell text of column i (list of colours by row); ``row_attrs`` adds
-    attributes (e.g. ``data_chip``) to each body row."""
-    num_cols = num_cols or set()
-    head = h("thead", h("tr", *[h("th", t, class_="num" if i in num_cols else None, scope="col")
-                                for i, t in enumerate(headers)]))
-    body = []
-    for r, row in enumerate(rows):
-        cells = []
-        for i, v in enumerate(row):
-            sw = (h("span", class_="sw", style=f"background:{swatches[i][r]}")
-                  if swatches and i in swatches and swatches[i][r] else "")
-            cells.append(h("td", sw, v if isinstance(v, Markup) else str(v),
-                           class_="num" if i in num_cols else None))
-        attrs = dict(row_attrs[r]) if row_attrs else {}
-        if total_last and r == len(rows) - 1:
-            attrs["class_"] = "total"
-        body.append(h("tr", *cells, **attrs))
-    return h("table", h("caption", caption) if caption else "", head, h("tbody", *body), class_=cls)
