@@ -5,7 +5,7 @@ A name from outside is data. It is kept as given when it is a string of 1 to ``M
 characters with no control characters and no unpaired surrogates (text that is not valid UTF-8);
 anything else is refused with a reason, which the caller turns into a quarantine row or a rejected
 record naming the file, row and field. Names are never globbed, formatted into SQL or written
-into HTML unescaped (see dashboards/pages/_core.py for the one escaping path).
+into HTML unescaped (dashboards/markup.py is the one escaping path).
 
 Where a name must become a path component (spool partitions, file names), :func:`path_component`
 maps it, the same way for the writer and the scanner: characters other than ``A-Z a-z 0-9 _ . -``

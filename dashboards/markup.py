@@ -24,7 +24,7 @@ from typing import Iterable
 
 from markupsafe import Markup, escape
 
-__all__ = ["Markup", "esc", "h", "join", "code", "md_code", "json_for_script"]
+__all__ = ["Markup", "esc", "h", "join", "code", "md_code", "json_for_script", "html_table"]
 
 _TAG = re.compile(r"^[a-z][a-z0-9]*$")
 _ATTR = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -88,3 +88,27 @@ def json_for_script(obj) -> Markup:
                     ("\u2029", "\\u2029")):
         text = text.replace(ch, rep)
     return Markup(text)
+
+
+def html_table(headers: list[str], rows: list[list], *, caption: str = "", num_cols: set[int] | None = None,
+               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False,
+               row_attrs: list[dict] | None = None) -> Markup:
+    """A small HTML table; cells are escaped (a cell may be Markup); ``num_cols`` right-aligned; ``swatches``
+    puts a colour chip before the cell text of column i (list of colours by row); ``row_attrs`` adds
+    attributes (e.g. ``data_chip``) to each body row."""
+    num_cols = num_cols or set()
+    head = h("thead", h("tr", *[h("th", t, class_="num" if i in num_cols else None, scope="col")
+                                for i, t in enumerate(headers)]))
+    body = []
+    for r, row in enumerate(rows):
+        cells = []
+        for i, v in enumerate(row):
+            sw = (h("span", class_="sw", style=f"background:{swatches[i][r]}")
+                  if swatches and i in swatches and swatches[i][r] else "")
+            cells.append(h("td", sw, v if isinstance(v, Markup) else str(v),
+                           class_="num" if i in num_cols else None))
+        attrs = dict(row_attrs[r]) if row_attrs else {}
+        if total_last and r == len(rows) - 1:
+            attrs["class_"] = "total"
+        body.append(h("tr", *cells, **attrs))
+    return h("table", h("caption", caption) if caption else "", head, h("tbody", *body), class_=cls)

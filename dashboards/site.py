@@ -30,7 +30,7 @@ import vl_convert as vlc
 from dashboards import theme
 from dashboards.markup import Markup, esc, h, join, json_for_script
 from dashboards.pages import cost, energy, fleet, forecast, overview, quality
-from dashboards.pages._core import SIG_CHIP, SIG_VENDOR, Chart, Ctx, Html, Note, Page, Warehouse
+from dashboards.pages._core import SIGNALS, Chart, Ctx, Html, Live, Note, Page, Warehouse
 
 log = logging.getLogger("dashboards")
 
@@ -101,6 +101,14 @@ def _period(wh: Warehouse) -> tuple[str, str] | None:
     return None
 
 
+def _models(wh: Warehouse) -> list[str]:
+    for t in ("marts.fct_cost_per_token_daily", "marts.fct_request_energy"):
+        if wh.has(t):
+            return [m for (m,) in wh.con.execute(f"select distinct model from {t} where model is not null "
+                                                 "order by 1").fetchall()]
+    return []
+
+
 def _chip_vendor(wh: Warehouse) -> dict[str, str]:
     for t in ("marts.fct_cost_per_token_daily", "marts.fct_device_power_hourly"):
         if wh.has(t):
@@ -130,7 +138,7 @@ def _spec(chart: Chart) -> dict:
     spec["config"] = theme.vl_config()
     if chart.filter_by:
         params = spec.setdefault("params", [])
-        params += [{"name": SIG_CHIP, "value": "all"}, {"name": SIG_VENDOR, "value": "all"}]
+        params += [{"name": k, "value": v} for k, v in SIGNALS.items()]
     return spec
 
 
@@ -153,7 +161,7 @@ def _figure(b: Chart, spec: dict, image_ext: dict[str, str]) -> Markup:
              class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}")
 
 
-def _block(b, specs: dict, all_specs: dict[str, dict], image_ext: dict[str, str]) -> Markup:
+def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: dict[str, str]) -> Markup:
     if isinstance(b, Chart):
         specs[b.name] = {"spec": all_specs[b.name], "filter": b.filter_by}
         return _figure(b, all_specs[b.name], image_ext)
@@ -161,31 +169,46 @@ def _block(b, specs: dict, all_specs: dict[str, dict], image_ext: dict[str, str]
         return h("div", b.text, class_=f"note {b.kind}")
     if isinstance(b, Html):
         return h("div", b.markup, class_="htmlblock" if b.wide else "htmlblock half")
+    if isinstance(b, Live):
+        live[b.name] = b.spec
+        cls = "htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
+        return h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}")
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
-def _selector(pal: theme.Palette, chip_vendor: dict[str, str]) -> Markup:
+def _selector(ctx: Ctx, chip_vendor: dict[str, str]) -> Markup:
+    """The filters: chip, model, date range (carried across pages in the URL hash by site.js)."""
     opts = [h("option", "all chips", value="all", data_vendor="all")] + [
-        h("option", c, value=c, data_vendor=chip_vendor.get(c, "all")) for c in pal.chips]
-    return h("label", "Show chip ", h("select", *opts, id="tw-chip"))
+        h("option", c, value=c, data_vendor=chip_vendor.get(c, "all")) for c in ctx.pal.chips]
+    parts = [h("label", "Show chip ", h("select", *opts, id="tw-chip"))]
+    if ctx.models:
+        mopts = [h("option", "all models", value="all")] + [h("option", m, value=m) for m in ctx.models]
+        parts.append(h("label", "Model ", h("select", *mopts, id="tw-model")))
+    if ctx.period:
+        lo, hi = ctx.period
+        parts.append(h("label", "From ", h("input", type="date", id="tw-from", min=lo, max=hi, value=lo)))
+        parts.append(h("label", "to ", h("input", type="date", id="tw-to", min=lo, max=hi, value=hi)))
+    parts.append(h("button", "Reset", type="button", id="tw-reset"))
+    return h("div", *parts, class_="filters", role="group", aria_label="Filters")
 
 
 def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str, str], tmpl: Template,
                  source: str, built: str, all_specs: dict[str, dict], image_ext: dict[str, str]) -> str:
     pal = ctx.pal
     specs: dict[str, dict] = {}
+    live: dict[str, dict] = {}
     parts: list[Markup] = []
     for sec in page.sections:
         parts.append(h("section", h("h2", sec.title), h("p", sec.intro, class_="sec-intro") if sec.intro else "",
-                       h("div", *[_block(b, specs, all_specs, image_ext) for b in sec.blocks], class_="grid")))
+                       h("div", *[_block(b, specs, live, all_specs, image_ext) for b in sec.blocks], class_="grid")))
     key = join(h("span", h("span", class_="sw", style=f"background:{c}"), chip)
                for chip, c in zip(pal.chips, pal.chip_range))
     filtered = any(s["filter"] for s in specs.values())
-    selector = _selector(pal, chip_vendor) if filtered and pal.chips else ""
+    selector = _selector(ctx, chip_vendor) if (filtered or live) and pal.chips else ""
     period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
     values = dict(title=page.title, nav=_nav(pages, page.slug), period=period, key=key, selector=selector,
                   heading=page.title, intro=page.intro, content=join(parts, "\n"), built=built, source=source,
-                  specs=json_for_script(specs))
+                  specs=json_for_script(specs), live=json_for_script(live))
     return tmpl.substitute({k: esc(v) for k, v in values.items()})
 
 
@@ -243,7 +266,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
     try:
         wh = Warehouse(db_path)
         try:
-            ctx = Ctx(wh, _palette(wh), _period(wh))
+            ctx = Ctx(wh, _palette(wh), _period(wh), models=_models(wh))
             pages = [b(ctx) for b in BUILDERS]
             chip_vendor = _chip_vendor(wh)
         finally:

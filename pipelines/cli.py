@@ -310,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_export_arguments(sub)
     add_check_arguments(sub)
+
+    from dashboards.metrics import add_serve_arguments
+
+    add_serve_arguments(sub)
+
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -12,13 +12,18 @@ import duckdb
 import pandas as pd
 
 from dashboards import theme
-from dashboards.markup import Markup, esc, h, join, md_code  # noqa: F401 - md_code re-exported
+from dashboards.markup import Markup, html_table, md_code  # noqa: F401 - html_table, md_code re-exported
 
 log = logging.getLogger("dashboards")
 
 #: names of the Vega signals that the page-wide chip selector sets (see assets/site.js)
 SIG_CHIP = "tw_chip"
 SIG_VENDOR = "tw_vendor"
+#: ... and the model selector and the date range (ISO days, compared as strings; "" = open)
+SIG_MODEL = "tw_model"
+SIG_FROM = "tw_from"
+SIG_TO = "tw_to"
+SIGNALS = {SIG_CHIP: "all", SIG_VENDOR: "all", SIG_MODEL: "all", SIG_FROM: "0000-01-01", SIG_TO: "9999-12-31"}
 
 #: what to run when a table is missing or empty
 HINTS = {
@@ -107,7 +112,19 @@ class Html:
             raise TypeError("Html blocks take Markup (built with dashboards.markup), not a raw string")
 
 
-Block = Union[Chart, Note, Html]
+@dataclass
+class Live:
+    """Cards or a table drawn in the browser (assets/site.js) for the current chip, model and date
+    selection, from ``spec``: ``data`` (columns of sums by date, chip, model, ...: small, aggregated in
+    DuckDB), ``sums`` (the columns added up), ``measures`` (sum, ratio, diff or share of sums) and
+    either ``cards`` or ``group``/``columns`` (a table; ``sortable``, ``csv`` for a download)."""
+
+    name: str
+    spec: dict
+    wide: bool = True
+
+
+Block = Union[Chart, Note, Html, Live]
 
 
 @dataclass
@@ -132,6 +149,7 @@ class Ctx:
     pal: theme.Palette
     period: tuple[str, str] | None  # first and last date with data, ISO
     errors: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # for the model selector
 
 
 def safe(ctx: Ctx, fn: Callable[[Ctx], Section], title: str) -> Section:
@@ -173,10 +191,37 @@ def tidy(df: pd.DataFrame, digits: int = 6) -> pd.DataFrame:
     return out
 
 
-def chip_filter(chart, field_name: str = "chip"):
-    """Let ``chart`` follow the page's chip selector (filter on chip, or on the chip's vendor)."""
-    sig = SIG_CHIP if field_name == "chip" else SIG_VENDOR
-    return chart.transform_filter(f"{sig} == 'all' || datum['{field_name}'] == {sig}")
+def chip_filter(chart, field_name: str | None = "chip", *, model: str | None = None, date: str | None = None):
+    """Let ``chart`` follow the page's selectors: chip (``field_name`` "chip", or "vendor" for the
+    chip's vendor), model (the ``model`` field) and date range (the ``date`` field, ISO days).
+    Only field names (constants of the code) go into the expression; the values are signals."""
+    terms = []
+    if field_name:
+        sig = SIG_CHIP if field_name == "chip" else SIG_VENDOR
+        terms.append(f"({sig} == 'all' || datum['{field_name}'] == {sig})")
+    if model:
+        terms.append(f"({SIG_MODEL} == 'all' || datum['{model}'] == {SIG_MODEL})")
+    if date:
+        day = f"utcFormat(toDate(datum['{date}']), '%Y-%m-%d')"  # a string or an already parsed date
+        terms.append(f"({day} >= {SIG_FROM} && {day} <= {SIG_TO})")
+    return chart.transform_filter(" && ".join(terms))
+
+
+def columns(df: pd.DataFrame, digits: int = 10) -> dict[str, list | dict]:
+    """A small aggregated DataFrame as JSON columns for a ``Live`` block: text columns dictionary-coded
+    (``{"values": [...], "codes": [...]}``, decoded by site.js), numbers to ``digits`` significant
+    digits, NaN as null."""
+    out: dict[str, list | dict] = {}
+    for c in df.columns:
+        vals = df[c].astype(object).where(df[c].notna(), None).tolist()
+        if df[c].dtype == object:
+            uniq = list(dict.fromkeys(vals))
+            code = {v: i for i, v in enumerate(uniq)}
+            out[c] = {"values": uniq, "codes": [code[v] for v in vals]}
+        else:
+            out[c] = [None if v is None or (isinstance(v, float) and not math.isfinite(v))
+                      else (float(f"{v:.{digits}g}") if isinstance(v, float) else v) for v in vals]
+    return out
 
 
 def time_ticks(span_days: float) -> tuple[dict | int, str]:
@@ -321,34 +366,16 @@ def fmt_usd(x, digits: int = 2) -> str:
 
 
 def fmt_big(x, digits: int = 1) -> str:
-    """1234567 -> 1.2 M"""
+    """1234567 -> 1.2 M; 13.5e9 -> 13.5 B (finance's billions, not SI's G)"""
     if x is None or pd.isna(x):
         return "–"
-    for div, suf in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
+    for div, suf in ((1e12, " T"), (1e9, " B"), (1e6, " M"), (1e3, " k")):
         if abs(x) >= div:
             return f"{x / div:,.{digits}f}{suf}"
     return f"{x:,.0f}"
 
 
-def html_table(headers: list[str], rows: list[list], *, caption: str = "", num_cols: set[int] | None = None,
-               swatches: dict[int, list[str]] | None = None, cls: str = "tw-table", total_last: bool = False,
-               row_attrs: list[dict] | None = None) -> Markup:
-    """A small HTML table; cells are escaped (a cell may be Markup); ``num_cols`` right-aligned; ``swatches``
-    puts a colour chip before the cell text of column i (list of colours by row); ``row_attrs`` adds
-    attributes (e.g. ``data_chip``) to each body row."""
-    num_cols = num_cols or set()
-    head = h("thead", h("tr", *[h("th", t, class_="num" if i in num_cols else None, scope="col")
-                                for i, t in enumerate(headers)]))
-    body = []
-    for r, row in enumerate(rows):
-        cells = []
-        for i, v in enumerate(row):
-            sw = (h("span", class_="sw", style=f"background:{swatches[i][r]}")
-                  if swatches and i in swatches and swatches[i][r] else "")
-            cells.append(h("td", sw, v if isinstance(v, Markup) else str(v),
-                           class_="num" if i in num_cols else None))
-        attrs = dict(row_attrs[r]) if row_attrs else {}
-        if total_last and r == len(rows) - 1:
-            attrs["class_"] = "total"
-        body.append(h("tr", *cells, **attrs))
-    return h("table", h("caption", caption) if caption else "", head, h("tbody", *body), class_=cls)
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 22nd, 23rd, 101st ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

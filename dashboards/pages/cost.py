@@ -4,6 +4,7 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
+from dashboards.pages import workload_table
 from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Page, Section, chip_filter, day_x, no_data, safe,
                                     single_time, tidy, tt_date, utc_x)
 
@@ -19,7 +20,8 @@ def build(ctx: Ctx) -> Page:
                 "only the energy and device time the requests used. The gap is what idle capacity costs.")
     page.sections += [safe(ctx, _over_time, "Cost per token over time"),
                       safe(ctx, _basis, "Allocation vs usage"),
-                      safe(ctx, _workloads, "Most expensive workloads")]
+                      safe(ctx, _workloads, "Most expensive workloads"),
+                      safe(ctx, workload_table.section, "Cost per million tokens by workload")]
     from dashboards.pages.cost_split import sections as split_sections  # input vs output tokens, margins
 
     page.sections += split_sections(ctx)
@@ -72,7 +74,7 @@ def _over_time(ctx: Ctx) -> Section:
         title=alt.Title("Cost per million tokens per day, by chip",
                         subtitle=f"USD per million tokens; {basis_sub}; click a chip in the legend to highlight it"),
         width=theme.FULL_W - 40, height=300)
-    sec.blocks.append(Chart("cost-per-mtok-daily", chip_filter(ch), df,
+    sec.blocks.append(Chart("cost-per-mtok-daily", chip_filter(ch, date="date"), df,
                             "Allocation basis carries idle capacity, so it rises when traffic falls; usage basis does not.",
                             wide=True, filter_by="chip"))
     return sec
@@ -140,7 +142,7 @@ def _basis(ctx: Ctx) -> Section:
         ).transform_calculate(vendor_order=f"indexof({pal.vendors!r}, datum.vendor)").properties(
             title=alt.Title("Fleet cost per day, by vendor", subtitle="USD per day, allocation basis, stacked"),
             width=theme.HALF_W, height=theme.HEIGHT)
-        sec.blocks.append(Chart("cost-daily-by-vendor", chip_filter(ch, "vendor"), p,
+        sec.blocks.append(Chart("cost-daily-by-vendor", chip_filter(ch, "vendor", date="date"), p,
                                 "The whole bill: energy plus hardware, idle devices included.", filter_by="vendor"))
     else:
         sec.blocks.append(no_data(wh, PNL))

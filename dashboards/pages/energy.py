@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
+from dashboards.pages import serving
 from dashboards.markup import md_code
 from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, line_points,
                                     log_ticks, no_data, safe, tidy, tt_date, utc_x)
@@ -24,6 +25,8 @@ def build(ctx: Ctx) -> Page:
                 "distributions are histograms and percentiles, not individual requests.")
     page.sections += [safe(ctx, _distribution, "Per-request energy distribution"),
                       safe(ctx, _by_group, "By task and language"),
+                      safe(ctx, serving.load_section, "Energy per token against load"),
+                      safe(ctx, serving.latency_section, "Latency and time to first token"),
                       safe(ctx, _capacity, "Idle and unused capacity"),
                       safe(ctx, _quality, "Attribution quality against ground truth")]
     from dashboards.pages.energy_power_model import power_model_section
@@ -182,7 +185,7 @@ def _capacity(ctx: Ctx) -> Section:
                  alt.Tooltip("share_pct:Q", title="Share of measured (%)", format=".1f"),
                  alt.Tooltip("measured_kwh:Q", title="Measured (kWh)", format=",.2f")],
     ).properties(title=alt.Title("Where the measured energy went, by chip", subtitle="kWh over the whole period"),
-                 width=theme.HALF_W, height=len(pal.chips) * 46 + 20)
+                 width=theme.HALF_W - 120, height=len(pal.chips) * 46 + 20)
     sec.blocks.append(Chart("energy-components", chip_filter(ch), comp,
                             "A negative residual (left of zero) means more was attributed than measured.",
                             filter_by="chip"))
@@ -205,7 +208,7 @@ def _capacity(ctx: Ctx) -> Section:
         title=alt.Title("Unused capacity per day, by chip",
                         subtitle="Share of measured device energy that no request used; click the legend to highlight"),
         width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch), daily,
+    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch, date="date"), daily,
                             "Peaks are quiet days or drained devices.", filter_by="chip"))
 
     idle = wh.df(f"""select chip, count(distinct device_id) as devices, median(idle_w) as idle_w,
@@ -275,5 +278,7 @@ def _quality(ctx: Ctx) -> Section:
 
 
 def _model_key(m: str):
-    digits = "".join(ch for ch in str(m) if ch.isdigit())
+    """Models by size ("llama-8b" before "llama-70b"): the ASCII digits of the name ("²" is a digit to
+    str.isdigit but not to int(), found by the hostile-names hypothesis test)."""
+    digits = "".join(ch for ch in str(m) if "0" <= ch <= "9")
     return (int(digits) if digits else 0, str(m))

@@ -174,6 +174,6 @@ def _curves(ctx: Ctx) -> Section:
                  alt.Tooltip("devices:Q", title="Devices reporting")],
     ).properties(title=alt.Title("Device energy per day, by chip", subtitle="kWh per day from hourly average power, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("fleet-energy-daily", chip_filter(ch), daily,
+    sec.blocks.append(Chart("fleet-energy-daily", chip_filter(ch, date="date"), daily,
                             "Measured at the devices: request, idle and unused energy together.", filter_by="chip"))
     return sec

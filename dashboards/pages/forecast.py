@@ -7,7 +7,7 @@ import pandas as pd
 
 from dashboards import theme
 from dashboards.markup import md_code
-from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data, safe,
+from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data, ordinal, safe,
                                     tidy, tt_date, utc_x)
 
 FC = "marts.fct_loss_forecast"
@@ -129,11 +129,11 @@ def _bands(ctx: Ctx) -> Section:
                      columns=ncol, spacing={"row": 24, "column": 16}).properties(
         title=alt.Title(f"Operating loss forecast per scenario ({grain}ly)" if grain != "day" else
                         "Operating loss forecast per scenario (daily)",
-                        subtitle=sub + (f"; every {k}th {grain} shown" if k > 1 else "")))
+                        subtitle=sub + (f"; every {ordinal(k)} {grain} shown" if k > 1 else "")))
     cap = ("A wider band means a less certain forecast." if has[80] or has[95]
            else "Point forecasts only: no intervals yet.")
     sec.blocks.append(Chart("forecast-bands", ch, df, cap +
-                            (f" The CSV has every {k}th {grain}, as drawn; the warehouse has all." if k > 1 else ""),
+                            (f" The CSV has every {ordinal(k)} {grain}, as drawn; the warehouse has all." if k > 1 else ""),
                             wide=True))
     return sec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import Chart, Ctx, Html, Section, html_table, no_data, safe, tidy
+from dashboards.pages._core import Chart, Ctx, Html, Note, Section, html_table, no_data, safe, tidy
 
 COV = "marts.fct_forecast_coverage"
 
@@ -31,8 +31,7 @@ def _coverage(ctx: Ctx) -> Section:
                         from {COV} order by scenario, horizon_days, level_pct"""), 4)
     measured = df[df.origins > 0]
     if measured.empty:
-        sec.blocks.append(Html('<div class="note nodata">The history is too short for a rolling-origin backtest '
-                               'at any horizon yet.</div>'))
+        sec.blocks.append(Note("The history is too short for a rolling-origin backtest at any horizon yet."))
     else:
         hz = [f"{h} d" for h in sorted(measured.horizon_days.unique())]
         base = alt.Chart(measured).encode(

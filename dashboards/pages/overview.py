@@ -3,11 +3,11 @@ from __future__ import annotations
 
 
 import altair as alt
+import pandas as pd
 
 from dashboards import theme
-from dashboards.markup import h
-from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_big, fmt_num, fmt_usd,
-                                    html_table, line_points, no_data, safe, tidy, tt_date, day_x, utc_x)
+from dashboards.pages._core import (Chart, Ctx, Live, Page, Section, chip_filter, columns, day_x, line_points, no_data,
+                                    safe, tidy, tt_date, utc_x)
 
 CPT = "marts.fct_cost_per_token_daily"
 REQ = "marts.fct_request_energy"
@@ -16,7 +16,7 @@ PNL = "marts.fct_pnl_daily"
 
 def build(ctx: Ctx) -> Page:
     page = Page("index", "Overview", "Fleet overview",
-                "Headline figures per chip and vendor for the whole period in the warehouse: energy per token, "
+                "Headline figures per chip and vendor for the chip, model and dates selected above: energy per token, "
                 "cost per million tokens on both cost bases, revenue and operating loss. Allocation basis "
                 "charges every joule and every hardware-hour, idle time included, to the requests; usage "
                 "basis charges only what the requests used.")
@@ -25,84 +25,105 @@ def build(ctx: Ctx) -> Page:
     return page
 
 
+#: the measures of the headline cards and the per-chip table (ratios of sums, computed by site.js for the
+#: current chip, model and date selection from the daily sums below)
+MEASURES = [
+    {"name": "requests", "sum": "requests"}, {"name": "tokens", "sum": "tokens"},
+    {"name": "token_share", "share": "tokens"}, {"name": "energy_kwh", "sum": "energy_kwh"},
+    {"name": "j_per_token", "ratio": ["energy_kwh", "tokens"], "k": 3.6e6},
+    {"name": "usd_per_mtok", "ratio": ["cost_usd", "tokens"], "k": 1e6},
+    {"name": "usage_usd_per_mtok", "ratio": ["usage_cost_usd", "tokens"], "k": 1e6},
+    {"name": "cost_usd", "sum": "cost_usd"}, {"name": "usage_cost_usd", "sum": "usage_cost_usd"},
+    {"name": "revenue_usd", "sum": "revenue_usd"}, {"name": "operating_loss_usd", "diff": ["cost_usd", "revenue_usd"]},
+]
+SUMS = ["requests", "tokens", "energy_kwh", "cost_usd", "usage_cost_usd", "revenue_usd"]
+CARDS = [
+    {"label": "Tokens served", "value": "tokens", "fmt": "big", "sub": "{} requests", "sub_value": "requests",
+     "sub_fmt": "big"},
+    {"label": "Energy", "value": "energy_kwh", "fmt": "num1", "unit": " kWh", "sub": "{} J/token",
+     "sub_value": "j_per_token", "sub_fmt": "num3"},
+    {"label": "Cost, allocation basis", "value": "usd_per_mtok", "fmt": "usd3", "unit": " /Mtok", "sub": "{} in total",
+     "sub_value": "cost_usd", "sub_fmt": "usd"},
+    {"label": "Cost, usage basis", "value": "usage_usd_per_mtok", "fmt": "usd3", "unit": " /Mtok",
+     "sub": "{} in total", "sub_value": "usage_cost_usd", "sub_fmt": "usd"},
+    {"label": "Revenue", "value": "revenue_usd", "fmt": "usd", "sub": "selected requests"},
+    {"label": "Operating loss", "label_if_negative": "Operating profit", "value": "operating_loss_usd", "fmt": "usd",
+     "abs": True, "sub": "cost − revenue (allocation basis)", "sub_if_negative": "revenue − cost (allocation basis)"},
+]
+
+
+def headline_data(wh) -> pd.DataFrame:
+    """Daily sums per chip and model: the data of the headline cards and tables (cost per token mart,
+    revenue from the request mart)."""
+    rev = (f"left join (select date, chip, model, sum(revenue_usd) as revenue_usd from {REQ} group by all) r "
+           "using (date, chip, model)" if wh.has(REQ) else "")
+    return wh.df(f"""
+        with c as (select date, chip, min(vendor) as vendor, model, sum(requests) as requests, sum(tokens) as tokens,
+                          sum(energy_kwh) as energy_kwh, sum(cost_usd) as cost_usd,
+                          sum(usage_cost_usd) as usage_cost_usd
+                   from {CPT} group by date, chip, model)
+        select strftime(c.date, '%Y-%m-%d') as date, c.chip, c.vendor, c.model, c.requests, c.tokens, c.energy_kwh,
+               c.cost_usd, c.usage_cost_usd, {"coalesce(r.revenue_usd, 0)" if rev else "0.0"} as revenue_usd
+        from c {rev} order by 1, 2, 4""")
+
+
 def _headline(ctx: Ctx) -> Section:
     wh, pal = ctx.wh, ctx.pal
-    sec = Section("Headline figures")
+    sec = Section("Headline figures", "For the chip, model and dates selected in the bar above (all, at first).")
     note = no_data(wh, CPT)
     if note:
         sec.blocks.append(note)
         return sec
-    tot = wh.one(f"""select sum(requests), sum(tokens), sum(energy_kwh), sum(cost_usd), sum(usage_cost_usd)
-                     from {CPT}""")
-    requests, tokens, kwh, cost, ucost = (float(x or 0) for x in tot)
-    revenue = loss = None
-    if wh.has(PNL):
-        r = wh.one(f"select sum(revenue_usd), sum(operating_loss_usd) from {PNL} where vendor = 'all'")
-        revenue, loss = r
-    jpt = kwh * 3.6e6 / tokens if tokens else None
-    cards = [
-        ("Tokens served", fmt_big(tokens), f"{fmt_big(requests)} requests"),
-        ("Energy", f"{fmt_num(kwh, 1)} kWh", f"{fmt_num(jpt, 3)} J/token"),
-        ("Cost, allocation basis", fmt_usd(cost / tokens * 1e6 if tokens else None, 3) + " /Mtok",
-         f"{fmt_usd(cost)} in total"),
-        ("Cost, usage basis", fmt_usd(ucost / tokens * 1e6 if tokens else None, 3) + " /Mtok",
-         f"{fmt_usd(ucost)} in total"),
-        ("Revenue", fmt_usd(revenue), "all vendors"),
-        ("Operating loss", fmt_usd(loss), "cost − revenue (allocation basis)"),
-    ]
-    sec.blocks.append(Html(h("div", *[h("div", h("div", a, class_="kpi-label"), h("div", b, class_="kpi-value"),
-                                            h("div", c, class_="kpi-sub"), class_="kpi") for a, b, c in cards],
-                             class_="kpis")))
-
-    rev_join = ""
-    if wh.has(REQ):
-        rev_join = f"left join (select chip, sum(revenue_usd) as revenue from {REQ} group by chip) r using (chip)"
-    df = wh.df(f"""
-        with c as (select chip, min(vendor) as vendor, sum(requests) as requests, sum(tokens) as tokens,
-                          sum(energy_kwh) as kwh, sum(cost_usd) as cost, sum(usage_cost_usd) as ucost
-                   from {CPT} group by chip)
-        select c.*, {"r.revenue" if rev_join else "null::double as revenue"}
-        from c {rev_join}""")
-    df["order"] = df["chip"].map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
-    df = df.sort_values("order")
-    rows, sw = [], []
-    for r in df.itertuples():
-        t = float(r.tokens or 0)
-        rows.append([r.chip, r.vendor, fmt_big(r.requests), fmt_big(t), fmt_num(100 * t / tokens if tokens else None, 1, " %"),
-                     fmt_num(r.kwh * 3.6e6 / t if t else None, 3), fmt_usd(r.cost / t * 1e6 if t else None, 3),
-                     fmt_usd(r.ucost / t * 1e6 if t else None, 3), fmt_usd(r.revenue), fmt_usd(r.cost),
-                     fmt_usd(r.cost - r.revenue if r.revenue is not None and r.revenue == r.revenue else None)])
-        sw.append(pal.chip_hex(r.chip))
-    rows.append(["Fleet", "all", fmt_big(requests), fmt_big(tokens), "100.0 %", fmt_num(jpt, 3),
-                 fmt_usd(cost / tokens * 1e6 if tokens else None, 3), fmt_usd(ucost / tokens * 1e6 if tokens else None, 3),
-                 fmt_usd(revenue), fmt_usd(cost), fmt_usd(loss)])
-    sw.append("")
-    sec.blocks.append(Html(html_table(
-        ["Chip", "Vendor", "Requests", "Tokens", "Token share", "J/token", "USD/Mtok (allocation)",
-         "USD/Mtok (usage)", "Revenue", "Cost (allocation)", "Operating loss"],
-        rows, caption="Per chip, whole period. USD/Mtok = US dollars per million tokens (prompt + completion).",
-        num_cols=set(range(2, 11)), swatches={0: sw}, total_last=True)))
+    df = headline_data(wh)
+    data = columns(df)
+    colors = {c: pal.chip_hex(c) for c in pal.chips}
+    sec.blocks.append(Live("overview-cards", {"kind": "cards", "data": data, "dims": ["date"], "sums": SUMS,
+                                              "measures": MEASURES, "cards": CARDS}))
+    cols = [{"key": "chip", "label": "Chip", "swatch": True}, {"key": "vendor", "label": "Vendor"},
+            {"key": "requests", "label": "Requests", "fmt": "big"}, {"key": "tokens", "label": "Tokens", "fmt": "big"},
+            {"key": "token_share", "label": "Token share", "fmt": "pct1"},
+            {"key": "j_per_token", "label": "J/token", "fmt": "num3"},
+            {"key": "usd_per_mtok", "label": "USD/Mtok (allocation)", "fmt": "usd3"},
+            {"key": "usage_usd_per_mtok", "label": "USD/Mtok (usage)", "fmt": "usd3"},
+            {"key": "revenue_usd", "label": "Revenue", "fmt": "usd"},
+            {"key": "cost_usd", "label": "Cost (allocation)", "fmt": "usd"},
+            {"key": "operating_loss_usd", "label": "Operating loss (− = profit)", "fmt": "usd"}]
+    sec.blocks.append(Live("overview-chips", {
+        "kind": "table", "data": data, "dims": ["date"], "sums": SUMS, "measures": MEASURES,
+        "group": ["chip", "vendor"], "columns": cols, "total": "Fleet", "colors": colors,
+        "order": {"chip": pal.chips}, "sort": {"col": "chip", "desc": False},
+        "caption": "Per chip, for the selection. USD/Mtok = US dollars per million tokens (prompt + completion)."}))
 
     if wh.has(PNL):
-        v = wh.df(f"""select vendor, sum(tokens) as tokens, sum(revenue_usd) as revenue,
-                             sum(energy_cost_usd) as energy, sum(hardware_cost_usd) as hardware,
-                             sum(total_cost_usd) as cost, sum(operating_loss_usd) as loss
-                      from {PNL} group by vendor""")
-        v["order"] = v["vendor"].map(lambda x: 99 if x == "all" else (pal.vendors.index(x) if x in pal.vendors else 50))
-        v = v.sort_values("order")
-        vt = float(v.loc[v.vendor != "all", "tokens"].sum()) or None
-        vrows, vsw = [], []
-        for r in v.itertuples():
-            vrows.append(["Fleet" if r.vendor == "all" else r.vendor, fmt_big(r.tokens),
-                          fmt_num(100 * r.tokens / vt if vt else None, 1, " %"), fmt_usd(r.revenue),
-                          fmt_usd(r.energy), fmt_usd(r.hardware), fmt_usd(r.cost), fmt_usd(r.loss),
-                          fmt_usd(r.loss / r.tokens * 1e6 if r.tokens else None, 3)])
-            vsw.append("" if r.vendor == "all" else pal.vendor_hex(r.vendor))
-        sec.blocks.append(Html(html_table(
-            ["Vendor", "Tokens", "Token share", "Revenue", "Energy cost", "Hardware cost", "Total cost",
-             "Operating loss", "Loss per Mtok"],
-            vrows, caption="Per vendor, whole period, from the daily P&L (allocation basis).",
-            num_cols=set(range(1, 9)), swatches={0: vsw}, total_last=v.vendor.iloc[-1] == "all")))
+        v = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) as tokens,
+                             sum(revenue_usd) as revenue_usd, sum(energy_cost_usd) as energy_cost_usd,
+                             sum(hardware_cost_usd) as hardware_cost_usd, sum(total_cost_usd) as total_cost_usd
+                      from {PNL} where vendor <> 'all' group by all order by 1, 2""")
+        meas = [{"name": "tokens", "sum": "tokens"}, {"name": "token_share", "share": "tokens"},
+                {"name": "revenue_usd", "sum": "revenue_usd"}, {"name": "energy_cost_usd", "sum": "energy_cost_usd"},
+                {"name": "hardware_cost_usd", "sum": "hardware_cost_usd"},
+                {"name": "total_cost_usd", "sum": "total_cost_usd"},
+                {"name": "operating_loss_usd", "diff": ["total_cost_usd", "revenue_usd"]},
+                {"name": "loss_per_mtok", "ratio": ["operating_loss_usd", "tokens"], "k": 1e6}]
+        vcols = [{"key": "vendor", "label": "Vendor", "swatch": True}, {"key": "tokens", "label": "Tokens", "fmt": "big"},
+                 {"key": "token_share", "label": "Token share", "fmt": "pct1"},
+                 {"key": "revenue_usd", "label": "Revenue", "fmt": "usd"},
+                 {"key": "energy_cost_usd", "label": "Energy cost", "fmt": "usd"},
+                 {"key": "hardware_cost_usd", "label": "Hardware cost", "fmt": "usd"},
+                 {"key": "total_cost_usd", "label": "Total cost", "fmt": "usd"},
+                 {"key": "operating_loss_usd", "label": "Operating loss (− = profit)", "fmt": "usd"},
+                 {"key": "loss_per_mtok", "label": "Loss per Mtok", "fmt": "usd3"}]
+        v["operating_loss_usd"] = v.total_cost_usd - v.revenue_usd
+        vd = columns(v)
+        sec.blocks.append(Live("overview-vendors", {
+            "kind": "table", "data": vd, "dims": ["date"], "sums": ["tokens", "revenue_usd", "energy_cost_usd",
+                                                                    "hardware_cost_usd", "total_cost_usd",
+                                                                    "operating_loss_usd"],
+            "measures": meas, "group": ["vendor"], "columns": vcols, "total": "Fleet",
+            "colors": {x: pal.vendor_hex(x) for x in pal.vendors}, "order": {"vendor": pal.vendors},
+            "sort": {"col": "vendor", "desc": False},
+            "caption": "Per vendor, from the daily P&L (the whole fleet bill, allocation basis), for the selected "
+                       "dates and the selected chip's vendor; the P&L has no model dimension."}))
     return sec
 
 
@@ -113,10 +134,11 @@ def _charts(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
-    jpt = tidy(wh.df(f"""select chip, model, sum(energy_kwh) * 3.6e6 / sum(tokens) as j_per_token,
-                                sum(tokens) as tokens
-                         from {CPT} group by all having sum(tokens) > 0 order by all"""))
-    base = alt.Chart(jpt).encode(
+    # daily sums, added up in the browser for the selected chip, model and dates
+    daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, model, sum(energy_kwh) as energy_kwh,
+                                  sum(tokens) as tokens, sum(cost_usd) as cost_usd, sum(usage_cost_usd) as usage_cost_usd
+                           from {CPT} group by all having sum(tokens) > 0 order by all"""), 8)
+    base = alt.Chart().encode(
         x=alt.X("model:N", title="Model", axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("chip:N", scale=alt.Scale(domain=pal.chips)),
         y=alt.Y("j_per_token:Q", title="Energy per token (J/token)"),
@@ -126,18 +148,16 @@ def _charts(ctx: Ctx) -> Section:
     ch = (base.mark_bar().encode(color=pal.chip_color())
           + base.mark_text(dy=-7, fontSize=11).encode(text=alt.Text("j_per_token:Q", format=".2f"))
           ).properties(title=alt.Title("Energy per token by chip and model",
-                                       subtitle="Joules per token (prompt + completion), whole period"),
+                                       subtitle="Joules per token (prompt + completion), for the selection"),
                        width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-j-per-token", chip_filter(ch), jpt,
+    ch = alt.layer(*ch.layer, data=daily).properties(**{k: getattr(ch, k) for k in ("title", "width", "height")})
+    ch = chip_filter(ch, model="model", date="date").transform_aggregate(
+        energy_kwh="sum(energy_kwh)", tokens="sum(tokens)", groupby=["chip", "model"]
+    ).transform_calculate(j_per_token="datum.energy_kwh * 3.6e6 / datum.tokens")
+    sec.blocks.append(Chart("overview-j-per-token", ch, daily,
                             "Lower is better. Idle energy shared out to requests is included.", filter_by="chip"))
 
-    cb = wh.df(f"""select chip, 'allocation' as basis, sum(cost_usd) / sum(tokens) * 1e6 as usd_per_mtok
-                   from {CPT} group by all having sum(tokens) > 0
-                   union all
-                   select chip, 'usage', sum(usage_cost_usd) / sum(tokens) * 1e6 from {CPT}
-                   group by all having sum(tokens) > 0""")
-    cb = tidy(cb)
-    base = alt.Chart(cb).encode(
+    base = alt.Chart().encode(
         x=alt.X("chip:N", title="Chip", sort=pal.chips, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
@@ -150,26 +170,36 @@ def _charts(ctx: Ctx) -> Section:
                                   legend=alt.Legend(orient="top")))
           + base.mark_text(dy=-7, fontSize=11).encode(text=alt.Text("usd_per_mtok:Q", format="$.2f"))
           ).properties(title=alt.Title("Cost per million tokens by chip: allocation vs usage",
-                                       subtitle="USD per million tokens, whole period; solid = allocation, pale = usage"),
+                                       subtitle="USD per million tokens, for the selection; solid = allocation, pale = usage"),
                        width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-cost-basis", chip_filter(ch), cb,
+    ch = alt.layer(*ch.layer, data=daily).properties(**{k: getattr(ch, k) for k in ("title", "width", "height")})
+    ch = chip_filter(ch, model="model", date="date").transform_aggregate(
+        cost_usd="sum(cost_usd)", usage_cost_usd="sum(usage_cost_usd)", tokens="sum(tokens)", groupby=["chip"]
+    ).transform_fold(["cost_usd", "usage_cost_usd"], as_=["column", "usd"]).transform_calculate(
+        basis="datum.column == 'cost_usd' ? 'allocation' : 'usage'", usd_per_mtok="datum.usd / datum.tokens * 1e6")
+    sec.blocks.append(Chart("overview-cost-basis", ch, daily,
                             "The gap between the bars is the cost of idle and unused capacity.", filter_by="chip"))
 
-    share = wh.df(f"""select vendor, sum(tokens) as tokens, sum(tokens) / sum(sum(tokens)) over () * 100 as share_pct
-                      from {CPT} group by vendor order by tokens desc""")
-    share = tidy(share)
-    share["label"] = [f"{v} {s:.0f} %" for v, s in zip(share.vendor, share.share_pct)]
-    base = alt.Chart(share).encode(
+    share = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, model, sum(tokens) as tokens
+                      from {CPT} group by all order by all""")
+    base = alt.Chart().encode(
         theta=alt.Theta("tokens:Q", stack=True),
         order=alt.Order("tokens:Q", sort="descending"),
         tooltip=[alt.Tooltip("vendor:N", title="Vendor"), alt.Tooltip("tokens:Q", title="Tokens", format=",.0f"),
                  alt.Tooltip("share_pct:Q", title="Share of tokens (%)", format=".1f")])
-    ch = (base.mark_arc(innerRadius=70, outerRadius=115, stroke="#fff", strokeWidth=2).encode(
-              color=pal.vendor_color())
-          + base.mark_text(radius=140, fontSize=13, fontWeight="bold").encode(text="label:N")
-          ).properties(title=alt.Title("Share of tokens served, by vendor", subtitle="Prompt + completion tokens, whole period"),
-                       width=theme.HALF_W, height=theme.HEIGHT + 40)
-    sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips."))
+    ch = alt.layer(base.mark_arc(innerRadius=70, outerRadius=115, stroke="#fff", strokeWidth=2).encode(
+                       color=pal.vendor_color()),
+                   base.mark_text(radius=140, fontSize=13, fontWeight="bold").encode(text="label:N"), data=share
+                   ).properties(title=alt.Title("Share of tokens served, by vendor",
+                                                subtitle="Prompt + completion tokens, for the selection"),
+                                width=theme.HALF_W, height=theme.HEIGHT + 40)
+    # with a chip selected, its vendor's share is 100 %: the chart says so rather than show other chips
+    ch = chip_filter(ch, "vendor", model="model", date="date").transform_aggregate(
+        tokens="sum(tokens)", groupby=["vendor"]).transform_joinaggregate(total="sum(tokens)").transform_calculate(
+        share_pct="datum.tokens / datum.total * 100",
+        label="datum.vendor + ' ' + format(datum.share_pct, '.0f') + ' %'")
+    sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips.",
+                            filter_by="vendor"))
 
     daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) / 1e6 as mtok,
                                   sum(tokens) * 100.0 / sum(sum(tokens)) over (partition by date) as share_pct
@@ -185,7 +215,7 @@ def _charts(ctx: Ctx) -> Section:
                  alt.Tooltip("share_pct:Q", title="Share of the day (%)", format=".1f")],
     ).properties(title=alt.Title("Tokens served per day, by vendor", subtitle="Million tokens per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-tokens-daily", chip_filter(ch, "vendor"), daily,
+    sec.blocks.append(Chart("overview-tokens-daily", chip_filter(ch, "vendor", date="date"), daily,
                             "Weekly rhythm and growth of the traffic each vendor carries.", filter_by="vendor"))
     return sec
 
@@ -219,7 +249,9 @@ def _pnl(ctx: Ctx) -> Section:
         title=alt.Title("Fleet revenue, cost and operating loss per day",
                         subtitle="USD per day, allocation cost basis; click the legend to highlight"),
         width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-pnl-daily", ch, fleet, "Operating loss = total cost − revenue."))
+    sec.blocks.append(Chart("overview-pnl-daily", chip_filter(ch, None, date="date"), fleet,
+                            "Operating loss = total cost − revenue (below zero: a profit). Follows the dates "
+                            "selected; the fleet line is not split by chip.", filter_by="date"))
 
     byv = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, operating_loss_usd as loss_usd,
                                 revenue_usd, total_cost_usd
@@ -234,6 +266,6 @@ def _pnl(ctx: Ctx) -> Section:
                  alt.Tooltip("total_cost_usd:Q", title="Total cost (USD)", format="$,.2f")],
     ).properties(title=alt.Title("Operating loss per day, by vendor", subtitle="USD per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-loss-by-vendor", chip_filter(ch, "vendor"), byv,
+    sec.blocks.append(Chart("overview-loss-by-vendor", chip_filter(ch, "vendor", date="date"), byv,
                             "A bar below zero would be a profit.", filter_by="vendor"))
     return sec

@@ -4,6 +4,7 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
+from dashboards.pages import coverage
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
                                     one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
@@ -25,7 +26,8 @@ def build(ctx: Ctx) -> Page:
                 "What the loader refused and why, where the sensors went quiet, and where energy counters reset. "
                 "Refused rows are kept in raw.quarantine with file, row, field and reason; good rows of the same "
                 "file still load.")
-    page.sections += [safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
+    page.sections += [safe(ctx, coverage.section, "Coverage"),
+                      safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
                       safe(ctx, _resets, "Counter resets"), safe(ctx, _clock_skew, "Clock skew")]
     return page
 

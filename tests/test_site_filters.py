@@ -1,0 +1,217 @@
+"""The site's filters in a real browser: a chip and a date range selected on the overview follow the
+reader to every page (URL hash), and every card, table and filtered chart changes to that selection;
+the cards and tables match DuckDB's figures for the same selection.
+
+Uses tests/test_site_browser.py's headless Chromium driver (skipped where it is missing, an error
+under TOKENWATT_REQUIRE_BROWSER=1).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_site_browser import PAGES, Browser, _have_browser, problems, remote  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not _have_browser(), reason="needs selenium, /usr/bin/chromium, /usr/bin/chromedriver")
+
+CHIP, VENDOR, FROM, TO = "amd-mi300x", "amd", "2025-05-03", "2025-05-05"
+
+TABLE = """
+const box = document.getElementById('live-' + arguments[0]);
+if (!box) return null;
+const keys = [...box.querySelectorAll('thead th')].map(th => th.dataset.key);
+return [...box.querySelectorAll('tbody tr')].map(tr => {
+  const r = {};
+  [...tr.children].forEach((td, i) => { r[keys[i]] = td.hasAttribute('data-value') ?
+      (td.dataset.value === '' ? null : Number(td.dataset.value)) : td.textContent; });
+  return r;
+});
+"""
+#: what a chart shows: the text of its marks and axes, and the fill and position of every mark
+SIGNATURE = """const out = {};
+document.querySelectorAll('div.vis').forEach(el => {
+  const svg = el.querySelector('svg');
+  out[el.id] = svg ? svg.textContent + '|' + [...svg.querySelectorAll('g.role-mark > path, g.role-mark > rect')]
+      .map(p => (p.getAttribute('fill') || '') + (p.getAttribute('d') || '').slice(0, 40)
+               + (p.getAttribute('transform') || '')).join(';') : '';
+});
+return out;"""
+LIVE_TEXT = "return document.getElementById('live-' + arguments[0]).textContent"
+CARDS = """return Object.fromEntries([...document.querySelectorAll('#live-overview-cards .kpi')].map(
+    k => [k.dataset.card, {value: k.dataset.value === '' ? null : Number(k.dataset.value),
+                           label: k.querySelector('.kpi-label').textContent}]));"""
+SELECT = """
+const [chip, from, to] = arguments;
+document.getElementById('tw-chip').value = chip;
+document.getElementById('tw-from').value = from;
+const t = document.getElementById('tw-to'); t.value = to;
+t.dispatchEvent(new Event('change'));
+return Promise.all(Object.values(TW.views).map(v => v.runAsync())).then(() => location.hash);
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from dashboards.site import build_site
+    from tests.site_fixture import build_fixture
+
+    d = tmp_path_factory.mktemp("site-filters")
+    db = build_fixture(d / "warehouse.duckdb", n_requests=6000, days=8)
+    res = build_site(db, d / "site", images=False)
+    assert not res["errors"], res["errors"]
+    return {"db": db, "site": Path(res["out_dir"])}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = Browser()
+    yield b
+    b.close()
+
+
+def _close(a, b, rel=1e-8) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
+
+
+def _expect_overview(db: Path) -> tuple[dict, dict]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        c = con.execute("""
+            select sum(requests), sum(tokens), sum(energy_kwh), sum(cost_usd), sum(usage_cost_usd)
+            from marts.fct_cost_per_token_daily where chip = ? and date between ? and ?""",
+                        [CHIP, FROM, TO]).fetchone()
+        rev = con.execute("select sum(revenue_usd) from marts.fct_request_energy where chip = ? and date between ? and ?",
+                          [CHIP, FROM, TO]).fetchone()[0]
+        v = con.execute("""select sum(tokens), sum(revenue_usd), sum(total_cost_usd) from marts.fct_pnl_daily
+                           where vendor = ? and date between ? and ?""", [VENDOR, FROM, TO]).fetchone()
+    finally:
+        con.close()
+    req, tok, kwh, cost, ucost = c
+    cards = {"tokens": tok, "requests": req, "energy_kwh": kwh, "j_per_token": kwh * 3.6e6 / tok,
+             "usd_per_mtok": cost / tok * 1e6, "usage_usd_per_mtok": ucost / tok * 1e6, "revenue_usd": rev,
+             "operating_loss_usd": cost - rev, "cost_usd": cost, "usage_cost_usd": ucost}
+    vendor = {"tokens": v[0], "revenue_usd": v[1], "total_cost_usd": v[2], "operating_loss_usd": v[2] - v[1]}
+    return cards, vendor
+
+
+def _expect_workloads(db: Path) -> dict[tuple, dict]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select chip, model, task, tier, count(*), sum(total_tokens), sum(cost_usd) / sum(total_tokens) * 1e6,
+                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens)
+            from marts.fct_request_energy where chip = ? and date between ? and ? group by all""",
+                           [CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[:4]: {"requests": r[4], "tokens": r[5], "usd_per_mtok": r[6], "usage_usd_per_mtok": r[7],
+                    "j_per_token": r[8]} for r in rows}
+
+
+def _open(browser: Browser, url: str) -> None:
+    browser.open(url)
+
+
+def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
+    site, db = built["site"], built["db"]
+    # the unfiltered state of every page, from a fresh load without a hash
+    browser.open((site / "index.html").as_uri())
+    browser.driver.execute_script("sessionStorage.clear()")
+    before: dict[str, dict] = {}
+    for page in PAGES:
+        browser.open((site / f"{page}.html").as_uri())
+        before[page] = {"marks": browser.marks(), "sig": browser.driver.execute_script(SIGNATURE),
+                        "filtered": browser.driver.execute_script(
+                            "return Object.keys(TW.filters).filter(k => TW.filters[k])"),
+                        "live": {n: browser.driver.execute_script(LIVE_TEXT, n)
+                                 for n in browser.driver.execute_script("return Object.keys(TW.live)")}}
+    browser.open((site / "index.html").as_uri())
+    cards_before = browser.driver.execute_script(CARDS)
+    hash_ = browser.driver.execute_script(SELECT, CHIP, FROM, TO)
+    assert f"chip={CHIP}" in hash_ and f"from={FROM}" in hash_ and f"to={TO}" in hash_, hash_
+
+    # overview: cards and tables for the selection, equal to DuckDB's
+    exp_cards, exp_vendor = _expect_overview(db)
+    cards = browser.driver.execute_script(CARDS)
+    assert set(cards) >= {"tokens", "energy_kwh", "usd_per_mtok", "usage_usd_per_mtok", "revenue_usd",
+                          "operating_loss_usd"}
+    for k, v in cards.items():
+        assert _close(v["value"], exp_cards[k]), (k, v, exp_cards[k])
+        assert not _close(v["value"], cards_before[k]["value"]), f"card {k} did not change"
+    assert cards["operating_loss_usd"]["label"] == ("Operating profit" if exp_cards["operating_loss_usd"] < 0
+                                                    else "Operating loss")
+    chips = browser.driver.execute_script(TABLE, "overview-chips")
+    assert [r["chip"] for r in chips] == [CHIP, "Fleet"], chips
+    for r in chips:
+        for k in ("tokens", "requests", "j_per_token", "usd_per_mtok", "usage_usd_per_mtok", "revenue_usd",
+                  "operating_loss_usd"):
+            assert _close(r[k], exp_cards[k]), (r["chip"], k, r[k], exp_cards[k])
+    vendors = browser.driver.execute_script(TABLE, "overview-vendors")
+    assert [r["vendor"] for r in vendors] == [VENDOR, "Fleet"], vendors
+    for k, v in exp_vendor.items():
+        assert _close(vendors[0][k], v), (k, vendors[0][k], v)
+    jpt = browser.driver.execute_script(
+        "return [...document.querySelectorAll('#chart-overview-j-per-token g.role-mark.mark-text text')].map(t => t.textContent)")
+    con = duckdb.connect(str(db), read_only=True)
+    exp_jpt = sorted(f"{j:.2f}" for (j,) in con.execute(
+        """select sum(energy_kwh) * 3.6e6 / sum(tokens) from marts.fct_cost_per_token_daily
+           where chip = ? and date between ? and ? group by model""", [CHIP, FROM, TO]).fetchall())
+    con.close()
+    assert sorted(jpt) == exp_jpt, (jpt, exp_jpt)
+
+    # every page: reached through the navigation, same selection, every filtered chart and live block changed
+    for page in PAGES:
+        browser.driver.find_element("css selector", f'header nav a[href^="{page}.html"]').click()
+        browser.wait_ready()
+        state = browser.driver.execute_script("return TW.state")
+        assert (state["chip"], state["from"], state["to"]) == (CHIP, FROM, TO), (page, state)
+        marks, sig = browser.marks(), browser.driver.execute_script(SIGNATURE)
+        for name in before[page]["filtered"]:
+            k = f"chart-{name}"
+            assert marks[k] > 0, (page, name, marks[k])
+            assert (marks[k], sig[k]) != (before[page]["marks"][k], before[page]["sig"][k]), (page, name, "unchanged")
+        for name, text in before[page]["live"].items():
+            now = browser.driver.execute_script(LIVE_TEXT, name)
+            assert now and now != text, f"{page}: {name} did not change"
+        console, urls = browser.drain()
+        assert not problems(console), (page, problems(console))
+        assert not remote(urls), (page, remote(urls))
+
+        if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
+            exp = _expect_workloads(db)
+            rows = browser.driver.execute_script(TABLE, "cost-workload-table")
+            got = {(r["chip"], r["model"], r["task"], r["tier"]): r for r in rows}
+            assert set(got) == set(exp), (set(got) ^ set(exp))
+            for key, e in exp.items():
+                for k, v in e.items():
+                    assert _close(got[key][k], v), (key, k, got[key][k], v)
+            # sorted by allocation $/Mtok, most expensive first; a click on "Tokens" sorts by tokens
+            vals = [r["usd_per_mtok"] for r in rows]
+            assert vals == sorted(vals, reverse=True)
+            browser.driver.find_element("css selector", '#live-cost-workload-table th[data-key="tokens"]').click()
+            toks = [r["tokens"] for r in browser.driver.execute_script(TABLE, "cost-workload-table")]
+            assert toks == sorted(toks, reverse=True) and toks != [r["tokens"] for r in rows]
+            csv = browser.driver.execute_script("return TW.csv('cost-workload-table')").splitlines()
+            assert csv[0].split(",")[:4] == ["chip", "model", "task", "tier"] and len(csv) == len(rows) + 1
+    # the selection survives a reload of a page opened from its address
+    browser.driver.refresh()
+    browser.wait_ready()
+    assert browser.driver.execute_script("return document.getElementById('tw-chip').value") == CHIP
+
+
+def test_no_horizontal_scrollbar_in_any_card(built, browser):
+    for page in PAGES:
+        browser.open((built["site"] / f"{page}.html").as_uri())
+        wide = browser.driver.execute_script("""
+            return [...document.querySelectorAll('figure.chart, .htmlblock')]
+              .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id || e.className)""")
+        assert not wide, (page, wide)
