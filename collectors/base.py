@@ -158,8 +158,11 @@ class RetryingDeviceBackend(BackendBase):
 
 
 def default_node() -> str:
-    """This host's short name, used when ``--node`` is not given."""
-    return socket.gethostname().split(".")[0] or "localhost"
+    """This host's node name (``collectors.names.host_name``: short, lower case), used when
+    ``--node`` is not given, so the agent and the request log name a machine as exporters do."""
+    from collectors.names import host_name
+
+    return host_name(socket.gethostname()) or "localhost"
 
 
 def empty_row() -> dict[str, Any]:

@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     from collectors.home import Home
-    from warehouse.money.forecast import scenario_series
-    from warehouse.money.history import load_history
+    from warehouse.money.history import load_history, scenario_series
     from warehouse.money.scenarios import load_scenarios
     from warehouse.money.shock import Shock, apply_shock
 

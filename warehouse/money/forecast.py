@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from warehouse.money.backtest import COVERAGE_COLUMNS, coverage_for_horizon, rolling_coverage
-from warehouse.money.history import History, in_effect, load_history, transform, volume_factor
+from warehouse.money.history import History, in_effect, load_history, scenario_series, transform, volume_factor  # noqa: F401
 from warehouse.money.models import LEVELS, SeriesForecast, forecast_series
 from warehouse.money.projection import build_fleet_scale_projection
 from warehouse.money.scenarios import ForecastConfig, Scenario, load_scenarios
@@ -104,12 +104,6 @@ def _month_rows(common: dict, daily: list[dict], months: list[dt.date], bt: Seri
                                        if kind == "forecast" else None)
         rows.append(row)
     return rows
-
-
-def scenario_series(h: History, s: Scenario):
-    """The daily series a scenario is forecast on: the P&L loss, or the loss with the scenario's
-    mix and price changes in effect on every day (its volume factor applies after the forecast)."""
-    return transform(h, s).adjusted_loss if s.changes_unit_economics else h.loss
 
 
 def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenario]) -> tuple[pd.DataFrame, dict]:

@@ -202,3 +202,9 @@ def volume_factor(s: Scenario, start: dt.date | None, day: dt.date) -> float:
 
 def in_effect(start: dt.date | None, day: dt.date) -> bool:
     return start is None or day >= start
+
+
+def scenario_series(h: History, s):
+    """The daily series a scenario is forecast on: the P&L loss, or the loss with the scenario's
+    mix and price changes in effect on every day (its volume factor applies after the forecast)."""
+    return transform(h, s).adjusted_loss if s.changes_unit_economics else h.loss
