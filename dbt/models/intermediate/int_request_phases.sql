@@ -5,7 +5,7 @@
 --   * within an interval the attribution gives the prefill phase w_p x (prefill request-seconds)
 --     and the decode phase w_d x (decode device-seconds), decode device-seconds being at most the
 --     interval's time not spent prefilling; each phase's energy is then shared per request-second
---     of that phase (warehouse/attribution/kernels.py, weights in ref.chip_costs from attribution.yaml);
+--     of that phase (warehouse/attribution/config.py, weights in ref.chip_costs from attribution.yaml);
 --   * here the same prices are averaged over the replica-day: decode device-seconds = min(busy
 --     seconds of the replica-day - its prefill request-seconds, its decode request-seconds), so a
 --     request's decode weight is w_d x decode_s / (the replica-day's mean decode concurrency).
