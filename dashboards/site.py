@@ -249,6 +249,30 @@ def _image_or_raise(spec: dict, fmt: str) -> tuple[str, bytes]:
     return "png", bytes(vlc.vegalite_to_png(spec, vl_version=_vl_convert_version(), scale=1))
 
 
+def _write_images(charts_dir: Path, all_charts: list, specs: dict) -> dict[str, str]:
+    """A static image of every chart (in parallel); chart name -> file extension."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
+        imgs = list(ex.map(lambda c: _image(specs[c.name], c.image), all_charts))
+    image_ext: dict[str, str] = {}
+    for c, img in zip(all_charts, imgs):
+        if img is not None:
+            ext, data = img
+            (charts_dir / f"{c.name}.{ext}").write_bytes(data)
+            image_ext[c.name] = ext
+    return image_ext
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished build in ``tmp`` (renames, then the old one is removed)."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
     """Build the static site from the warehouse at ``db_path`` into ``out_dir``.
 
@@ -287,16 +311,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
         specs = {c.name: _spec(c) for c in all_charts}
         for c in all_charts:
             c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
-        image_ext: dict[str, str] = {}
-        if images:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
-                imgs = list(ex.map(lambda c: _image(specs[c.name], c.image), all_charts))
-            for c, img in zip(all_charts, imgs):
-                if img is None:
-                    continue
-                ext, data = img
-                (tmp / "charts" / f"{c.name}.{ext}").write_bytes(data)
-                image_ext[c.name] = ext
+        image_ext = _write_images(tmp / "charts", all_charts, specs) if images else {}
         notes: list[str] = []
         for page in pages:
             doc = _render_page(page, pages, ctx, chip_vendor, tmpl, db_path.name, built, specs, image_ext)
@@ -305,14 +320,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
             (tmp / f"{page.slug}.html").write_bytes(data)
             page_bytes[f"{page.slug}.html"] = len(data)
         (tmp / MARKER).write_text("built by dashboards.site.build_site\n", encoding="utf-8")
-        # swap the new build in
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

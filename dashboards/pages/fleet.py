@@ -110,16 +110,21 @@ def _heatmaps(ctx: Ctx) -> Section:
                             "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
                             wide=True, filter_by="chip", image="png"))
 
+    sec.blocks.append(_device_table(wh, pal, order))
+    return sec
+
+
+def _device_table(wh, pal, order: list[str]) -> Html:
+    """The per-device summary under the heatmaps, in the heatmaps' device order."""
     table = wh.df(f"""select device_id, min(chip) as chip, avg(avg_power_w) as avg_w, max(max_power_w) as max_w,
                              avg(avg_utilization_pct) as util, count(*) as hours
                       from {HOURLY} group by device_id""")
     table = table.set_index("device_id").loc[order].reset_index()
     rows = [[r.device_id, r.chip, fmt_num(r.avg_w), fmt_num(r.max_w), fmt_num(r.util, 1), fmt_num(r.hours)]
             for r in table.itertuples()]
-    sec.blocks.append(Html(h("details", h("summary", "Per-device summary"), html_table(
+    return Html(h("details", h("summary", "Per-device summary"), html_table(
         ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
-        num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]}))))
-    return sec
+        num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]})))
 
 
 def _curves(ctx: Ctx) -> Section:

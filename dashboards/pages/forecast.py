@@ -109,17 +109,7 @@ def _bands(ctx: Ctx) -> Section:
     ]
     layer = alt.layer(*layers, data=df).properties(width=w, height=230)
     if not (has[80] or has[95]):
-        models = [m for (m,) in wh.con.execute(
-            f"select distinct model from {FC} where grain = ? and kind = 'forecast' and model is not null "
-            "order by 1", [grain]).fetchall()]
-        hist_days = wh.one(f"select count(distinct period_start) from {FC} where grain = 'day' and kind = 'history'")[0]
-        sec.blocks.append(Note(
-            md_code("No prediction intervals yet: `marts.fct_loss_forecast` has no 80 % or 95 % bounds "
-                    "(`lo80_usd`, `hi80_usd`, `lo95_usd`, `hi95_usd` are empty)")
-            + (f", from {hist_days} day{'s' if hist_days != 1 else ''} of history" if hist_days else "")
-            + (f"; forecast model: {', '.join(models)}" if models else "")
-            + ". The charts show point forecasts only; the bands appear once there is enough history to fit a "
-              "model with intervals.", "info"))
+        sec.blocks.append(_no_intervals_note(wh, grain))
     if has[80] or has[95]:
         sub = ("Black: history. Orange: forecast, with 80 % (darker) and 95 % (lighter) prediction intervals"
                + ("" if n_fc > 1 else " as bars"))
@@ -136,6 +126,21 @@ def _bands(ctx: Ctx) -> Section:
                             (f" The CSV has every {ordinal(k)} {grain}, as drawn; the warehouse has all." if k > 1 else ""),
                             wide=True))
     return sec
+
+
+def _no_intervals_note(wh, grain: str) -> Note:
+    """Why the forecast charts have no bands: the models and the days of history they had."""
+    models = [m for (m,) in wh.con.execute(
+        f"select distinct model from {FC} where grain = ? and kind = 'forecast' and model is not null "
+        "order by 1", [grain]).fetchall()]
+    hist_days = wh.one(f"select count(distinct period_start) from {FC} where grain = 'day' and kind = 'history'")[0]
+    return Note(
+        md_code("No prediction intervals yet: `marts.fct_loss_forecast` has no 80 % or 95 % bounds "
+                "(`lo80_usd`, `hi80_usd`, `lo95_usd`, `hi95_usd` are empty)")
+        + (f", from {hist_days} day{'s' if hist_days != 1 else ''} of history" if hist_days else "")
+        + (f"; forecast model: {', '.join(models)}" if models else "")
+        + ". The charts show point forecasts only; the bands appear once there is enough history to fit a "
+          "model with intervals.", "info")
 
 
 def _compare(ctx: Ctx) -> Section:

@@ -138,6 +138,11 @@ def _charts(ctx: Ctx) -> Section:
     daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, model, sum(energy_kwh) as energy_kwh,
                                   sum(tokens) as tokens, sum(cost_usd) as cost_usd, sum(usage_cost_usd) as usage_cost_usd
                            from {CPT} group by all having sum(tokens) > 0 order by all"""), 8)
+    sec.blocks += [_j_per_token_chart(pal, daily), _cost_basis_chart(pal, daily), *_token_share_charts(wh, pal)]
+    return sec
+
+
+def _j_per_token_chart(pal, daily) -> Chart:
     base = alt.Chart().encode(
         x=alt.X("model:N", title="Model", axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("chip:N", scale=alt.Scale(domain=pal.chips)),
@@ -154,9 +159,11 @@ def _charts(ctx: Ctx) -> Section:
     ch = chip_filter(ch, model="model", date="date").transform_aggregate(
         energy_kwh="sum(energy_kwh)", tokens="sum(tokens)", groupby=["chip", "model"]
     ).transform_calculate(j_per_token="datum.energy_kwh * 3.6e6 / datum.tokens")
-    sec.blocks.append(Chart("overview-j-per-token", ch, daily,
-                            "Lower is better. Idle energy shared out to requests is included.", filter_by="chip"))
+    return Chart("overview-j-per-token", ch, daily,
+                            "Lower is better. Idle energy shared out to requests is included.", filter_by="chip")
 
+
+def _cost_basis_chart(pal, daily) -> Chart:
     base = alt.Chart().encode(
         x=alt.X("chip:N", title="Chip", sort=pal.chips, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
@@ -177,9 +184,11 @@ def _charts(ctx: Ctx) -> Section:
         cost_usd="sum(cost_usd)", usage_cost_usd="sum(usage_cost_usd)", tokens="sum(tokens)", groupby=["chip"]
     ).transform_fold(["cost_usd", "usage_cost_usd"], as_=["column", "usd"]).transform_calculate(
         basis="datum.column == 'cost_usd' ? 'allocation' : 'usage'", usd_per_mtok="datum.usd / datum.tokens * 1e6")
-    sec.blocks.append(Chart("overview-cost-basis", ch, daily,
-                            "The gap between the bars is the cost of idle and unused capacity.", filter_by="chip"))
+    return Chart("overview-cost-basis", ch, daily,
+                            "The gap between the bars is the cost of idle and unused capacity.", filter_by="chip")
 
+
+def _token_share_charts(wh, pal) -> list[Chart]:
     share = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, model, sum(tokens) as tokens
                       from {CPT} group by all order by all""")
     base = alt.Chart().encode(
@@ -198,8 +207,8 @@ def _charts(ctx: Ctx) -> Section:
         tokens="sum(tokens)", groupby=["vendor"]).transform_joinaggregate(total="sum(tokens)").transform_calculate(
         share_pct="datum.tokens / datum.total * 100",
         label="datum.vendor + ' ' + format(datum.share_pct, '.0f') + ' %'")
-    sec.blocks.append(Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips.",
-                            filter_by="vendor"))
+    pie = Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips.",
+                            filter_by="vendor")
 
     daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) / 1e6 as mtok,
                                   sum(tokens) * 100.0 / sum(sum(tokens)) over (partition by date) as share_pct
@@ -215,9 +224,9 @@ def _charts(ctx: Ctx) -> Section:
                  alt.Tooltip("share_pct:Q", title="Share of the day (%)", format=".1f")],
     ).properties(title=alt.Title("Tokens served per day, by vendor", subtitle="Million tokens per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("overview-tokens-daily", chip_filter(ch, "vendor", date="date"), daily,
-                            "Weekly rhythm and growth of the traffic each vendor carries.", filter_by="vendor"))
-    return sec
+    bars = Chart("overview-tokens-daily", chip_filter(ch, "vendor", date="date"), daily,
+                            "Weekly rhythm and growth of the traffic each vendor carries.", filter_by="vendor")
+    return [pie, bars]
 
 
 def _pnl(ctx: Ctx) -> Section:
