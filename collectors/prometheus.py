@@ -34,6 +34,7 @@ from collectors.exposition import (  # noqa: F401 - re-exported
 )
 from collectors.names import host_name
 from collectors.http_fetch import DEFAULT_MAX_BYTES, fetch_text
+from collectors.rejects import Reject
 from collectors.spool import partition_dir, safe_name, write_atomic
 
 SERVER_COUNTERS_KIND = "server_counters"
@@ -84,6 +85,13 @@ class PrometheusBackend(BackendBase):
         self._pending: deque[ServerCounters] = deque(maxlen=max_pending_counters)
         self._in_flight: dict[str, concurrent.futures.Future] = {}
         self.skipped_in_flight: dict[str, int] = {}
+        self._rejected: list[Reject] = []
+
+    def take_rejects(self) -> list[Reject]:
+        """Series skipped since the last call (bad device index, host name, value), as rejected rows:
+        the agent records them under <spool>/rejects/ and counts them as lost."""
+        out, self._rejected = self._rejected, []
+        return out
 
     def _node_for(self, url: str) -> str:
         host = urllib.parse.urlsplit(url).hostname or ""
@@ -129,8 +137,9 @@ class PrometheusBackend(BackendBase):
                 continue
             rows.extend(result.device_rows)
             self._pending.extend(result.server_counters)
-            if result.skipped:  # the rest of the page is kept
+            if result.skipped:  # the rest of the page is kept; each skipped series is a rejected row
                 self.count_error(f"series:{url}", f"{len(result.skipped)} series skipped, e.g. {result.skipped[0]}")
+                self._rejected += [Reject(_skip_field(s), f"{url}: {s}", None) for s in result.skipped]
         return rows
 
     def drain_server_counters(self) -> list[ServerCounters]:
@@ -160,3 +169,12 @@ def write_server_counters(spool: Path | str, counters: list[ServerCounters], nam
         paths.append(write_atomic(server_counters_table(group), path))
     return paths
 
+
+def _skip_field(skipped: str) -> str:
+    """The row field a skipped series was refused for (exposition's reason text)."""
+    reason = skipped.rsplit("}: ", 1)[-1]
+    if "device index" in reason:
+        return "device_index"
+    if reason.startswith("host label"):
+        return "node"
+    return "value"

@@ -165,6 +165,9 @@ class Agent:
             return 0
         drain = getattr(self.backend, "drain_server_counters", None)
         counters = drain() if callable(drain) else []
+        take = getattr(self.backend, "take_rejects", None)  # rows a backend refused while parsing
+        if callable(take):
+            self._reject(take(), f"{self._prefix or self._name_prefix()}-scrape-{self.stats.sample_rounds:08d}")
         self._add_rows(rows, counters)
         self.stats.sample_rounds += 1
         self.stats.sample_cpu_s += time.thread_time() - cpu0

@@ -42,8 +42,9 @@ def _same_as_plain(tmp_path, node, devices):
     assert len(h_req) == 120 and all(e > 0 for _, e in h_req)
     assert [round(e, 6) for _, e in h_req] == [round(e, 6) for _, e in p_req]
     assert [round(x, 6) for x in h_dev] == [round(x, 6) for x in p_dev]
-    # the devices' energy while serving lands on the requests (not on "unused")
-    assert h_dev[2] > 0.1 * h_dev[0]
+    # the devices' energy while serving lands on the requests (not on "unused"): 120 requests of 5 s
+    # over ~7,000 s keep a device busy ~8.6 % of the time, and idle is shared only while serving
+    assert h_dev[2] > 0.05 * h_dev[0]
     assert abs(sum(e for _, e in h_req) - h_dev[2]) < 1e-6 * h_dev[0]
     assert q(hostile, "select device_ids from raw.replicas") == [(devices,)]
     plain.close()
