@@ -202,7 +202,7 @@ def test_a_late_file_reruns_only_its_day_and_the_marts_follow(sim, clean, tmp_pa
     partitions = {p for _k, p in mats if p is not None}
     assert partitions == {START}  # the attribution re-ran for the late day only
     assert {k for k, p in mats if p is not None} == {"attribution/request_energy", "attribution/device_day",
-                                                     "attribution/clock_skew"}
+                                                     "attribution/clock_skew", "attribution/power_model"}
     raw_meta = [e.event_specific_data.materialization.metadata for e in result.all_events
                 if e.event_type_value == "ASSET_MATERIALIZATION"
                 and e.event_specific_data.materialization.asset_key.to_user_string() == "raw/requests"][0]
