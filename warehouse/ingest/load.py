@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sys
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collectors.schema import KINDS
@@ -227,9 +230,9 @@ def read_spool_file(path: Path):
         return pq.read_table(fh)
 
 
-def _stage_file(con, spool: Path, kind: str, p, col_list: str) -> tuple | None:
-    """Stage one file's rows into ``_n``; returns (status, good, bad) when it is refused whole,
-    else None (its notes are kept in ``p``'s entry by the caller)."""
+def _stage_file(con, spool: Path, kind: str, p) -> tuple:
+    """Read and align one file; returns (status, good, bad) when it is refused whole, else
+    ("staged", notes, table): the table with the raw columns, ``_file``, ``_row``, ``_pdate``, ``_pre``."""
     rel = p.file.rel
     if p.file.link:
         _quarantine_file(con, kind, rel, None, SYMLINK_REASON)
@@ -247,12 +250,19 @@ def _stage_file(con, spool: Path, kind: str, p, col_list: str) -> tuple | None:
         _quarantine_file(con, kind, rel, ",".join(missing), f"file lacks required column(s): {', '.join(missing)}")
         record(con, p.file, p.sha256, 0, n, "rejected", f"missing columns {missing}")
         return ("rejected", 0, n)
-    con.register("_staged", conformed)
-    try:
-        con.execute(f"insert into _n select {col_list}, ?, _row, ?::date, _pre from _staged", [rel, p.file.date])
-    finally:
-        con.unregister("_staged")
-    return ("staged", "; ".join(notes) or None)
+    return ("staged", "; ".join(notes) or None, _staged_table(conformed, kind, rel, p.file.date))
+
+
+def _staged_table(conformed: pa.Table, kind: str, rel: str, date: str | None) -> pa.Table:
+    """The staged rows of one file, in the column order of the staging relation ``_n`` (no copy
+    of the data: the file's name and partition date are run-length columns)."""
+    n = conformed.num_rows
+    pdate = dt.date.fromisoformat(date) if date else None
+    extra = {"_file": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([rel], pa.string())),
+             "_pdate": pa.repeat(pa.scalar(pdate, pa.date32()), n)}
+    names = list(KINDS[kind].names) + ["_file", "_row", "_pdate", "_pre"]
+    cols = [extra[c] if c in extra else conformed.column(c) for c in names]
+    return pa.Table.from_arrays(cols, names=names)
 
 
 def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, rep: LoadReport) -> dict:
@@ -266,18 +276,22 @@ def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, 
         rep.dirty_dates |= mark_dirty_from_rows(con, kind, replaced)
         con.execute(f"delete from raw.{kind} where _file in (select unnest(?::varchar[]))", [replaced])
         con.execute("delete from raw.quarantine where file in (select unnest(?::varchar[]))", [replaced])
-    con.execute(f"""create or replace temp table _n as
-                    select {col_list}, _file, _row, null::date as _pdate, null::varchar as _pre
-                    from raw.{kind} limit 0""")
+    tables = []
     for p in batch:
-        got = _stage_file(con, spool, kind, p, col_list)
+        got = _stage_file(con, spool, kind, p)
         if got[0] == "staged":
             notes[p.file.rel] = got[1]
+            tables.append(got[2])
         else:
             result[p.file.rel] = got
     staged = [p for p in batch if p.file.rel not in result]
     if staged:
-        counts, spans = validate_and_insert(con, kind, col_list)
+        # the staged rows stay in Arrow (the files as read): DuckDB scans them in place
+        con.register("_n", tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive"))
+        try:
+            counts, spans = validate_and_insert(con, kind, col_list)
+        finally:
+            con.unregister("_n")
         rep.dirty_dates |= mark_dirty(con, kind, spans)
         for p in staged:
             good, bad = counts.get(p.file.rel, (0, 0))

@@ -71,9 +71,11 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
     if kind == "device_samples":  # the key holds the day: look only at those days' rows
         existing_filter = (f"where r._date between (select min({day_expr}) from ok) "
                            f"and (select max({day_expr}) from ok)")
+    # the refused rows only, as three small sets in order of precedence (a rule, a duplicate in
+    # the staged rows, a key already loaded): the good rows are never joined row by row
     con.execute(f"""
         create or replace temp table _bad as
-        with checked as (
+        with checked as materialized (
             select {key_cols}, _file, _row, coalesce(_pre, {reason}) as _chk from _n n
         ),
         ok as (select {key_cols}, _file, _row from checked where _chk is null),
@@ -84,23 +86,25 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
                    first(o._file) over (partition by {part} order by o._file, o._row) as _first_file
             from ok o semi join dupkeys k on {on('o', 'k')}
         ),
-        existing as (
+        dups as (
+            select n._file, n._row,
+                   case when n._first_file = n._file then 'key|duplicate within file|' || {key_val}
+                        else 'key|duplicate of a row in another file|' || {key_val} end as _reason
+            from d n where n._nth > 1
+        ),
+        known as (
             select distinct {', '.join('r.' + k for k in keys)} from raw.{kind} r
             semi join ok k on {on('r', 'k')}
             {existing_filter}
         ),
-        reasons as (
-            select n._file, n._row,
-                   coalesce(n._chk,
-                            case when d._nth > 1 and d._first_file = n._file then 'key|duplicate within file|' || {key_val}
-                                 when d._nth > 1 then 'key|duplicate of a row in another file|' || {key_val} end,
-                            case when e.{keys[0]} is not null then 'key|duplicate of a row already loaded|' || {key_val} end
-                   ) as _reason
-            from checked n
-            left join d on {on('d', 'n')} and d._file = n._file and d._row = n._row
-            left join existing e on {on('e', 'n')}
+        existing as (
+            select n._file, n._row, 'key|duplicate of a row already loaded|' || {key_val} as _reason
+            from ok n semi join known e on {on('e', 'n')}
+            anti join dups x on x._file = n._file and x._row = n._row
         )
-        select * from reasons where _reason is not null
+        select _file, _row, _chk as _reason from checked where _chk is not null
+        union all select * from dups
+        union all select * from existing
     """)
     con.execute(f"""
         insert into raw.{kind}
