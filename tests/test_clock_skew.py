@@ -14,7 +14,8 @@ import yaml
 from warehouse.attribution.config import AttributionConfig
 from warehouse.attribution.intervals import device_intervals
 from warehouse.attribution.config import SkewConfig
-from warehouse.attribution.clock_skew import cell_average_of_boxes, estimate_day, should_correct
+from warehouse.attribution.clock_skew import estimate_day, should_correct
+from warehouse.attribution.skew_grids import cell_average_of_boxes
 
 DAY = 20_000  # a UTC day number (2024-10-04)
 D0 = DAY * 86400.0
