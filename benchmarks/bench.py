@@ -9,8 +9,12 @@ interval. Then, each in a fresh subprocess so peak memory is its own:
 * ``attribution``: the pipeline's attribution step (``run_attribution_days``: read from DuckDB,
   attribute, write back), with its compute timed separately ("attribution alone"), and the peak
   RSS of the whole step;
+* ``dbt``: the price reference tables, then ``dbt build --full-refresh`` (every model and test)
+  over the loaded and attributed warehouse;
+* ``forecast``: the loss forecast and its backtests (``run_forecast``);
+* ``site``: the static site from the marts (``build_site``);
 * ``duckdb_pass``: one DuckDB pass that reads the same Parquet files (sums over every column the
-  attribution uses), the yardstick for the ratio.
+  attribution uses), the yardstick for the ratios of load and attribution to it.
 """
 from __future__ import annotations
 
@@ -94,6 +98,30 @@ con.close()
 out.update(read_s=round(r["read_s"], 3), attribute_s=round(r["attribute_s"], 3), write_s=round(r["write_s"], 3),
            requests=r["request_day_rows"], device_days=r["device_days"])
 """)
+    dbt = _sub(f"""
+import duckdb
+from pipelines.dbt import NOT_IN_RUNS
+from pipelines.dbt_project import run_dbt
+from warehouse.money.prices import load_prices, write_ref_tables
+con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
+write_ref_tables(con, load_prices(None), {{}})
+con.close()
+proc = run_dbt({str(home)!r}, "build", "--full-refresh", *NOT_IN_RUNS, check=False, capture_output=True, text=True)
+if proc.returncode:
+    raise SystemExit(proc.stdout[-3000:])
+""")
+    forecast = _sub(f"""
+import duckdb
+from warehouse.money.forecast import run_forecast
+con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
+run_forecast(con)
+con.close()
+""")
+    site = _sub(f"""
+from dashboards.site import build_site
+r = build_site(__import__("pathlib").Path({str(home / 'warehouse.duckdb')!r}), __import__("pathlib").Path({str(home / 'site')!r}))
+out.update(pages=r["pages"])
+""")
     one_pass = _sub(f"""
 import duckdb
 con = duckdb.connect()
@@ -114,7 +142,12 @@ out.update(pass_s=round(time.perf_counter() - t1, 3), samples=a[0], requests=b[0
         "attribution_rows_per_s": round(rows / attr["attribute_s"]) if attr["attribute_s"] else None,
         "duckdb_one_pass_s": one_pass["pass_s"],
         "attribution_over_one_pass": round(attr["attribute_s"] / one_pass["pass_s"], 2) if one_pass["pass_s"] else None,
-        "whole_run_s": round(load["wall_s"] + attr["wall_s"], 3),
+        "load_rows_per_s": round(rows / load["wall_s"]) if load["wall_s"] else None,
+        "load_us_per_row": round(load["wall_s"] / rows * 1e6, 3) if rows else None,
+        "load_over_one_pass": round(load["wall_s"] / one_pass["pass_s"], 2) if one_pass["pass_s"] else None,
+        "dbt_s": dbt["wall_s"], "dbt_peak_rss_mb": dbt["peak_rss_mb"],
+        "forecast_s": forecast["wall_s"], "site_s": site["wall_s"], "site_peak_rss_mb": site["peak_rss_mb"],
+        "whole_run_s": round(load["wall_s"] + attr["wall_s"] + dbt["wall_s"] + forecast["wall_s"] + site["wall_s"], 3),
     }
 
 
@@ -122,8 +155,9 @@ def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     results = []
-    header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'sim MB':>8}{'load s':>8}{'read s':>8}"
-              f"{'attrib s':>9}{'rows/s':>12}{'peak MB':>9}{'1 pass s':>9}{'ratio':>7}")
+    header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'load s':>8}{'load rows/s':>12}"
+              f"{'load/pass':>10}{'read s':>8}{'attrib s':>9}{'attr MB':>8}{'attr/pass':>10}{'dbt s':>7}"
+              f"{'forecast s':>11}{'site s':>7}{'1 pass s':>9}")
     if not json_out:
         print(header, flush=True)
     for n in gpu_days:
@@ -131,11 +165,17 @@ def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_
         results.append(r)
         if not json_out:
             print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}"
-                  f"{r['simulate_peak_rss_mb']:>8.0f}{r['load_s']:>8.1f}"
-                  f"{r['attribution_read_s']:>8.1f}{r['attribution_alone_s']:>9.2f}{r['attribution_rows_per_s']:>12,}"
-                  f"{r['attribution_step_peak_rss_mb']:>9.0f}{r['duckdb_one_pass_s']:>9.2f}"
-                  f"{r['attribution_over_one_pass']:>7.1f}", flush=True)
+                  f"{r['load_s']:>8.1f}{r['load_rows_per_s']:>12,}{r['load_over_one_pass']:>10.1f}"
+                  f"{r['attribution_read_s']:>8.1f}{r['attribution_alone_s']:>9.2f}"
+                  f"{r['attribution_step_peak_rss_mb']:>8.0f}{r['attribution_over_one_pass']:>10.1f}"
+                  f"{r['dbt_s']:>7.1f}{r['forecast_s']:>11.1f}{r['site_s']:>7.1f}{r['duckdb_one_pass_s']:>9.2f}",
+                  flush=True)
         shutil.rmtree(work / f"gd{n}" / "spool", ignore_errors=True)
+    if not json_out and len(results) > 1:
+        per_row = [r["load_us_per_row"] for r in results]
+        print(f"load time per row: {min(per_row):.3f}-{max(per_row):.3f} us "
+              f"(spread {100 * (max(per_row) / min(per_row) - 1):.0f} % from {results[0]['gpu_days']} "
+              f"to {results[-1]['gpu_days']} GPU-days)", flush=True)
     if json_out:
         print(json.dumps(results, indent=2))
     return results
