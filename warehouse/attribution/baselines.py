@@ -48,10 +48,19 @@ select request_id, replica_id, epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e
 from raw.requests;
 
 create or replace temp table _bl_ov as
+-- the overlap join as an equi-join on (replica, time bucket): each request and each interval is
+-- listed in every bucket it touches, and a pair is kept only in the bucket where its overlap
+-- starts, so it is counted once (the bucket is two sampling intervals wide)
+with width as (select greatest(2 * coalesce(median(t1 - t0), 1), 1e-3) as w from _bl_iv),
+rb as (select r.*, unnest(range(floor(r.s / w)::bigint, floor(r.e / w)::bigint + 1)) as b
+       from _bl_rq r, width),
+ib as (select i.*, unnest(range(floor(i.t0 / w)::bigint, floor(i.t1 / w)::bigint + 1)) as b
+       from _bl_iv i, width)
 select r.request_id, i.replica_id, i.device_id, i.t0, i.e_j, i.a_j,
        least(r.e, i.t1) - greatest(r.s, i.t0) as ov_s, r.tokens / (r.e - r.s) as tokens_per_s,
        floor(i.t0 / 3600) as hour
-from _bl_iv i join _bl_rq r on r.replica_id = i.replica_id and r.s < i.t1 and r.e > i.t0;
+from ib i join rb r on r.replica_id = i.replica_id and r.b = i.b, width
+where r.s < i.t1 and r.e > i.t0 and i.b = floor(greatest(r.s, i.t0) / width.w)::bigint;
 """
 
 _INTERVAL = """
