@@ -131,6 +131,11 @@ a = con.execute(f"select count(*), sum(epoch_us(ts)), sum(power_w), sum(energy_c
 b = con.execute(f"select count(*), sum(epoch_us(scheduled_ts)), sum(epoch_us(first_token_ts)), sum(epoch_us(finish_ts)), sum(prompt_tokens), sum(completion_tokens) from read_parquet('{{spool}}/requests/*/*/*.parquet', hive_partitioning=false)").fetchone()
 out.update(pass_s=round(time.perf_counter() - t1, 3), samples=a[0], requests=b[0])
 """)
+    return _figures(gpu_days, n_gpus, interval_s, sim, load, attr, dbt, forecast, site, one_pass)
+
+def _figures(gpu_days: int, n_gpus: int, interval_s: float, sim: dict, load: dict, attr: dict, dbt: dict,
+             forecast: dict, site: dict, one_pass: dict) -> dict:
+    """One size's row: each stage's time and memory, rates and the ratios to one DuckDB pass."""
     rows = sim["requests"] + sim["samples"]
     return {
         "gpu_days": gpu_days, "gpus": n_gpus, "days": DAYS, "interval_s": interval_s,
