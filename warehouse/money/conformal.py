@@ -6,16 +6,17 @@ first forecast day; the model is fitted on ``y[:o]``) is set from the errors the
 from earlier origins ``o'``, at each horizon ``h`` (days ahead), on days already observed before
 ``o`` (``o' + h - 1 < o``):
 
-* the half-width at horizon ``h`` and level ``p`` is the conformal quantile of those absolute
-  errors (the ``ceil((k + 1) p)``-th smallest of ``k``; the largest when ``k`` is too small for
-  that rank), once ``k >= min_errors``; a running maximum over the horizon, so bands never narrow
-  further out;
-* beyond the longest horizon ``h0`` with enough errors that quantile is extrapolated like a
-  random walk's, ``q(h0) sqrt(h / h0)``;
+* each past error is measured in units of the standard deviation the model's own interval gave
+  for that origin and horizon (a normalised, "locally weighted" conformal score): the model says
+  how volatile the series has just been, the scores how far off such statements were;
+* the half-width at horizon ``h`` and level ``p`` is the conformal quantile of those scores (the
+  ``ceil((k + 1) p)``-th smallest of ``k``; the largest when ``k`` is too small for that rank),
+  once ``k >= min_errors``, times the model's own standard deviation for the forecast being made;
+  a running maximum over the horizon. Beyond the longest horizon ``h0`` with enough errors the
+  score quantile of ``h0`` is kept (the model's standard deviation still grows with ``h``);
 * the growth-rate uncertainty of the forecast being made is added in quadrature at every horizon:
-  ``w(h) = sqrt(q(h)^2 + (z h sd)^2)``, ``sd`` the bootstrap standard deviation of the trend slope
-  of ``y[:o]`` (models.trend_slope_sd), ``z`` the normal quantile of the level: past errors say how
-  far the model missed, ``sd`` how unsure the trend it extrapolates now is (after a shock, very);
+  ``w(h) = sqrt((q(h) sd_model(h))^2 + (z h sd)^2)``, ``sd`` the bootstrap standard deviation of
+  the trend slope of ``y[:o]`` (models.trend_slope_sd), ``z`` the normal quantile of the level;
 * with no horizon measured (a short history) :func:`calibrated_halfwidths` returns None and the
   caller keeps the model's intervals (widened by the single-window backtest and the growth term).
 

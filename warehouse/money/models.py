@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from warehouse.money.conformal import Paths, calibrated_halfwidths, past_errors
+from warehouse.money.conformal import Z80, Paths, calibrated_halfwidths, past_errors
 from warehouse.money.scenarios import ForecastConfig
 
 LEVELS = (80, 95)
-Z80 = 1.2815515655446004  # the standard normal's 90th percentile: an 80 % interval is mean +- Z80 sd
 
 
 @dataclass
