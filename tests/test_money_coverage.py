@@ -4,26 +4,18 @@ history (traffic drop + price change) built from the measured one."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.test_money_fixture import money_home  # noqa: E402
-from warehouse.money import conformal  # noqa: E402
-from warehouse.money.backtest import (band_at, coverage_for_horizon, format_table, origins_for,  # noqa: E402
-                                      rolling_coverage, series_paths)
-from warehouse.money.models import forecast_series  # noqa: E402
-from warehouse.money.history import load_history  # noqa: E402
-from warehouse.money.models import LEVELS, trend_slope_sd, widen_for_growth  # noqa: E402
-from warehouse.money.scenarios import ForecastConfig, load_scenarios  # noqa: E402
-from warehouse.money.shock import Shock, apply_shock  # noqa: E402
+from warehouse.money import conformal
+from warehouse.money.backtest import (band_at, coverage_for_horizon, format_table, origins_for, rolling_coverage,
+                                      series_paths)
+from warehouse.money.history import load_history
+from warehouse.money.models import LEVELS, forecast_series, trend_slope_sd, widen_for_growth
+from warehouse.money.scenarios import ForecastConfig, load_scenarios
+from warehouse.money.shock import Shock, apply_shock
 
 CFG = ForecastConfig()
 
@@ -158,12 +150,8 @@ def test_the_forecast_is_calibrated_like_the_scored_origins():
 
 
 @pytest.fixture(scope="module")
-def con():
-    home, facts = money_home()
-    assert facts["success"], facts["failures"]
-    c = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    yield c
-    c.close()
+def con(money_con):
+    return money_con  # tests/conftest.py: the shared money warehouse
 
 
 def test_coverage_is_stored_with_the_forecast(con):

@@ -7,8 +7,6 @@ import datetime as dt
 from dataclasses import replace
 import json
 import math
-import sys
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -19,22 +17,14 @@ from warehouse.money.forecast import horizon
 from warehouse.money.models import forecast_series
 from warehouse.money.scenarios import SCENARIOS_FILE, ForecastConfig, ScenarioError, load_scenarios
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.test_money_fixture import money_home  # noqa: E402
 
 CFG, SCENARIOS, SCALE = load_scenarios()
 NAMES = [s.name for s in SCENARIOS]
 
 
 @pytest.fixture(scope="module")
-def con():
-    home, facts = money_home()
-    assert facts["success"], facts["failures"]
-    c = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    yield c
-    c.close()
+def con(money_con):
+    return money_con  # tests/conftest.py: the shared money warehouse
 
 
 def _rows(con, sql, params=()):
