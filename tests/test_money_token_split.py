@@ -128,7 +128,7 @@ def test_phase_device_seconds_fill_the_busy_time(con):
         select epoch_us(coalesce(r.scheduled_ts, r.arrival_ts)), epoch_us(r.finish_ts), e.prefill_device_s,
                e.decode_device_s
         from raw.requests as r join attribution.request_energy as e using (request_id)
-        where r.replica_id = ? and e.date = ? and r.date = ? order by 1""", [rid, day, day]).fetchall()
+        where r.replica_id = ? and e.date = ? order by 1""", [rid, day]).fetchall()
     s, e = (np.array([r[i] for r in rows], np.int64) for i in (0, 1))
     s, e = (s - s.min()) / 1e6, (e - s.min()) / 1e6
     busy = _union_s(s[e > s], e[e > s])
