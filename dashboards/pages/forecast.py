@@ -77,15 +77,7 @@ def _bands(ctx: Ctx) -> Section:
     base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
                                       dates=df.period_start))
     fc = base.transform_filter("datum.kind == 'forecast'")
-    tip = [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
-           alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
-           alt.Tooltip("lo80_usd:Q", title="80 % low", format="$,.2f"),
-           alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
-           alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
-           alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f"),
-           alt.Tooltip("coverage_horizon_days:Q", title="Coverage measured at (days ahead)"),
-           alt.Tooltip("coverage80_pct:Q", title="80 % band held (backtest, %)", format=".0f"),
-           alt.Tooltip("coverage95_pct:Q", title="95 % band held (backtest, %)", format=".0f")]
+    tip = _band_tooltip()
     # fewest points of a scenario's history / forecast: a line through one point draws nothing, so a
     # series that short gets points (one day of history), and bands over one period become error bars
     per = df.groupby(["scenario", "kind"]).size()
@@ -131,6 +123,19 @@ def _bands(ctx: Ctx) -> Section:
                             (f" The CSV has every {ordinal(k)} {grain}, as drawn; the warehouse has all." if k > 1 else ""),
                             wide=True))
     return sec
+
+
+def _band_tooltip() -> list:
+    """The bands chart's tooltip: the row's loss and bounds, and the coverage measured for its horizon."""
+    return [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
+            alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
+            alt.Tooltip("lo80_usd:Q", title="80 % low", format="$,.2f"),
+            alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
+            alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
+            alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f"),
+            alt.Tooltip("coverage_horizon_days:Q", title="Coverage measured at (days ahead)"),
+            alt.Tooltip("coverage80_pct:Q", title="80 % band held (backtest, %)", format=".0f"),
+            alt.Tooltip("coverage95_pct:Q", title="95 % band held (backtest, %)", format=".0f")]
 
 
 def _no_intervals_note(wh, grain: str) -> Note:
