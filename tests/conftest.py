@@ -22,3 +22,24 @@ def tiny_home(tmp_path_factory) -> Path:
     result = run_pipeline(home, raise_on_error=True)
     assert result.success
     return home
+
+
+@pytest.fixture(scope="session")
+def money_warehouse() -> tuple[Path, dict]:
+    """(home, facts): the money test fleet (tests/money_fixture.py), 30 days through every asset
+    but the site, built once per session; facts: success, failures, asset checks."""
+    from tests.money_fixture import money_home
+
+    return money_home()
+
+
+@pytest.fixture(scope="module")
+def money_con(money_warehouse):
+    """A read-only connection to the money warehouse, one per test module (closed with it)."""
+    import duckdb
+
+    home, facts = money_warehouse
+    assert facts["success"], facts["failures"]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    yield con
+    con.close()

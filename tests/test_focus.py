@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -22,10 +21,6 @@ from warehouse.money.focus import COLUMNS, FOCUS_COLUMNS, add_export_arguments, 
 from warehouse.money.focus_check import add_check_arguments, check_focus, run_check
 from warehouse.money.prices import load_prices
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.test_money_fixture import money_home  # noqa: E402
 
 MANDATORY = [  # FOCUS 1.2 columns the validator's CostAndUsage-D-*-M rules require
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
@@ -53,8 +48,8 @@ KNOWN_VALIDATOR_DEFECTS = {"InvoiceId-C-005-C"}
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    home, facts = money_home()
+def exported(tmp_path_factory, money_warehouse):
+    home, facts = money_warehouse  # tests/conftest.py: the shared money warehouse
     assert facts["success"], facts["failures"]
     out = tmp_path_factory.mktemp("focus") / "fleet-focus"
     summary = export_focus(home / "warehouse.duckdb", out)

@@ -6,25 +6,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.dbt_project import DBT_DIR, dbt_executable
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.test_money_fixture import money_home  # noqa: E402
 
 TOL = 1e-4  # 0.01 %
 
 
 @pytest.fixture(scope="module")
-def home():
-    h, facts = money_home()
+def home(money_warehouse):
+    h, facts = money_warehouse  # tests/conftest.py: the shared money warehouse
     assert facts["success"], facts["failures"]
     return h
 

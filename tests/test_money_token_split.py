@@ -1,30 +1,16 @@
 """Input vs output token cost (issue 14, part 3): each request's cost, usage cost and energy are
 split between its prefill phase (input tokens) and decode phase (output tokens), as the
-attribution prices the two phases (int_request_phases); the per-token figures add up to the
-blended ones, the split total is still the fleet bill, margins and break-even prices follow."""
+attribution split its active energy (attribution.request_energy); the per-token figures add up to
+the blended ones, the split total is still the fleet bill, margins and break-even prices follow."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import duckdb
 import numpy as np
 import pytest
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # "from tests.... import" under any runner
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.test_money_fixture import money_home  # noqa: E402
-from warehouse.money.prices import phase_weights  # noqa: E402
-
 
 @pytest.fixture(scope="module")
-def con():
-    home, facts = money_home()
-    assert facts["success"], facts["failures"]
-    c = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    yield c
-    c.close()
+def con(money_con):
+    return money_con  # tests/conftest.py: the shared money warehouse
 
 
 def test_input_and_output_per_mtok_reconcile_with_the_blended_figure(con):
@@ -108,27 +94,44 @@ def _union_s(s: np.ndarray, e: np.ndarray) -> float:
     return total + (cur_e - cur_s if cur_e is not None else 0.0)
 
 
-def test_phase_shares_match_an_independent_computation(con):
-    """Recompute one replica-day's input shares from the raw request timestamps in numpy (busy
-    time as a union of spans, mean decode concurrency, the attribution's phase weights) and
-    compare with int_request_phases."""
-    rid, day, chip = con.execute("""select replica_id, date, chip from marts.fct_request_energy
-                                    where chip = 'amd-mi300x' group by all order by count(*) desc limit 1""").fetchone()
+def test_phase_split_is_the_attributions_own(con):
+    """Each request's input share is its prefill part of the active energy as the attribution
+    stored it (attribution.request_energy, summed over the UTC days it ran on); prefill + decode =
+    active; the costed columns follow that share."""
     rows = con.execute("""
-        select r.request_id, epoch_us(coalesce(r.scheduled_ts, r.arrival_ts)), epoch_us(r.first_token_ts),
-               epoch_us(r.finish_ts), r.completion_tokens, f.input_share
-        from raw.requests as r join marts.fct_request_energy as f using (request_id)
-        where r.replica_id = ? and f.date = ? order by 1""", [rid, day]).fetchall()
-    # integer microseconds, so the phase lengths are exact (seconds since 1970 as floats are not)
-    s, fst, e = (np.array([r[i] for r in rows], np.int64) for i in range(1, 4))
-    comp, want = (np.array([r[i] for r in rows], float) for i in (4, 5))
-    pre = np.maximum(fst - s, 0) / 1e6
-    dec = np.where(comp > 1, np.maximum(e - fst, 0), 0) / 1e6
+        with a as (select request_id, sum(active_energy_j) as a, sum(prefill_energy_j) as p,
+                          sum(decode_energy_j) as d from attribution.request_energy group by all)
+        select a.a, a.p, a.d, f.active_energy_j, f.prefill_energy_j, f.decode_energy_j, f.input_share,
+               f.input_cost_usd, f.cost_usd, f.prompt_tokens, f.total_tokens
+        from marts.fct_request_energy as f join a using (request_id)""").fetchall()
+    assert len(rows) > 1000
+    a, p, d, fa, fp, fd, share, ic, cost, pt, tt = (np.array([r[i] for r in rows], float) for i in range(11))
+    assert np.all(p >= 0) and np.all(d >= 0)
+    np.testing.assert_allclose(p + d, a, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(fa, a, rtol=1e-12)
+    np.testing.assert_allclose(fp, p, rtol=1e-12)
+    np.testing.assert_allclose(fd, d, rtol=1e-12)
+    on = a > 0
+    np.testing.assert_allclose(share[on], p[on] / a[on], rtol=1e-12)
+    np.testing.assert_allclose(ic, cost * share, rtol=1e-12, atol=1e-15)
+    # the share is not the token share: decode costs far more energy per token than prefill
+    assert np.mean(share[on]) < 0.5 * np.mean(pt[on] / tt[on])
+
+
+def test_phase_device_seconds_fill_the_busy_time(con):
+    """On a one-device replica, the requests' prefill + decode device-seconds of a day add up to
+    the time some request was on the device (the union of their spans, computed here from the raw
+    request timestamps): each busy second is shared out once."""
+    rid, day = con.execute("""select replica_id, date from marts.fct_request_energy where chip = 'nvidia-h100-sxm'
+                              group by all order by count(*) desc limit 1""").fetchone()
+    rows = con.execute("""
+        select epoch_us(coalesce(r.scheduled_ts, r.arrival_ts)), epoch_us(r.finish_ts), e.prefill_device_s,
+               e.decode_device_s
+        from raw.requests as r join attribution.request_energy as e using (request_id)
+        where r.replica_id = ? and e.date = ? order by 1""", [rid, day]).fetchall()
+    s, e = (np.array([r[i] for r in rows], np.int64) for i in (0, 1))
     s, e = (s - s.min()) / 1e6, (e - s.min()) / 1e6
     busy = _union_s(s[e > s], e[e > s])
-    per_s = min(max(busy - pre.sum(), 0), dec.sum()) / dec.sum()
-    assert 0 < per_s <= 1
-    wp, wd = phase_weights(chip)
-    got = wp * pre / (wp * pre + wd * dec * per_s)
+    shared = sum(r[2] + r[3] for r in rows)
     assert len(rows) > 100
-    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert shared == pytest.approx(busy, rel=0.01), (shared, busy)

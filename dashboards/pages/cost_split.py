@@ -1,8 +1,8 @@
 """Cost page sections: input vs output token cost, margins and break-even API prices.
 
 Input tokens carry the cost of their request's prefill phase, output tokens the cost of its
-decode phase (dbt int_request_phases); per chip and model the two per-token figures add up to the
-blended one. Margin = revenue - allocated cost.
+decode phase (as the attribution split each request's energy); per chip and model the two
+per-token figures add up to the blended one. Margin = revenue - allocated cost.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from dashboards import theme
 from dashboards.markup import md_code
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data, ordinal, safe,
                                     tidy, tt_date, utc_x)
+from dashboards.pages.forecast_coverage import band_coverage_caption
+from dashboards.pages.forecast_coverage import sections as coverage_sections  # coverage next to the bands
 
 FC = "marts.fct_loss_forecast"
 HIST_COLOR = "#222222"
@@ -23,8 +25,6 @@ def build(ctx: Ctx) -> Page:
     page = Page("forecast", "Forecast", "Loss forecast",
                 "Operating loss (total cost minus revenue) projected forward per scenario, with 80 % and 95 % "
                 "prediction intervals, and how far the model was off when it forecast the past (backtest).")
-    from dashboards.pages.forecast_coverage import sections as coverage_sections  # coverage next to the bands
-
     page.sections += [safe(ctx, _bands, "Forecast per scenario"), *coverage_sections(ctx),
                       safe(ctx, _compare, "Scenarios side by side"), safe(ctx, _backtest, "Backtest error")]
     return page
@@ -62,11 +62,13 @@ def _bands(ctx: Ctx) -> Section:
     n = wh.one(f"select max(c) from (select count(*) as c from {FC} where grain = ? group by scenario, kind)",
                [grain])[0] or 0
     k = max(1, -(-n // MAX_POINTS))
+    cov_cols = ("coverage_horizon_days, coverage80_pct, coverage95_pct" if "coverage80_pct" in wh.columns(FC) else
+                "null::integer as coverage_horizon_days, null::double as coverage80_pct, null::double as coverage95_pct")
     df = tidy(wh.df(f"""
         with f as (select *, row_number() over (partition by scenario, kind order by period_start desc) - 1 as i
                    from {FC} where grain = ?)
         select scenario, strftime(period_start, '%Y-%m-%d') as period_start, kind, loss_usd,
-               lo80_usd, hi80_usd, lo95_usd, hi95_usd
+               lo80_usd, hi80_usd, lo95_usd, hi95_usd, {cov_cols}
         from f where i % {k} = 0 or (kind = 'forecast' and i = (select max(i) from f f2
                                                                 where f2.scenario = f.scenario and f2.kind = f.kind))
         order by scenario, period_start""", [grain]), 5)
@@ -75,12 +77,7 @@ def _bands(ctx: Ctx) -> Section:
     base = alt.Chart().encode(x=utc_x("period_start", "Date (UTC)" if grain == "day" else "Period start (UTC)",
                                       dates=df.period_start))
     fc = base.transform_filter("datum.kind == 'forecast'")
-    tip = [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
-           alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
-           alt.Tooltip("lo80_usd:Q", title="80 % low", format="$,.2f"),
-           alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
-           alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
-           alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f")]
+    tip = _band_tooltip()
     # fewest points of a scenario's history / forecast: a line through one point draws nothing, so a
     # series that short gets points (one day of history), and bands over one period become error bars
     per = df.groupby(["scenario", "kind"]).size()
@@ -120,12 +117,25 @@ def _bands(ctx: Ctx) -> Section:
         title=alt.Title(f"Operating loss forecast per scenario ({grain}ly)" if grain != "day" else
                         "Operating loss forecast per scenario (daily)",
                         subtitle=sub + (f"; every {ordinal(k)} {grain} shown" if k > 1 else "")))
-    cap = ("A wider band means a less certain forecast." if has[80] or has[95]
+    cap = ("A wider band means a less certain forecast. " + band_coverage_caption(ctx) if has[80] or has[95]
            else "Point forecasts only: no intervals yet.")
     sec.blocks.append(Chart("forecast-bands", ch, df, cap +
                             (f" The CSV has every {ordinal(k)} {grain}, as drawn; the warehouse has all." if k > 1 else ""),
                             wide=True))
     return sec
+
+
+def _band_tooltip() -> list:
+    """The bands chart's tooltip: the row's loss and bounds, and the coverage measured for its horizon."""
+    return [alt.Tooltip("scenario:N", title="Scenario"), tt_date("period_start", "Period"),
+            alt.Tooltip("kind:N", title="Kind"), alt.Tooltip("loss_usd:Q", title="Loss (USD)", format="$,.2f"),
+            alt.Tooltip("lo80_usd:Q", title="80 % low", format="$,.2f"),
+            alt.Tooltip("hi80_usd:Q", title="80 % high", format="$,.2f"),
+            alt.Tooltip("lo95_usd:Q", title="95 % low", format="$,.2f"),
+            alt.Tooltip("hi95_usd:Q", title="95 % high", format="$,.2f"),
+            alt.Tooltip("coverage_horizon_days:Q", title="Coverage measured at (days ahead)"),
+            alt.Tooltip("coverage80_pct:Q", title="80 % band held (backtest, %)", format=".0f"),
+            alt.Tooltip("coverage95_pct:Q", title="95 % band held (backtest, %)", format=".0f")]
 
 
 def _no_intervals_note(wh, grain: str) -> Note:
@@ -247,9 +257,13 @@ def _backtest(ctx: Ctx) -> Section:
     sec.blocks.append(Chart("forecast-backtest", ch, df, "Lower is better."))
     rows = [[r.scenario, r.grain, r.model or "–", fmt_num(r.backtest_mape_pct, 1),
              "–" if pd.isna(r.interval_scale) else f"×{r.interval_scale:.2f}"] for r in df.itertuples()]
-    sec.blocks.append(Html(html_table(["Scenario", "Grain", "Model", "Backtest MAPE (%)", "Bands widened"], rows,
-                                      num_cols={3, 4},
-                                      caption="Bands widened: the factor by which the model's intervals were "
-                                              "widened so that they match its backtest misses (×1.00: they did)."),
+    sec.blocks.append(Html(html_table(["Scenario", "Grain", "Model", "Backtest MAPE (%)",
+                                       "80 % band / model's own (day 1)"], rows, num_cols={3, 4},
+                                      caption="The bands are set from the forecast's own past errors: the method "
+                                              "was run from earlier days, and the spread of its misses at each "
+                                              "horizon (per unit of the model's own standard deviation) gives the "
+                                              "band, plus the uncertainty of the growth rate. The last column: "
+                                              "that band's half-width 1 day ahead over the half-width of the "
+                                              "model's own 80 % interval (×1.00: the model's interval was right)."),
                            wide=False))
     return sec

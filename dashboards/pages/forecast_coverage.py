@@ -15,6 +15,33 @@ def sections(ctx: Ctx) -> list[Section]:
     return [safe(ctx, _coverage, "Do the bands hold?")]
 
 
+#: the horizon whose coverage the bands chart quotes (the issue's yardstick), when it was measured
+CAPTION_HORIZON_DAYS = 7
+
+
+def band_coverage_caption(ctx: Ctx) -> str:
+    """One sentence for the bands chart: how often each scenario's 80 % and 95 % bands held the
+    actual loss in the rolling-origin backtest, ``CAPTION_HORIZON_DAYS`` days ahead (else the
+    longest measured horizon); empty when nothing was measured."""
+    wh = ctx.wh
+    if no_data(wh, COV):
+        return ""
+    rows = wh.con.execute(f"""
+        with m as (select * from {COV} where origins > 0 and coverage_pct is not null),
+             h as (select scenario, coalesce(max(horizon_days) filter (where horizon_days = ?), max(horizon_days)) as hz
+                   from m group by scenario)
+        select m.scenario, m.horizon_days, m.level_pct, m.coverage_pct, m.origins
+        from m join h on h.scenario = m.scenario and h.hz = m.horizon_days
+        order by m.scenario, m.level_pct""", [CAPTION_HORIZON_DAYS]).fetchall()
+    per: dict[tuple, list[str]] = {}
+    for scen, hz, lv, pct, n in rows:
+        per.setdefault((scen, hz, n), []).append(f"{lv} % band {pct:.0f} %")
+    if not per:
+        return ""
+    parts = [f"{scen}: {', '.join(v)} ({hz} d ahead, {n} origins)" for (scen, hz, n), v in per.items()]
+    return "Backtest coverage (share of past forecasts the band held): " + "; ".join(parts) + "."
+
+
 def _coverage(ctx: Ctx) -> Section:
     wh = ctx.wh
     sec = Section("Do the bands hold?",

@@ -116,7 +116,8 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
     ``shifts``: {day: seconds} to subtract from the devices' sample times that day (a corrected
     clock skew); ``cache``: {(device_id, day): DeviceIntervals} of the uncorrected samples.
     ``power_rows``: appended with the power model of each device-day (``attribution.power_model``).
-    Returns (request rows as (index array, day, active, idle) per day, device-day rows).
+    Returns (request rows as (index array, day, active, idle, prefill part of active, (prefill,
+    decode) device-seconds) per day, device-day rows).
     """
     shifts = shifts or {}
     cache = cache or {}
@@ -130,6 +131,8 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
         work = ReplicaWork.build(rq["s"][idx], rq["f"][idx], rq["e"][idx], rq["c"][idx]) if idx.shape[0] else None
         acc_a = np.zeros(idx.shape[0])
         acc_i = np.zeros(idx.shape[0])
+        acc_p = np.zeros(idx.shape[0])
+        acc_s = np.zeros((idx.shape[0], 2))
         for dev in devices:
             iv = _intervals_of_day(dev, day, float(shifts.get(day, 0.0)), chips, cfg, cache)
             if iv is None:
@@ -139,10 +142,12 @@ def attribute_days(rq: dict | None, devices: list, days: list[int], cfg: Attribu
             if work is not None:
                 acc_a += res.req_active_j
                 acc_i += res.req_idle_j
+                acc_p += res.req_prefill_j
+                acc_s += res.req_phase_s
             if res.measured_j.shape[0]:
                 day_rows.append(_device_day_row(res, day, dev[0], chip, rid))
             if power_rows is not None:
                 power_rows += _power_rows(res, dev[0], chip, model, rid)
         if idx.shape[0]:
-            req_rows.append((idx, day, acc_a, acc_i))
+            req_rows.append((idx, day, acc_a, acc_i, acc_p, acc_s))
     return req_rows, day_rows

@@ -135,10 +135,7 @@ def _load_replica(w: _Window, rid: str):
 
 
 def _write_requests(w: _Window, ids, req_rows: list) -> None:
-    tbl = pa.concat_tables([pa.Table.from_arrays([
-        ids.take(pa.array(idx)), pa.array(np.full(idx.shape[0], day, np.int32)).cast(pa.date32()),
-        pa.array(a), pa.array(i), pa.array(a + i)], schema=tables.REQUEST_DAY_SCHEMA)
-        for idx, day, a, i in req_rows])
+    tbl = pa.concat_tables([tables.request_day_table(ids.take(pa.array(idx)), day, *r) for idx, day, *r in req_rows])
     tables.insert_arrow(w.con, "request_energy", tbl)
     w.request_day_rows += tbl.num_rows
 

@@ -50,6 +50,8 @@ class DeviceResult:
     req_day_active: dict  # day -> request-side active sum
     req_day_idle: dict
     fits: list  # (day, PowerFit, learned prefill/decode ratio) per UTC day with work
+    req_prefill_j: np.ndarray | None = None  # per request: the part of req_active_j from its prefill phase
+    req_phase_s: np.ndarray | None = None  # per request: (prefill, decode) device-seconds on this device
 
 
 def idle_baseline(iv: DeviceIntervals, busy: np.ndarray, catalog_idle_w: float,
@@ -129,6 +131,13 @@ def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.n
         return (gf[:, 0] - gs[:, 0]) + (ge[:, 1] - gf[:, 1]), (gf[:, 2] - gs[:, 2]) + (ge[:, 3] - gf[:, 3])
 
     req_a, req_i = energy(gs, gf, ge)
+    req_p = gf[:, 0] - gs[:, 0]  # the prefill phase's part of req_a (the rest is decode)
+    # device-seconds per phase: the same shares of unit power (a prefill segment's time shared among
+    # the prefilling requests, a decode segment's 1/b among the b decoders)
+    T = event_integrals(ev, iv.start - work.origin, iv.end - work.origin, np.ones_like(coef), np.ones_like(price_a),
+                        np.zeros_like(price_i))
+    ts, tf, te = T[:n], T[n:2 * n], T[2 * n:3 * n]
+    req_s = np.stack([tf[:, 0] - ts[:, 0], te[:, 1] - tf[:, 1]], axis=1)
     day_a: dict = {}
     day_i: dict = {}
     for q, dd in enumerate(days):
@@ -144,7 +153,7 @@ def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.n
         ca, ci = energy(clip(work.s, gs), clip(work.f, gf), clip(work.e, ge))
         day_a[int(dd)] = float(req_a[inside].sum()) + float(ca.sum())
         day_i[int(dd)] = float(req_i[inside].sum()) + float(ci.sum())
-    return req_a, req_i, day_a, day_i
+    return req_a, req_i, day_a, day_i, req_p, req_s
 
 
 def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle_w: float,
@@ -177,11 +186,13 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
         idle_sh = np.where(busy, idle * present, 0.0)
     else:
         idle_sh = np.zeros(m)
-    req_a, req_i, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), {}, {}, []
+    req_a, req_i, req_p, day_a, day_i, fits = np.zeros(n_req), np.zeros(n_req), np.zeros(n_req), {}, {}, []
+    req_s = np.zeros((n_req, 2))
     if n_req and busy.any():
         wid = price_windows(iv, day, cfg.power_model.price_window_s)
         coef, fits = _coefficients(iv, F, active, busy, day, wid, max_batch, cfg, weights)
         price_a, price_i = _prices(wid, busy, active, idle_sh, (coef * F).sum(axis=1))
-        req_a, req_i, day_a, day_i = _request_side(ev, iv, work, coef, price_a, price_i, days)
+        req_a, req_i, day_a, day_i, req_p, req_s = _request_side(ev, iv, work, coef, price_a, price_i, days)
     return DeviceResult(day, E, np.where(busy, active, 0.0), idle_sh, np.where(busy, idle - idle_sh, E),
-                        iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits)
+                        iv.source, iv.gap, dur, idle_w, idle_source, iv.resets, req_a, req_i, day_a, day_i, fits,
+                        req_p, req_s)

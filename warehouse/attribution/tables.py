@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
 
 EPOCH = dt.date(1970, 1, 1)
@@ -17,10 +18,26 @@ _DAY_SQL = ["date", "varchar", "varchar", "varchar"] + ["double"] * 6 + \
            ["bigint", "bigint", "double", "double", "bigint", "double", "varchar"]
 
 #: columns of attribution.request_energy as the pipeline writes it: one row per request and UTC
-#: day it ran on (a request crossing midnight has one row per day; sum them for the request)
+#: day it ran on (a request crossing midnight has one row per day; sum them for the request);
+#: prefill_energy_j + decode_energy_j = active_energy_j (the active energy of its two phases);
+#: prefill_device_s, decode_device_s: its share of its devices' time in each phase (summed over devices)
 REQUEST_DAY_SCHEMA = pa.schema([("request_id", pa.string()), ("date", pa.date32()),
                                 ("active_energy_j", pa.float64()), ("idle_share_j", pa.float64()),
-                                ("energy_j", pa.float64())])
+                                ("energy_j", pa.float64()), ("prefill_energy_j", pa.float64()),
+                                ("decode_energy_j", pa.float64()), ("prefill_device_s", pa.float64()),
+                                ("decode_device_s", pa.float64())])
+_PHASE_COLUMNS = ("prefill_energy_j", "decode_energy_j", "prefill_device_s", "decode_device_s")
+
+
+def request_day_table(ids: pa.Array, day: int, active, idle, prefill, phase_s) -> pa.Table:
+    """One day's request rows; decode = active - prefill, and active is written as prefill + decode
+    so the two phases add up to it exactly."""
+    decode = active - prefill
+    active = prefill + decode
+    return pa.Table.from_arrays([ids, pa.array(np.full(len(ids), day, np.int32)).cast(pa.date32()),
+                                 pa.array(active), pa.array(idle), pa.array(active + idle), pa.array(prefill),
+                                 pa.array(decode), pa.array(phase_s[:, 0]), pa.array(phase_s[:, 1])],
+                                schema=REQUEST_DAY_SCHEMA)
 
 SKEW_COLUMNS = ["date", "node", "skew_s", "correlation", "correlation_at_zero", "devices", "applied"]
 SKEW_TYPES = [pa.date32(), pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.int64(), pa.bool_()]
@@ -72,7 +89,10 @@ def power_table(rows: list) -> pa.Table:
 def create_tables(con) -> None:
     con.execute("create schema if not exists attribution")
     con.execute("""create table if not exists attribution.request_energy (request_id varchar, date date,
-                   active_energy_j double, idle_share_j double, energy_j double)""")
+                   active_energy_j double, idle_share_j double, energy_j double, prefill_energy_j double,
+                   decode_energy_j double, prefill_device_s double, decode_device_s double)""")
+    for col in _PHASE_COLUMNS:  # a warehouse written before the phase split
+        con.execute(f"alter table attribution.request_energy add column if not exists {col} double")
     cols = ", ".join(f"{n} {t}" for n, t in zip(DAY_COLUMNS, _DAY_SQL))
     con.execute(f"create table if not exists attribution.device_day ({cols})")
     con.execute(SKEW_DDL)

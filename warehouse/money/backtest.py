@@ -1,13 +1,15 @@
-"""Do the bands hold? Rolling-origin backtests of the whole band method (models.forecast_series,
-growth-rate bootstrap included) at horizons of 1, 7 and 30 days (scenarios.yaml
-``forecast.coverage_horizons_days``).
+"""Do the bands hold? Rolling-origin backtests of the whole band method (models.forecast_series:
+bands calibrated on past errors, growth-rate bootstrap included) at horizons of 1, 7 and 30 days
+(scenarios.yaml ``forecast.coverage_horizons_days``).
 
-From each origin o (the last ``coverage_origins`` days that leave a training window long enough
-for the model the full history gets, and h days to score), the method is fitted on the days before
-o alone and forecasts ahead; the band at horizon h covers when the day o + h - 1 lies inside it.
+From each origin o (the last ``coverage_origins`` days, 60 by default, that leave a training
+window long enough for the model the full history gets, and h days to score), the band is what
+the method gives from ``y[:o]`` alone: the model fitted on the days before o, its band calibrated
+on errors observed before o (conformal.py). It covers when the day o + h - 1 lies inside it.
 Empirical coverage = covered / origins, per horizon and band (80 %, 95 %): a calibrated 80 % band
-covers about 80 % of the time. It is stored with the forecast (marts.fct_forecast_coverage, and on
-each forecast row of marts.fct_loss_forecast for its horizon).
+covers about 80 % of the time. The fits are made once per series (:func:`series_paths`) and serve
+the forecast's calibration and every scored origin. Stored with the forecast
+(marts.fct_forecast_coverage, and on each forecast row of marts.fct_loss_forecast for its horizon).
 
     python -m warehouse.money.backtest --home DIR [--shock] [--origins N]   # the coverage table per scenario
 """
@@ -22,40 +24,63 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.money.models import LEVELS, forecast_series
+from warehouse.money.conformal import Paths
+from warehouse.money.models import LEVELS, Z80, calibrated_band, forecast_series, min_train_days, origin_paths
 from warehouse.money.scenarios import ForecastConfig
 
 COVERAGE_COLUMNS = ["scenario", "horizon_days", "level_pct", "origins", "covered", "coverage_pct", "first_origin",
                     "last_origin"]
 
 
-def min_train_days(cfg: ForecastConfig) -> int:
-    """The shortest training window that gets the model the full history gets (2 seasons + 2 days)."""
-    return 2 * cfg.season_length + 2 if cfg.season_length > 1 else 8
-
-
 def origins_for(n: int, horizon: int, cfg: ForecastConfig) -> list[int]:
-    """Origins (index of the first forecast day) with a full training window and ``horizon`` days to score."""
+    """Origins (index of the first forecast day) with a full training window and ``horizon`` days to
+    score: the last ``coverage_origins`` of them (0: all)."""
     lo, hi = min_train_days(cfg), n - horizon
-    return list(range(max(lo, hi - cfg.coverage_origins + 1), hi + 1)) if hi >= lo else []
+    if hi < lo:
+        return []
+    return list(range(lo if cfg.coverage_origins == 0 else max(lo, hi - cfg.coverage_origins + 1), hi + 1))
 
 
-def rolling_coverage(y: np.ndarray, first_day: dt.date, cfg: ForecastConfig, scenario: str = "") -> list[dict]:
+def series_paths(y: np.ndarray, first_day: dt.date, cfg: ForecastConfig) -> Paths:
+    """The rolling-origin fits one series needs, for its forecast and its coverage alike: every
+    origin that calibrates the forecast from the whole history or a scored origin, forecasting as
+    far as the longest calibrated or scored horizon."""
+    n = len(y)
+    scored = [o for hz in cfg.coverage_horizons_days for o in origins_for(n, hz, cfg)]
+    first = min([n, *scored])
+    lo = max(min_train_days(cfg), first - cfg.calibration_window_days)
+    H = max(cfg.calibration_horizon_days, *cfg.coverage_horizons_days)
+    return origin_paths(y, first_day, cfg, range(lo, n), H)
+
+
+def band_at(y: np.ndarray, o: int, hz: int, first_day: dt.date, cfg: ForecastConfig, paths: Paths):
+    """(lo, hi) per level, ``hz`` days ahead from origin ``o``, by the method the forecast uses
+    (models.forecast_series), seeing ``y[:o]`` only."""
+    seen = np.asarray(y[:o], float)
+    r = paths.row(o)
+    if r is not None:
+        sd_now = (paths.hi[80][r, :hz] - paths.lo[80][r, :hz]) / (2 * Z80)
+        band = calibrated_band(seen, paths.mean[r, :hz], paths, cfg, sd_now)
+        if band is not None:
+            return band[0], band[1]
+    fc = forecast_series(seen, first_day, hz, cfg, paths)
+    return fc.lo, fc.hi
+
+
+def rolling_coverage(y: np.ndarray, first_day: dt.date, cfg: ForecastConfig, scenario: str = "",
+                     paths: Paths | None = None) -> list[dict]:
     """Coverage rows (COVERAGE_COLUMNS) for one daily series; a horizon without any origin gets
     origins 0 and coverage None (the history is too short to measure it)."""
     y = np.asarray(y, float)
     n = len(y)
-    plan = {hz: origins_for(n, hz, cfg) for hz in cfg.coverage_horizons_days}
-    need: dict[int, int] = {}
-    for hz, os_ in plan.items():
-        for o in os_:
-            need[o] = max(need.get(o, 0), hz)
-    fits = {o: forecast_series(y[:o], first_day, h, cfg) for o, h in sorted(need.items())}
+    paths = paths if paths is not None else series_paths(y, first_day, cfg)
     rows = []
-    for hz, os_ in plan.items():
+    for hz in cfg.coverage_horizons_days:
+        os_ = origins_for(n, hz, cfg)
+        bands = [band_at(y, o, hz, first_day, cfg, paths) for o in os_]
         for lv in LEVELS:
-            hits = [bool(fits[o].lo[lv][hz - 1] <= y[o + hz - 1] <= fits[o].hi[lv][hz - 1]) for o in os_
-                    if np.isfinite(fits[o].lo[lv][hz - 1])]
+            hits = [bool(lo[lv][hz - 1] <= y[o + hz - 1] <= hi[lv][hz - 1]) for o, (lo, hi) in zip(os_, bands)
+                    if np.isfinite(lo[lv][hz - 1])]
             rows.append({"scenario": scenario, "horizon_days": hz, "level_pct": lv, "origins": len(hits),
                          "covered": int(sum(hits)), "coverage_pct": 100.0 * sum(hits) / len(hits) if hits else None,
                          "first_origin": str(first_day + dt.timedelta(days=os_[0])) if os_ else None,
@@ -102,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", required=True)
     ap.add_argument("--scenarios", default=None)
     ap.add_argument("--shock", action="store_true", help="inject the default shock (traffic drop + price change)")
-    ap.add_argument("--origins", type=int, default=None, help="origins per horizon (default: the scenario file's)")
+    ap.add_argument("--origins", type=int, default=None,
+                    help="origins per horizon (default: the scenario file's; 0: every origin the history allows)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     cfg, scenarios, _ = load_scenarios(args.scenarios)
-    if args.origins:
+    if args.origins is not None:
         cfg = replace(cfg, coverage_origins=args.origins)
     con = duckdb.connect(str(Home(Path(args.home)).db), read_only=True)
     try:

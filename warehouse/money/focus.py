@@ -6,8 +6,8 @@ One charge row per UTC day x replica (the resource) x model x task x language x 
 from the allocation basis (marts.fct_request_energy): the rows' BilledCost adds up to the fleet
 bill (the allocation reconciles with it, marts.fct_cost_reconciliation). Following the FOCUS AI
 model-identity appendix, each (chip, model) has two SKUs, SkuMeter "Input Tokens" (the prefill
-phase's cost) and "Output Tokens" (the decode phase's; int_request_phases), consumed in "Tokens"
-and priced per "1000000 Tokens"; SkuPriceDetails carries the model's identity (ModelDeveloper,
+phase's cost) and "Output Tokens" (the decode phase's; the attribution splits each request's
+energy and device time between them), consumed in "Tokens" and priced per "1000000 Tokens"; SkuPriceDetails carries the model's identity (ModelDeveloper,
 ModelFamily, ModelId, ModelVersion) from the price file's ``focus.models``.
 
 Prices: a SkuPriceId is one price version of a SKU: the SKU plus a digest of the price inputs
@@ -81,7 +81,7 @@ with req as (
     select date, replica_id, node, chip, vendor, model, task, language, tier,
            count(*) as requests,
            sum(prompt_tokens) as input_tokens, sum(completion_tokens) as output_tokens,
-           sum(prefill_s) as input_device_s, sum(decode_device_s) as output_device_s,
+           sum(prefill_device_s) as input_device_s, sum(decode_device_s) as output_device_s,
            sum(input_energy_j) as input_energy_j, sum(output_energy_j) as output_energy_j,
            sum(active_energy_j * input_share) as input_active_energy_j,
            sum(active_energy_j - active_energy_j * input_share) as output_active_energy_j,

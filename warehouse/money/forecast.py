@@ -6,8 +6,9 @@ The method is documented in docs/money.md; the parts live in their own modules:
 
 1. scenarios.py: the scenario file (validated).
 2. history.py: the history from the marts, and what a scenario does to its unit economics.
-3. models.py: one series forecast (statsforecast AutoETS ladder) with 80 % and 95 % intervals,
-   widened by a backtest on the last ``backtest_days`` days. A change that starts on a date uses
+3. models.py: one series forecast (statsforecast AutoETS ladder) with 80 % and 95 % bands
+   calibrated on the series' own rolling-origin errors (conformal.py; on a history too short for
+   that, the model's intervals widened by a backtest on the last ``backtest_days`` days). A change that starts on a date uses
    the current forecast before it and the scenario's after it.
 4. Months (here): history days plus forecast days of each calendar month; the month's interval
    bounds are sums of the daily bounds (exact if daily errors are perfectly correlated,
@@ -23,7 +24,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from warehouse.money.backtest import COVERAGE_COLUMNS, coverage_for_horizon, rolling_coverage
+from warehouse.money.backtest import COVERAGE_COLUMNS, coverage_for_horizon, rolling_coverage, series_paths
 from warehouse.money.history import History, in_effect, load_history, scenario_series, transform, volume_factor  # noqa: F401
 from warehouse.money.models import LEVELS, SeriesForecast, forecast_series
 from warehouse.money.projection import build_fleet_scale_projection
@@ -110,17 +111,22 @@ def build_loss_forecast(h: History, cfg: ForecastConfig, scenarios: list[Scenari
     """Rows of marts.fct_loss_forecast for every scenario (daily and monthly, history and forecast)."""
     days, months = horizon(h.last_day, cfg)
     H = len(days)
-    base = forecast_series(h.loss, h.dates[0], H, cfg)
+    base_paths = series_paths(h.loss, h.dates[0], cfg)  # one set of rolling-origin fits per series
+    base = forecast_series(h.loss, h.dates[0], H, cfg, base_paths)
     rows: list[dict] = []
     summary: dict[str, Any] = {"history_days": len(h.dates), "first_day": str(h.dates[0]),
                                "last_day": str(h.last_day), "horizon_days": H, "scenarios": {}}
     coverage: list[dict] = []
-    base_cov = rolling_coverage(h.loss, h.dates[0], cfg)
+    base_cov = rolling_coverage(h.loss, h.dates[0], cfg, paths=base_paths)
     for s in scenarios:
         start = s.start_date(h.last_day)
         tr = transform(h, s)
-        fc = forecast_series(tr.adjusted_loss, h.dates[0], H, cfg) if s.changes_unit_economics else base
-        cov = rolling_coverage(tr.adjusted_loss, h.dates[0], cfg) if s.changes_unit_economics else base_cov
+        if s.changes_unit_economics:
+            paths = series_paths(tr.adjusted_loss, h.dates[0], cfg)
+            fc = forecast_series(tr.adjusted_loss, h.dates[0], H, cfg, paths)
+            cov = rolling_coverage(tr.adjusted_loss, h.dates[0], cfg, paths=paths)
+        else:
+            fc, cov = base, base_cov
         coverage += [{**r, "scenario": s.name} for r in cov]
         notes = "; ".join(dict.fromkeys(tr.notes))
         daily = _daily_rows(h, s, start, tr.adjusted_loss, fc, base, days)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from warehouse.money.conformal import Z80, Paths, calibrated_halfwidths, past_errors
 from warehouse.money.scenarios import ForecastConfig
 
 LEVELS = (80, 95)
-Z80 = 1.2815515655446004  # the standard normal's 90th percentile: an 80 % interval is mean +- Z80 sd
 
 
 @dataclass
@@ -30,8 +30,9 @@ class SeriesForecast:
     backtest_mape: float          # percent
     backtest_mase: float
     backtest_days: int
-    interval_scale: float = 1.0   # how much the model's intervals were widened to match its backtest errors
+    interval_scale: float = 1.0   # calibrated / the model's own 80 % half-width on day 1 (or the backtest widening)
     growth_sd_per_day: float = 0.0  # bootstrap standard deviation of the trend (USD per day, per day)
+    calibrated: bool = False      # bands from past rolling-origin errors (conformal.py), else the model's widened
 
 
 # the least daily history that can give prediction intervals (a naive model needs two points) and a
@@ -81,13 +82,57 @@ def _fit_predict(y: np.ndarray, start: dt.date, h: int, season: int) -> tuple[di
             **{f"hi{lv}": nan for lv in LEVELS}}, "last value (history too short for intervals)"
 
 
-def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConfig) -> SeriesForecast:
-    """Forecast ``h`` days after ``y`` (daily, starting ``first_day``), with a backtest on held-out days."""
+def min_train_days(cfg: ForecastConfig) -> int:
+    """The shortest training window that gets the model the full history gets (2 seasons + 2 days)."""
+    return 2 * cfg.season_length + 2 if cfg.season_length > 1 else 8
+
+
+def origin_paths(y: np.ndarray, first_day: dt.date, cfg: ForecastConfig, origins, horizon: int | None = None) -> Paths:
+    """The model fitted on ``y[:o]`` for every origin ``o``, forecasting ``horizon`` days (default
+    ``cfg.calibration_horizon_days``): the rows past errors and rolling-origin coverage are made of."""
+    y = np.asarray(y, float)
+    H = horizon or cfg.calibration_horizon_days
+    origins = np.asarray(sorted(int(o) for o in origins if 2 <= o <= len(y)), np.int64)
+    mean = np.full((origins.shape[0], H), np.nan)
+    lo = {lv: mean.copy() for lv in LEVELS}
+    hi = {lv: mean.copy() for lv in LEVELS}
+    models = []
+    for i, o in enumerate(origins):
+        out, name = _fit_predict(y[:o], first_day, H, cfg.season_length)
+        mean[i] = out["mean"]
+        for lv in LEVELS:
+            lo[lv][i], hi[lv][i] = out[f"lo{lv}"], out[f"hi{lv}"]
+        models.append(name)
+    return Paths(origins, mean, lo, hi, models)
+
+
+def calibration_origins(n: int, cfg: ForecastConfig) -> range:
+    """Origins whose past errors calibrate a forecast from ``n`` days of history."""
+    return range(max(min_train_days(cfg), n - cfg.calibration_window_days), n)
+
+
+def calibrated_band(y_seen: np.ndarray, mean: np.ndarray, paths: Paths, cfg: ForecastConfig, sd_now=None):
+    """Bounds {level: array} around ``mean`` (a forecast from origin ``len(y_seen)``) from the past
+    errors in ``paths`` (conformal.py), with the growth-rate term beyond the measured horizons;
+    (lo, hi, slope sd) or None when the history has too few errors."""
+    sd = trend_slope_sd(y_seen, cfg)
+    errs = past_errors(y_seen, paths, min(len(mean), paths.mean.shape[1]), cfg.calibration_window_days)
+    w = calibrated_halfwidths(errs, len(mean), LEVELS, Z, sd, cfg.min_calibration_errors, sd_now)
+    if w is None:
+        return None
+    return {lv: mean - w[lv] for lv in LEVELS}, {lv: mean + w[lv] for lv in LEVELS}, sd
+
+
+def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConfig,
+                    paths: Paths | None = None) -> SeriesForecast:
+    """Forecast ``h`` days after ``y`` (daily, starting ``first_day``), with a backtest on held-out
+    days and bands calibrated on past errors (``paths``: the rolling-origin fits of this series,
+    computed here when not given)."""
     y = np.asarray(y, dtype=float)
     n = len(y)
     # hold out backtest_days, but leave the training part long enough for the model the full
     # history gets (a seasonal one needs 2 seasons + 2 days), so that the backtest scores that model
-    min_train = 2 * cfg.season_length + 2 if cfg.season_length > 1 else 8
+    min_train = min_train_days(cfg)
     if n - cfg.backtest_days >= min_train:
         hold = cfg.backtest_days
     elif n - min_train >= max(1, cfg.backtest_days // 2):
@@ -112,14 +157,24 @@ def forecast_series(y: np.ndarray, first_day: dt.date, h: int, cfg: ForecastConf
         hold = 0
     out, name = _fit_predict(y, first_day, h, cfg.season_length)
     mean = out["mean"]
-    # widen (never narrow) by what the backtest showed, around the mean, so the bands keep nesting
-    lo = {lv: mean - scale * np.maximum(mean - out[f"lo{lv}"], 0.0) for lv in LEVELS}
-    hi = {lv: mean + scale * np.maximum(out[f"hi{lv}"] - mean, 0.0) for lv in LEVELS}
-    lo, hi, growth_sd = widen_for_growth(y, mean, lo, hi, cfg)
+    if paths is None:
+        paths = origin_paths(y, first_day, cfg, calibration_origins(n, cfg))
+    own_sd = (out["hi80"] - out["lo80"]) / (2 * Z80)
+    band = calibrated_band(y, mean, paths, cfg, own_sd) if n >= MIN_DAYS_FOR_INTERVALS else None
+    if band is not None:
+        lo, hi, growth_sd = band
+        own = out["hi80"][0] - mean[0]
+        scale = float((hi[80][0] - mean[0]) / own) if own > 0 and np.isfinite(own) else float("nan")
+    else:
+        # too few past errors: the model's intervals, widened (never narrowed) by what the backtest
+        # showed, around the mean so the bands keep nesting, plus the growth-rate term
+        lo = {lv: mean - scale * np.maximum(mean - out[f"lo{lv}"], 0.0) for lv in LEVELS}
+        hi = {lv: mean + scale * np.maximum(out[f"hi{lv}"] - mean, 0.0) for lv in LEVELS}
+        lo, hi, growth_sd = widen_for_growth(y, mean, lo, hi, cfg)
     # nesting guard (intervals from one model always nest; kept in case a model misbehaves)
     lo[95] = np.minimum(lo[95], lo[80])
     hi[95] = np.maximum(hi[95], hi[80])
-    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale, growth_sd)
+    return SeriesForecast(mean, lo, hi, name, mape, mase, hold, scale, growth_sd, band is not None)
 
 
 #: the standard normal quantile of each band's upper edge

@@ -191,9 +191,9 @@ def tariff_multipliers(prices: dict) -> list[float]:
 
 
 def phase_weights(chip: str) -> tuple[float, float]:
-    """The attribution's prefill and decode power weights for ``chip`` (attribution.yaml): the
-    dbt phase split (int_request_phases) prices a request's prefill and decode seconds with them,
-    as the attribution shares a device's energy between the two phases."""
+    """The attribution's prefill and decode power weights for ``chip`` (attribution.yaml), kept
+    in ref.chip_costs beside the prices: the attribution splits a device's energy between the two
+    phases with them where it cannot learn the power model, so they are part of a price version."""
     from warehouse.attribution.config import AttributionConfig
 
     return AttributionConfig.load().weights(chip)

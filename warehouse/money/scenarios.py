@@ -21,7 +21,8 @@ PRICE_KEYS = ("rental_hardware", "owned_hardware", "electricity", "revenue")
 
 _TOP = {"forecast", "scenarios", "fleet_scale"}
 _FORECAST = {"horizon_months", "min_horizon_days", "backtest_days", "season_length", "coverage_horizons_days",
-             "coverage_origins", "bootstrap_samples"}
+             "coverage_origins", "bootstrap_samples", "calibration_window_days", "calibration_horizon_days",
+             "min_calibration_errors"}
 _SCENARIO = {"name", "description", "start", "start_offset_days", "moves", "prices", "volume"}
 _MOVE = {"from", "to", "share", "usd_per_mtok"}
 _SCALE = {"annual_revenue_usd", "annual_inference_cost_usd", "annual_other_cost_usd", "source"}
@@ -71,9 +72,15 @@ class ForecastConfig:
     #: rolling-origin backtest horizons whose band coverage is measured and stored
     coverage_horizons_days: tuple[int, ...] = (1, 7, 30)
     #: how many forecast origins the rolling backtest uses (at most; fewer on a short history)
-    coverage_origins: int = 12
+    coverage_origins: int = 60
     #: bootstrap resamples of the trend for the growth-rate uncertainty of the bands
     bootstrap_samples: int = 200
+    #: bands calibrated on past errors (conformal.py): from the origins of this many days before the
+    #: forecast origin, at horizons up to calibration_horizon_days, once a horizon has
+    #: min_calibration_errors errors (else extrapolated from shorter ones)
+    calibration_window_days: int = 90
+    calibration_horizon_days: int = 30
+    min_calibration_errors: int = 5
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,14 @@ def _forecast_config(src: str, f: dict) -> ForecastConfig:
         season_length=_int(src, "forecast.season_length", f.get("season_length", 7), 1, 366),
         coverage_horizons_days=tuple(sorted({_int(src, f"forecast.coverage_horizons_days[{i}]", v, 1, 366)
                                              for i, v in enumerate(hz)})),
-        coverage_origins=_int(src, "forecast.coverage_origins", f.get("coverage_origins", 12), 1, 366),
+        coverage_origins=_int(src, "forecast.coverage_origins", f.get("coverage_origins", 60), 0, 366),
         bootstrap_samples=_int(src, "forecast.bootstrap_samples", f.get("bootstrap_samples", 200), 10, 10000),
+        calibration_window_days=_int(src, "forecast.calibration_window_days", f.get("calibration_window_days", 90),
+                                     2, 3660),
+        calibration_horizon_days=_int(src, "forecast.calibration_horizon_days",
+                                      f.get("calibration_horizon_days", 30), 1, 366),
+        min_calibration_errors=_int(src, "forecast.min_calibration_errors", f.get("min_calibration_errors", 5),
+                                    1, 366),
     )
 
 

@@ -34,10 +34,6 @@ tariff_hours as (
     select * from {{ source('ref', 'tariff_hours') }}
 ),
 
-phases as (
-    select * from {{ ref('int_request_phases') }}
-),
-
 -- the bill of replica-days that had requests (spread over those requests)
 replica_days as (
     select
@@ -82,6 +78,13 @@ joined as (
         coalesce(e.active_energy_j, 0) as active_energy_j,
         coalesce(e.idle_share_j, 0) as idle_share_j,
         coalesce(e.energy_j, 0) as energy_j,
+        e.prefill_energy_j, e.decode_energy_j, e.prefill_device_s, e.decode_device_s,
+        -- the attribution's own split of the active energy between the two phases; a request without
+        -- one (no attribution row, or a warehouse written before the split) falls back to tokens
+        case when e.active_energy_j > 0 and e.prefill_energy_j is not null
+                 then e.prefill_energy_j / e.active_energy_j
+             when r.total_tokens > 0 then r.prompt_tokens / r.total_tokens
+             else 1.0 end as input_share,
     from requests as r
     left join energy as e using (request_id)
     left join replicas as rep using (replica_id)
@@ -174,18 +177,26 @@ final as (
         spread_cost_usd,
         usage_cost_usd,
         revenue_usd,
-        -- prefill (input tokens) vs decode (output tokens): int_request_phases; output = total - input
-        ph.prefill_s, ph.decode_s, ph.decode_device_s, ph.input_share,
-        energy_j * ph.input_share as input_energy_j,
-        energy_j - energy_j * ph.input_share as output_energy_j,
-        (direct_cost_usd + spread_cost_usd) * ph.input_share as input_cost_usd,
-        (direct_cost_usd + spread_cost_usd) - (direct_cost_usd + spread_cost_usd) * ph.input_share as output_cost_usd,
-        usage_cost_usd * ph.input_share as input_usage_cost_usd,
-        usage_cost_usd - usage_cost_usd * ph.input_share as output_usage_cost_usd,
+        -- prefill (input tokens) vs decode (output tokens), as the attribution split the request's
+        -- active energy (stg_attribution__request_energy); everything else follows input_share, and
+        -- output = total - input
+        greatest(coalesce(epoch_us(first_token_ts - scheduled_ts) / 1e6, 0), 0) as prefill_s,
+        case when completion_tokens > 1
+             then greatest(coalesce(epoch_us(finish_ts - first_token_ts) / 1e6, 0), 0) else 0 end as decode_s,
+        coalesce(prefill_device_s, 0) as prefill_device_s,
+        coalesce(decode_device_s, 0) as decode_device_s,
+        coalesce(prefill_energy_j, 0) as prefill_energy_j,
+        coalesce(decode_energy_j, 0) as decode_energy_j,
+        input_share,
+        energy_j * input_share as input_energy_j,
+        energy_j - energy_j * input_share as output_energy_j,
+        (direct_cost_usd + spread_cost_usd) * input_share as input_cost_usd,
+        (direct_cost_usd + spread_cost_usd) - (direct_cost_usd + spread_cost_usd) * input_share as output_cost_usd,
+        usage_cost_usd * input_share as input_usage_cost_usd,
+        usage_cost_usd - usage_cost_usd * input_share as output_usage_cost_usd,
         input_revenue_usd,
         revenue_usd - input_revenue_usd as output_revenue_usd,
     from costed
-    left join phases as ph using (request_id)
 )
 
 select * from final

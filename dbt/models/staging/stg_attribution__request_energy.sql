@@ -5,5 +5,9 @@ select
     sum(active_energy_j) as active_energy_j,
     sum(idle_share_j) as idle_share_j,
     sum(energy_j) as energy_j,
+    sum(prefill_energy_j) as prefill_energy_j,
+    sum(decode_energy_j) as decode_energy_j,
+    sum(prefill_device_s) as prefill_device_s,
+    sum(decode_device_s) as decode_device_s,
 from {{ source('attribution', 'request_energy') }}
 group by request_id
