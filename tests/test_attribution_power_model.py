@@ -81,7 +81,7 @@ def test_fit_keeps_decode_power_monotone_in_the_batch_even_when_noise_says_other
 
 
 @pytest.mark.parametrize("case, reason", [
-    ("few", "too few busy intervals"), ("noise", "poor fit"), ("no_prefill", "too little prefill time"),
+    ("few", "too few busy intervals"), ("noise", "poor fit"), ("no_decode", "too little decode time"),
 ])
 def test_fallback_to_the_step_share_says_why(case, reason):
     rng = np.random.default_rng(11)
@@ -89,11 +89,22 @@ def test_fallback_to_the_step_share_says_why(case, reason):
     y = F @ TRUE_COEF
     if case == "noise":
         y = rng.uniform(0, 2 * y.mean(), y.shape[0])
-    if case == "no_prefill":
-        F[:, 0] = 0.0
+    if case == "no_decode":
+        F[:, 1:] = 0.0
+        y = F @ TRUE_COEF
     fit = fit_power_model(F, y, np.ones(F.shape[0], bool), PowerModelConfig(), (1.7, 1.0))
     assert not fit.learned and reason in fit.fallback_reason
     np.testing.assert_allclose(fit.coef_w, [1.7] + [1.0] * N_BINS)
+
+
+def test_too_little_prefill_is_tied_to_batch_one_decode_and_decode_still_learned():
+    rng = np.random.default_rng(11)
+    F = _synthetic_features(rng, 400)
+    F[:, 0] = 0.0
+    fit = fit_power_model(F, F @ TRUE_COEF, np.ones(F.shape[0], bool), PowerModelConfig(), (1.7, 1.0))
+    assert fit.learned
+    np.testing.assert_allclose(fit.coef_w[1:], TRUE_COEF[1:], rtol=0.02)
+    assert fit.coef_w[0] == pytest.approx(1.7 * fit.coef_w[1])
 
 
 def _fleet_day(rng, n_req: int, step_s: float, power_of):

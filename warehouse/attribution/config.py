@@ -13,7 +13,7 @@ from collectors.config import boolean, fields, load_yaml_mapping, number
 WEIGHTS_FILE = Path(__file__).parent / "attribution.yaml"
 
 _TOP = ("prefill_power_weight", "decode_power_weight", "chips", "min_idle_intervals", "gap_factor",
-        "max_power_factor", "clock_skew", "power_model")
+        "max_power_factor", "clock_skew", "power_model", "idle_share_grain_s")
 _CHIP = ("prefill_power_weight", "decode_power_weight")
 
 
@@ -44,6 +44,7 @@ class AttributionConfig:
     min_idle_intervals: int = 20
     gap_factor: float = 5.0
     max_power_factor: float = 1.6
+    idle_share_grain_s: float = 1.0  # idle is shared for the whole cells of this many seconds a request touched
     power_model: PowerModelConfig = field(default_factory=PowerModelConfig)
 
     @classmethod
@@ -67,6 +68,8 @@ class AttributionConfig:
                                     integer=True),
             gap_factor=_num(src, "gap_factor", data.get("gap_factor", 5.0), lo=1.0),
             max_power_factor=_num(src, "max_power_factor", data.get("max_power_factor", 1.6), lo=1.0),
+            idle_share_grain_s=_num(src, "idle_share_grain_s", data.get("idle_share_grain_s", 1.0), lo=0.0,
+                                    hi=3600.0),
             power_model=_power_model(src, data.get("power_model"), base.power_model),
         )
 

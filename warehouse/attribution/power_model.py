@@ -8,8 +8,9 @@ the interval spent prefilling and decoding at each batch-size bin (:mod:`.segmen
 by non-negative least squares with ``beta`` non-decreasing across bins (decode power does not
 fall as the batch grows): ``beta_k = sum_{j <= k} delta_j`` with every ``delta_j >= 0``, so the fit
 is an ordinary NNLS on cumulative columns. A bin holding too little of the device's busy time is
-tied to the bin below. The bins are generic, not any chip's functional form. When the fit cannot
-be trusted (too few intervals, no prefill or decode time, rank-deficient, poor fit) the split falls
+tied to the bin below; prefill filling too little of it to be fitted is tied to the batch-1
+decode power times the flat weights' ratio (``prefill_power_weight / decode_power_weight``). The bins are generic, not any chip's functional form. When the fit cannot
+be trusted (too few intervals, too little decode time, rank-deficient, poor fit) the split falls
 back to the per-step share (flat phase weights, decode split ``1/b``) and the reason is recorded.
 """
 from __future__ import annotations
@@ -64,22 +65,29 @@ def fit_power_model(features: np.ndarray, active_j: np.ndarray, use: np.ndarray,
         return _fallback(weights, n, max_batch, f"too few busy intervals ({n} < {cfg.min_intervals})")
     busy_s = X.sum(axis=0)
     total = float(busy_s.sum())
-    if busy_s[0] < cfg.min_busy_fraction * total:
-        return _fallback(weights, n, max_batch, "too little prefill time to fit")
     if busy_s[1:].sum() < cfg.min_busy_fraction * total:
         return _fallback(weights, n, max_batch, "too little decode time to fit")
+    # too little prefill to fit its power: tie it to batch-1 decode power x the flat weights' ratio
+    tie = weights[0] / weights[1] if busy_s[0] < cfg.min_busy_fraction * total else None
     # columns: prefill, then cumulative decode columns Z_j = sum_{k >= j} D_k for the kept deltas
     kept = [0] + [j for j in range(N_BINS) if j == 0 or busy_s[1 + j] >= cfg.min_busy_fraction * total]
     rev = np.cumsum(X[:, :0:-1], axis=1)[:, ::-1]  # rev[:, j] = sum_{k >= j} D_k
-    A = np.column_stack([X[:, 0]] + [rev[:, j] for j in kept[1:]])
+    if tie is not None:
+        rev[:, 0] += tie * X[:, 0]
+    A = np.column_stack(([] if tie is not None else [X[:, 0]]) + [rev[:, j] for j in kept[1:]])
+    if tie is not None:
+        A = np.column_stack([np.zeros(n), A])  # a zero prefill column, solved below as the tie
     scale = np.maximum(np.abs(A).max(axis=0), 1e-12)
     # min |A x - y| = min |R x - Q'y| with A = QR: the NNLS runs on a (features x features) system
-    q, r = np.linalg.qr(A / scale)
-    if np.linalg.matrix_rank(r) < A.shape[1]:
+    cols = slice(1 if tie is not None else 0, None)
+    q, r = np.linalg.qr(A[:, cols] / scale[cols])
+    if np.linalg.matrix_rank(r) < r.shape[1]:
         return _fallback(weights, n, max_batch, "rank-deficient features")
-    sol, _ = nnls(r, q.T @ y)
-    sol = sol / scale
-    pred = A @ sol
+    sol = np.zeros(A.shape[1])
+    sol[cols] = nnls(r, q.T @ y)[0] / scale[cols]
+    if tie is not None:
+        sol[0] = tie * sol[1]
+    pred = A[:, cols] @ sol[cols]
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else None
     if r2 is None or r2 < cfg.min_r2:

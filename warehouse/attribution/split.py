@@ -2,8 +2,9 @@
 
 1. **Idle versus active**: idle baseline per device learned from intervals with no request running
    (median power), or the catalog's serving idle when the data has too few such intervals.
-   ``idle = min(E, idle_w * dt)``, ``active = E - idle``. Idle is shared for the seconds some
-   request was on the device; the rest is unused capacity.
+   ``idle = min(E, idle_w * dt)``, ``active = E - idle``. Idle is shared for the time some
+   request was on the device, counted in whole cells of ``idle_share_grain_s`` on the UTC grid
+   (:mod:`.occupancy`); the rest is unused capacity.
 2. **Modelled power** of every moment: the device's time is cut into segments on which the
    request timeline does not change (:mod:`.segments`): prefilling, or decoding with batch ``b``.
    Each has a power from the device-day's learned model (:mod:`.power_model`), or from the flat
@@ -27,6 +28,7 @@ import numpy as np
 from collectors.units import DAY_S
 from warehouse.attribution.config import AttributionConfig
 from warehouse.attribution.intervals import DeviceIntervals
+from warehouse.attribution.occupancy import occupied_s
 from warehouse.attribution.power_model import fit_power_model, step_share_coef
 from warehouse.attribution.segments import Events, event_integrals, interval_features
 from warehouse.attribution.timeline import ReplicaWork
@@ -181,8 +183,10 @@ def attribute_device(iv: DeviceIntervals, work: ReplicaWork | None, catalog_idle
     # idle energy is shared for the seconds some request was on the device; the rest of a busy
     # interval's idle is unused capacity, as a request-free interval's is
     if n_req:
+        occ = occupied_s(work.s, work.e, iv.start - work.origin, iv.end - work.origin, cfg.idle_share_grain_s,
+                         grid_offset_s=work.origin)
         with np.errstate(divide="ignore", invalid="ignore"):
-            present = np.where(dur > 0, np.minimum(F.sum(axis=1) / dur, 1.0), 1.0)
+            present = np.where(dur > 0, np.minimum(occ / dur, 1.0), 1.0)
         idle_sh = np.where(busy, idle * present, 0.0)
     else:
         idle_sh = np.zeros(m)
