@@ -237,7 +237,7 @@ def _pipeline_commands(sub) -> None:
 
     p = sub.add_parser("demo", help="simulate the demo fleet, run everything, print a summary")
     _home_arg(p)
-    p.add_argument("--fleet", default="demo", help="fleet file or preset (demo = default fleet at 40%% traffic)")
+    p.add_argument("--fleet", default="demo", help="fleet file or preset (demo = the 2026 fleet, demo-2026)")
     p.add_argument("--start", default="2026-10-01")
     p.add_argument("--days", type=int, default=28)
     p.add_argument("--interval-s", type=float, default=30.0)

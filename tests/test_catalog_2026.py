@@ -73,7 +73,7 @@ def test_routing_sends_code_to_the_code_model_and_chat_to_the_reasoning_model():
 
 
 def test_without_routes_every_model_gets_the_fleet_task_mix():
-    f = load_fleet("demo")
+    f = load_fleet("demo-classic")
     want = np.array([f.traffic.tasks[t] for t in f.tasks])
     for m in ("llama-8b", "llama-70b"):
         assert task_mix(f, m) == pytest.approx(want / want.sum())
