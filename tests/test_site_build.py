@@ -18,7 +18,7 @@ from dashboards import theme
 from dashboards.site import build_site, main
 from tests.site_fixture import build_fixture
 
-PAGES = ["index.html", "energy.html", "cost.html", "fleet.html", "forecast.html", "quality.html"]
+PAGES = ["index.html", "energy.html", "cost.html", "fleet.html", "forecast.html", "quality.html", "footprint.html"]
 REPO = Path(__file__).resolve().parents[1]
 
 
