@@ -58,3 +58,22 @@ def test_a_warehouse_without_footprint_marts_says_how_to_fill_them(tmp_path):
     text = _text((tmp_path / "site" / "footprint.html").read_text(encoding="utf-8"))
     assert "No data yet: table marts.fct_request_footprint does not exist" in text
     assert "No data yet: table marts.fct_footprint_node_daily does not exist" in text
+
+
+def test_footprint_page_draws_in_headless_chromium(tiny_home, tmp_path):
+    """The page of the tiny home in real headless Chromium, offline: every chart has visible marks,
+    the console stays clean, nothing leaves the machine."""
+    from tests.test_site_browser import Browser, _have_browser, check_page
+
+    if not _have_browser():
+        import os
+        if os.environ.get("TOKENWATT_REQUIRE_BROWSER") == "1":
+            raise RuntimeError("TOKENWATT_REQUIRE_BROWSER=1 but the browser is missing")
+        pytest.skip("needs selenium, /usr/bin/chromium, /usr/bin/chromedriver")
+    b = Browser()
+    try:
+        res = check_page(b, tiny_home / "site", "footprint", [tmp_path])
+    finally:
+        b.close()
+    assert set(res["marks"]) == {"chart-footprint-boundary-per-chip-model", "chart-footprint-carbon-per-day-site"}
+    assert (tmp_path / "footprint.png").stat().st_size > 10_000
