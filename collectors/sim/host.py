@@ -6,7 +6,9 @@ node gets two domains, ``package-0`` and ``dram-0``, sampled every ``sample_inte
 (at least the simulator's own interval), with a cumulative counter in joules (RAPL's 2^32 uJ
 range, so it wraps as real ones do), the energy since the previous reading and the mean power over
 it. The energy of a reading is the integral of the per-tick host power, so the day's host joules
-are exact whatever the interval.
+are exact whatever the interval. A reading is stamped at the last tick of its interval (like the
+device samples, every reading of a day lies inside that day, so the last one of a simulated day
+does not open the next day in the loader; the power it reports is shifted by one tick, TICK_S).
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def host_table(node: str, day_start: float, accel_power_w: np.ndarray, counters_
     n = accel_power_w.shape[0] // per
     host_w = accel_power_w[: n * per] * hp.host_to_accelerator_ratio
     energy_j = (host_w * TICK_S).reshape(n, per).sum(axis=1)
-    ts = day_start + TICK_S * per * np.arange(1, n + 1)
+    ts = day_start + TICK_S * (per * np.arange(1, n + 1) - 1)
     parts = []
     for domain, share in (("package-0", hp.package_share), ("dram-0", 1.0 - hp.package_share)):
         delta = energy_j * share
