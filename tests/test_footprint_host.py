@@ -54,6 +54,26 @@ def test_good_host_rows_load_and_bad_ones_are_quarantined_by_field(tmp_path):
     assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == len(q)
 
 
+def test_a_row_without_domain_or_without_any_energy_names_its_field(tmp_path):
+    spool = tmp_path / "spool"
+    delta = np.full(6, 500.0)
+    delta[1] = np.nan
+    delta[3] = None
+    power = np.full(6, 50.0)
+    power[3] = np.nan
+    tbl = host_rows(energy_delta_j=pa.array([None if i == 3 else v for i, v in enumerate(delta)], pa.float64()),
+                    power_w=pa.array([None if i == 3 else v for i, v in enumerate(power)], pa.float64()))
+    tbl = tbl.set_column(tbl.schema.get_field_index("domain"), tbl.schema.field("domain"),
+                         pa.array(["package-0", "package-0", None, "package-0", "package-0", "package-0"], pa.string()))
+    path = write_partition(spool, "host_samples", "2026-10-01", "n1", tbl, name="holes")
+    con = connect(tmp_path / "w.duckdb")
+    load_spool(con, spool)
+    rel = path.relative_to(spool).as_posix()
+    q = con.execute("select file, row, field from raw.quarantine order by row").fetchall()
+    assert q == [(rel, 1, "energy_delta_j"), (rel, 2, "domain"), (rel, 3, "energy_delta_j")], q
+    assert con.execute("select count(*) from raw.host_samples").fetchone()[0] == 3
+
+
 def test_node_names_are_data_and_a_control_character_is_refused(tmp_path):
     spool = tmp_path / "spool"
     write_partition(spool, "host_samples", "2026-10-01", "x", host_rows(node="n1*"), name="glob")
