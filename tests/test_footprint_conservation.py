@@ -173,3 +173,28 @@ def _spool_host_hours(home) -> dict:
         out.setdefault(node, {})
         out[node][h] = out[node].get(h, 0.0) + e
     return out
+
+
+def test_with_the_reserve_not_shared_it_is_reported_and_charged_to_nobody(home, tmp_path):
+    """dbt's var footprint_share_reserve=false on a copy of the warehouse: the spare node and the
+    spare device stay unshared, the requests carry accelerator + host + their facility overhead."""
+    import shutil
+
+    from pipelines.dbt_project import run_dbt
+
+    copy = tmp_path / "home"
+    copy.mkdir()
+    shutil.copy(home / "warehouse.duckdb", copy / "warehouse.duckdb")
+    run_dbt(copy, "run", "--quiet", "--select", "fct_footprint_node_daily", "fct_request_footprint",
+            "--vars", "{footprint_share_reserve: false}")
+    by_node = {r[0]: r[1:] for r in _q(copy, """select node, pue, accelerator_j, host_j, reserve_j, total_j, shared_j,
+        unshared_j, pooled_out_j, pooled_in_j, reserve_shared_j from marts.fct_footprint_node_daily""")}
+    spare = by_node["spare-0"]
+    assert spare[5] == 0 and spare[6] == pytest.approx(spare[4]) and spare[7] == 0 and spare[4] > 0
+    pue, acc, host_j, reserve_j, total, shared, unshared, out, into, reserve_shared = by_node["mi300x-0"]
+    assert reserve_j > 0 and reserve_shared == 0 and out == 0 and into == 0
+    assert shared == pytest.approx(pue * (acc + host_j), rel=1e-9)
+    assert unshared == pytest.approx(pue * reserve_j, rel=1e-9)
+    (req_full, req_reserve), = _q(copy, "select sum(full_j), sum(reserve_j) from marts.fct_request_footprint")
+    assert req_reserve == 0
+    assert req_full == pytest.approx(sum(v[5] for v in by_node.values()), rel=1e-9)
