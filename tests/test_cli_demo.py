@@ -19,6 +19,9 @@ def test_demo_end_to_end_with_attribution_quality(tmp_path):
     out = p.stdout
     assert "tokenwatt demo: 2 days of fleet 'tiny'" in out
     assert "worst device-day conservation residual" in out
+    assert "median request, full boundary:" in out and "energy split accelerator / host / reserve / facility" in out
+    print("\n".join(line for line in out.splitlines() if "full boundary" in line or "energy split" in line
+                     or "arXiv 2508.15734" in line))  # the footprint lines, for the record (pytest -s)
     assert "attribution vs ground truth" in out and "naive_even_split" in out
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
@@ -26,6 +29,7 @@ def test_demo_end_to_end_with_attribution_quality(tmp_path):
         q = con.execute("""select method, interval_s, median_ape_pct from attribution.quality
                            order by interval_s, method""").fetchall()
         chips = {r[0] for r in con.execute("select distinct chip from marts.fct_request_energy").fetchall()}
+        wh, = con.execute("select median(full_wh) from marts.fct_request_footprint").fetchone()
     finally:
         con.close()
     from warehouse.attribution.evaluate import BASELINES, METHODS
@@ -37,6 +41,7 @@ def test_demo_end_to_end_with_attribution_quality(tmp_path):
     # at dcgm-exporter's default 30 s, better than the best of what people do by hand
     assert ape[("tokenwatt", 30.0)] < min(ape[(f"baseline_{b}", 30.0)] for b in BASELINES)
     assert chips
+    assert f"median request, full boundary: {wh:.3f} Wh" in out and wh > 0  # the printed median is the mart's
     # the site was rebuilt after the scoring: the energy page shows it instead of "no data yet"
     energy = (home / "site" / "energy.html").read_text()
     assert "attribution.quality</code> does not exist" not in energy

@@ -28,6 +28,7 @@ REQUIRED = {
     "device_samples": {"ts", "device_id", "node", "chip"},
     "requests": {"request_id", "replica_id", "arrival_ts", "finish_ts", "prompt_tokens", "completion_tokens"},
     "replicas": {"replica_id", "node", "device_ids"},
+    "host_samples": {"ts", "node", "domain"},
 }
 
 #: identifier columns checked against collectors.names.name_problem (lists: every element)
@@ -35,6 +36,7 @@ NAME_FIELDS = {
     "device_samples": ("node", "device_id"),
     "requests": ("node", "replica_id", "model"),
     "replicas": ("replica_id", "node", "model", "device_ids"),
+    "host_samples": ("node", "domain"),
 }
 LIST_FIELDS = {"device_ids"}
 
@@ -112,6 +114,20 @@ RULES: list[Rule] = _rules("device_samples", [
     ("device_ids", "device_ids is null or len(list_filter(device_ids, lambda d: d is not null)) = 0",
      "replica without devices"),
     ("valid_from", f"valid_from > {FUTURE}", "timestamp in the future"),
+]) + _rules("host_samples", [
+    ("ts", "ts is null", "missing timestamp"),
+    ("ts", f"ts > {FUTURE}", "timestamp in the future"),
+    ("ts", f"ts < {PAST}", "timestamp too far in the past"),
+    ("ts", f"_pdate is not null and (ts < {PART_LO} or ts >= {PART_HI})",
+     "timestamp outside its file's date partition"),
+    ("node", "node is null", "missing node"),
+    ("domain", "domain is null", "missing domain"),
+    ("energy_delta_j", "energy_delta_j is null and power_w is null", "neither energy delta nor power"),
+    ("energy_delta_j", f"{_nonfinite('energy_delta_j')} or energy_delta_j < 0", "energy delta not a non-negative number"),
+    ("energy_delta_j", "energy_delta_j > 1e6", "energy delta above 1 MJ per reading"),
+    ("energy_counter_j", f"{_nonfinite('energy_counter_j')} or energy_counter_j < 0",
+     "energy counter not a non-negative number"),
+    ("power_w", f"{_nonfinite('power_w')} or power_w < 0 or power_w > 100000", "host power outside 0-100 kW"),
 ])
 
 #: references checked after the fixed rules and the names: (kind, field, predicate, reason)
@@ -126,6 +142,7 @@ KEYS = {
     "device_samples": (["device_id", "ts"], "cast(ts as date)"),
     "requests": (["request_id"], "cast(finish_ts as date)"),
     "replicas": (["replica_id", "valid_from"], "cast(valid_from as date)"),
+    "host_samples": (["node", "domain", "ts"], "cast(ts as date)"),
 }
 
 #: the days a file's good rows fall on, as aggregates (first day, last day)
@@ -133,6 +150,7 @@ DAY_SPAN_AGG = {
     "device_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
     "requests": ("cast(least(min(arrival_ts), min(scheduled_ts)) as date)", "cast(max(finish_ts) as date)"),
     "replicas": ("cast(min(valid_from) as date)", "cast(max(valid_from) as date)"),
+    "host_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
 }
 
 

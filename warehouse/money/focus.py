@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collectors.units import J_PER_KWH
+from warehouse.footprint.focus_columns import FOOTPRINT_COLUMNS, footprint_columns, footprint_groups
 from warehouse.money.prices import load_prices
 
 FOCUS_VERSION = "1.2"
@@ -72,7 +73,7 @@ EXTRA_COLUMNS: list[tuple[str, str]] = [
     ("x_EnergyKwh", "d"), ("x_ActiveEnergyKwh", "d"), ("x_JoulesPerToken", "d"), ("x_EnergyCost", "d"),
     ("x_HardwareCost", "d"), ("x_UsageCost", "d"), ("x_Chip", "s"), ("x_Vendor", "s"), ("x_Model", "s"),
     ("x_Task", "s"), ("x_Language", "s"), ("x_Tier", "s"), ("x_Node", "s"), ("x_Site", "s"), ("x_CostBasis", "s"),
-]
+] + FOOTPRINT_COLUMNS  # Wh, gCO2e and mL, full and accelerator-only boundary (warehouse/footprint/focus_columns.py)
 COLUMNS = FOCUS_COLUMNS + EXTRA_COLUMNS
 _ARROW = {"s": pa.string(), "d": pa.float64(), "i": pa.int64(), "t": pa.timestamp("ms", tz="UTC")}
 
@@ -209,6 +210,7 @@ def focus_rows(con: duckdb.DuckDBPyConnection, names: dict | None = None) -> lis
     ``focus`` section (default: the price file in use)."""
     names = names or load_prices()["focus"]
     versions = price_versions(con)
+    footprint = footprint_groups(con)
     rows = []
     cur = con.execute(_QUERY)
     cols = [c[0] for c in cur.description]
@@ -218,7 +220,7 @@ def focus_rows(con: duckdb.DuckDBPyConnection, names: dict | None = None) -> lis
             continue
         for meter, side in METERS:
             if (r[f"{side}_tokens"] or 0) > 0 or (r[f"{side}_cost_usd"] or 0.0) != 0.0:
-                rows.append(_charge(r, meter, side, names, versions))
+                rows.append({**_charge(r, meter, side, names, versions), **footprint_columns(footprint, r, side)})
     _set_prices(rows)
     return rows
 
