@@ -35,7 +35,7 @@
   ``vllm:num_requests_waiting``; the same names under ``sglang:``), summed over
   every label but the model. They are kept apart from device rows and can be
   written to the spool as the extra kind ``server_counters``
-  (:data:`SERVER_COUNTERS`, defined here, not in :mod:`collectors.schema`).
+  (:data:`collectors.schema.SERVER_COUNTERS`), which the loader loads into ``raw.server_counters``.
 
 MIG instances (dcgm-exporter labels ``GPU_I_ID`` / ``GPU_I_PROFILE``) are devices of their own,
 ``<node>/<gpu>/<instance>``; see :class:`MigSplitter`.
@@ -54,23 +54,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.chip_names import chip_id_from_market_name, chip_id_from_name, usage_power_kind
 from collectors.names import host_name, name_problem
-from collectors.schema import TS
+from collectors.schema import SERVER_COUNTERS, TS  # noqa: F401 (SERVER_COUNTERS re-exported)
 
-#: one row per inference server (and model) per scrape
-SERVER_COUNTERS = pa.schema(
-    [
-        ("ts", TS),                               # scrape time, UTC
-        ("node", pa.string()),
-        ("url", pa.string()),                     # the scraped endpoint
-        ("server", pa.string()),                  # vllm | sglang
-        ("model", pa.string()),                   # model_name label (null if none)
-        ("prompt_tokens_total", pa.float64()),    # cumulative counters since server start
-        ("generation_tokens_total", pa.float64()),
-        ("request_success_total", pa.float64()),
-        ("requests_running", pa.float64()),       # gauges at scrape time
-        ("requests_waiting", pa.float64()),
-    ]
-)
 
 # metric name (``_total`` suffix removed) -> (column, scale to the column's unit)
 _DCGM: dict[str, tuple[str, float]] = {

@@ -39,7 +39,7 @@ from warehouse.ingest.load import load_spool
 from pipelines.resources import TokenwattHome
 
 PARTITIONED_JOB = "tokenwatt_partitions"
-RAW_KEYS = ["device_samples", "requests", "replicas", "quarantine", "manifest"]
+RAW_KEYS = ["device_samples", "requests", "replicas", "server_counters", "quarantine", "manifest"]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 

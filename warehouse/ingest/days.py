@@ -26,6 +26,7 @@ SPAN_COLUMNS = {
     "device_samples": (("ts",), ("ts",)),
     "requests": (("arrival_ts", "scheduled_ts"), ("finish_ts",)),
     "replicas": (("valid_from",), ("valid_from",)),
+    "server_counters": (("ts",), ("ts",)),
 }
 
 

@@ -28,6 +28,7 @@ REQUIRED = {
     "device_samples": {"ts", "device_id", "node", "chip"},
     "requests": {"request_id", "replica_id", "arrival_ts", "finish_ts", "prompt_tokens", "completion_tokens"},
     "replicas": {"replica_id", "node", "device_ids"},
+    "server_counters": {"ts", "node", "url", "server"},
 }
 
 #: identifier columns checked against collectors.names.name_problem (lists: every element)
@@ -35,6 +36,7 @@ NAME_FIELDS = {
     "device_samples": ("node", "device_id"),
     "requests": ("node", "replica_id", "model"),
     "replicas": ("replica_id", "node", "model", "device_ids"),
+    "server_counters": ("node", "model"),
 }
 LIST_FIELDS = {"device_ids"}
 
@@ -112,7 +114,17 @@ RULES: list[Rule] = _rules("device_samples", [
     ("device_ids", "device_ids is null or len(list_filter(device_ids, lambda d: d is not null)) = 0",
      "replica without devices"),
     ("valid_from", f"valid_from > {FUTURE}", "timestamp in the future"),
-])
+]) + _rules("server_counters", [
+    ("ts", "ts is null", "missing timestamp"),
+    ("ts", f"ts > {FUTURE}", "timestamp in the future"),
+    ("ts", f"ts < {PAST}", "timestamp too far in the past"),
+    ("ts", f"_pdate is not null and (ts < {PART_LO} or ts >= {PART_HI})",
+     "timestamp outside its file's date partition"),
+    ("node", "node is null or url is null", "missing node or url"),
+    ("server", "server is null or server not in ('vllm', 'sglang')", "unknown server"),
+] + [(c, f"{_nonfinite(c)} or {c} < 0", "counter not a non-negative number")
+     for c in ("prompt_tokens_total", "generation_tokens_total", "request_success_total",
+               "requests_running", "requests_waiting")])
 
 #: references checked after the fixed rules and the names: (kind, field, predicate, reason)
 REFERENCES: list[Rule] = [
@@ -126,6 +138,8 @@ KEYS = {
     "device_samples": (["device_id", "ts"], "cast(ts as date)"),
     "requests": (["request_id"], "cast(finish_ts as date)"),
     "replicas": (["replica_id", "valid_from"], "cast(valid_from as date)"),
+    # a row without a model (the server gave no model_name label) never matches another's key
+    "server_counters": (["url", "server", "model", "ts"], "cast(ts as date)"),
 }
 
 #: the days a file's good rows fall on, as aggregates (first day, last day)
@@ -133,6 +147,7 @@ DAY_SPAN_AGG = {
     "device_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
     "requests": ("cast(least(min(arrival_ts), min(scheduled_ts)) as date)", "cast(max(finish_ts) as date)"),
     "replicas": ("cast(min(valid_from) as date)", "cast(max(valid_from) as date)"),
+    "server_counters": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
 }
 
 
