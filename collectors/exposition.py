@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.chip_names import chip_id_from_market_name, chip_id_from_name, usage_power_kind
