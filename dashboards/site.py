@@ -2,7 +2,7 @@
 
 Reads the warehouse (docs/marts.md) read-only, aggregates in DuckDB, and writes one folder:
 
-    index.html energy.html cost.html fleet.html forecast.html quality.html
+    index.html energy.html cost.html fleet.html forecast.html quality.html footprint.html
     assets/vega-bundle.js  one local copy of vega + vega-lite + vega-embed (from vl-convert)
     assets/site.js, assets/style.css
     data/<chart>.csv       the aggregated data of each chart
@@ -29,13 +29,13 @@ import vl_convert as vlc
 
 from dashboards import theme
 from dashboards.markup import Markup, esc, h, join, json_for_script
-from dashboards.pages import cost, energy, fleet, forecast, overview, quality
+from dashboards.pages import cost, energy, fleet, footprint, forecast, overview, quality
 from dashboards.pages._core import SIGNALS, Chart, Ctx, Html, Live, Note, Page, Warehouse
 
 log = logging.getLogger("dashboards")
 
 ASSETS = Path(__file__).parent / "assets"
-BUILDERS = [overview.build, energy.build, cost.build, fleet.build, forecast.build, quality.build]
+BUILDERS = [overview.build, energy.build, cost.build, fleet.build, forecast.build, quality.build, footprint.build]
 MARKER = ".tokenwatt-site"
 BUNDLE = "vega-bundle.js"
 

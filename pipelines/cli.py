@@ -161,6 +161,9 @@ def cmd_demo(args) -> int:
           f"{meta['requests']:,} requests (simulate {t1 - t0:.0f} s, evaluate {t2 - t1:.0f} s, "
           f"pipeline {t3 - t2:.0f} s)\n")
     print(summary_table(home / "warehouse.duckdb"))
+    from warehouse.footprint.summary import footprint_lines
+
+    print("\n".join(footprint_lines(home / "warehouse.duckdb")))
     print()
     print(format_report(quality))
     print(f"\nwarehouse: {home / 'warehouse.duckdb'}")

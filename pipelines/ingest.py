@@ -39,7 +39,8 @@ from warehouse.ingest.load import load_spool
 from pipelines.resources import TokenwattHome
 
 PARTITIONED_JOB = "tokenwatt_partitions"
-RAW_KEYS = ["device_samples", "requests", "replicas", "server_counters", "quarantine", "manifest"]
+RAW_KEYS = ["device_samples", "requests", "replicas", "server_counters", "host_samples", "quarantine",
+            "manifest"]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 

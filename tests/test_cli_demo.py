@@ -19,6 +19,7 @@ def test_demo_end_to_end_with_attribution_quality(tmp_path):
     out = p.stdout
     assert "tokenwatt demo: 2 days of fleet 'tiny'" in out
     assert "worst device-day conservation residual" in out
+    assert "median request, full boundary:" in out and "energy split accelerator / host / reserve / facility" in out
     assert "attribution vs ground truth" in out and "naive_even_split" in out
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)

@@ -18,7 +18,7 @@ from dashboards import theme
 from dashboards.site import build_site, main
 from tests.site_fixture import build_fixture
 
-PAGES = ["index.html", "energy.html", "cost.html", "fleet.html", "forecast.html", "quality.html"]
+PAGES = ["index.html", "energy.html", "cost.html", "fleet.html", "forecast.html", "quality.html", "footprint.html"]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -204,7 +204,7 @@ def test_missing_and_empty_tables_give_notes(tmp_path):
 def test_no_warehouse_at_all(tmp_path):
     res = build_site(tmp_path / "nope.duckdb", tmp_path / "site", images=False)
     assert not res["errors"], res["errors"]
-    assert len(res["pages"]) == 6 and res["charts"] == 0
+    assert len(res["pages"]) == len(PAGES) and res["charts"] == 0
     assert "No data yet" in (tmp_path / "site" / "index.html").read_text()
     assert not (tmp_path / "nope.duckdb").exists()
 

@@ -27,6 +27,7 @@ from collectors.names import path_component
 from collectors.schema import REPLICAS, REQUESTS
 from collectors.sim.faults import bad_request_rows, bad_sample_rows, inject_file_faults, spool_file, write_faults
 from collectors.sim.fleet import Fleet, load_fleet
+from collectors.sim.host import load_host_power, write_host_day
 from collectors.sim.seeds import stable_digest
 from collectors.sim.sensors import TICK_S, sensor_table, ts_array
 from collectors.sim.serving import DONE, run_replica
@@ -116,6 +117,8 @@ class Simulator:
         self.late_files: list[tuple[Path, pa.Table]] = []
         self.written: list[Path] = []
         self.stats = {"requests": 0, "samples": 0}
+        self.host_power = load_host_power()
+        self.host_counters: dict[str, dict[str, float]] = {}
 
     def _make_devices(self) -> list[_Device]:
         fleet = self.fleet
@@ -248,6 +251,7 @@ class Simulator:
         dev_truth = []
         minute_tables: list[pa.Table] = []
         by_node: dict[str, list[pa.Table]] = {}
+        node_power: dict[str, np.ndarray] = {}
         for d in self.devices:
             if d.replica >= 0:
                 out = served[d.replica]
@@ -255,6 +259,7 @@ class Simulator:
             else:
                 active, busy, batch = np.zeros(n_ticks), np.zeros(n_ticks), np.zeros(n_ticks, np.int32)
             power = d.idle_w + active
+            node_power[d.node] = node_power.get(d.node, 0.0) + power
             e_idle = d.idle_w * DAY_S
             e_act = float(active.sum() * TICK_S)
             unused = float(d.idle_w * TICK_S * np.count_nonzero(active <= 0.0))
@@ -267,6 +272,7 @@ class Simulator:
             self.stats["samples"] += tbl.num_rows
             tbl = bad_sample_rows(self, tbl, node, date, day)
             self._write("device_samples", date, node, tbl, f"{node}-{date}")
+        write_host_day(self, date, day_start, node_power)
         dtbl = pa.table({
             "date": pa.array([dt.date.fromisoformat(x[0]) for x in dev_truth], pa.date32()),
             "node": [x[1].node for x in dev_truth], "device_id": [x[1].device_id for x in dev_truth],

@@ -27,6 +27,7 @@ SPAN_COLUMNS = {
     "requests": (("arrival_ts", "scheduled_ts"), ("finish_ts",)),
     "replicas": (("valid_from",), ("valid_from",)),
     "server_counters": (("ts",), ("ts",)),
+    "host_samples": (("ts",), ("ts",)),
 }
 
 

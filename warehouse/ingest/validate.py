@@ -68,7 +68,7 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
     part = ", ".join(f"o.{k}" for k in keys)
     key_val = " || ' ' || ".join(f"coalesce(cast(n.{k} as varchar), 'null')" for k in keys)
     existing_filter = ""
-    if kind == "device_samples":  # the key holds the day: look only at those days' rows
+    if kind in ("device_samples", "host_samples"):  # the key holds the day: look only at those days' rows
         existing_filter = (f"where r._date between (select min({day_expr}) from ok) "
                            f"and (select max({day_expr}) from ok)")
     # the refused rows only, as three small sets in order of precedence (a rule, a duplicate in

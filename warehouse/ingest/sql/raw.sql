@@ -32,6 +32,12 @@ create table if not exists raw.server_counters (
     _file varchar, _row bigint, _date date, _loaded_at timestamptz
 );
 
+create table if not exists raw.host_samples (
+    ts timestamptz, node varchar, domain varchar, energy_counter_j double, counter_wrap_j double,
+    energy_delta_j double, power_w double, source varchar,
+    _file varchar, _row bigint, _date date, _loaded_at timestamptz
+);
+
 create table if not exists raw.quarantine (
     kind varchar, file varchar, row bigint, field varchar, reason varchar, value varchar,
     loaded_at timestamptz
