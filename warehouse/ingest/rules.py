@@ -148,7 +148,9 @@ KEYS = {
     "replicas": (["replica_id", "valid_from"], "cast(valid_from as date)"),
     # a row without a model (the server gave no model_name label) never matches another's key
     "server_counters": (["url", "server", "model", "ts"], "cast(ts as date)"),
-    "host_samples": (["node", "domain", "ts"], "cast(ts as date)"),
+    # a host reading is stamped at the end of the interval it measured: its day is the interval's
+    # (a reading at 00:00:00 closes the day before), as in stg_raw__host_samples
+    "host_samples": (["node", "domain", "ts"], "cast(ts - interval 1 microsecond as date)"),
 }
 
 #: the days a file's good rows fall on, as aggregates (first day, last day)
@@ -157,7 +159,8 @@ DAY_SPAN_AGG = {
     "requests": ("cast(least(min(arrival_ts), min(scheduled_ts)) as date)", "cast(max(finish_ts) as date)"),
     "replicas": ("cast(min(valid_from) as date)", "cast(max(valid_from) as date)"),
     "server_counters": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
-    "host_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
+    "host_samples": ("cast(min(ts) - interval 1 microsecond as date)",
+                     "cast(max(ts) - interval 1 microsecond as date)"),
 }
 
 
