@@ -35,42 +35,27 @@
   ``vllm:num_requests_waiting``; the same names under ``sglang:``), summed over
   every label but the model. They are kept apart from device rows and can be
   written to the spool as the extra kind ``server_counters``
-  (:data:`SERVER_COUNTERS`, defined here, not in :mod:`collectors.schema`).
+  (:data:`collectors.schema.SERVER_COUNTERS`), which the loader loads into ``raw.server_counters``.
 
 MIG instances (dcgm-exporter labels ``GPU_I_ID`` / ``GPU_I_PROFILE``) are devices of their own,
-``<node>/<gpu>/<instance>``; see :class:`MigSplitter`.
+``<node>/<gpu>/<instance>``, and AMD compute partitions (``gpu_partition_id``; only partition 0
+reports power and energy) share their physical GPU's readings: see :mod:`collectors.gpu_split`.
 """
 from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.chip_names import chip_id_from_market_name, chip_id_from_name, usage_power_kind
+from collectors.gpu_split import GpuSplitter, MigSplitter  # noqa: F401 (MigSplitter re-exported)
 from collectors.names import host_name, name_problem
-from collectors.schema import TS
+from collectors.schema import SERVER_COUNTERS, TS  # noqa: F401 (SERVER_COUNTERS re-exported)
 
-#: one row per inference server (and model) per scrape
-SERVER_COUNTERS = pa.schema(
-    [
-        ("ts", TS),                               # scrape time, UTC
-        ("node", pa.string()),
-        ("url", pa.string()),                     # the scraped endpoint
-        ("server", pa.string()),                  # vllm | sglang
-        ("model", pa.string()),                   # model_name label (null if none)
-        ("prompt_tokens_total", pa.float64()),    # cumulative counters since server start
-        ("generation_tokens_total", pa.float64()),
-        ("request_success_total", pa.float64()),
-        ("requests_running", pa.float64()),       # gauges at scrape time
-        ("requests_waiting", pa.float64()),
-    ]
-)
 
 # metric name (``_total`` suffix removed) -> (column, scale to the column's unit)
 _DCGM: dict[str, tuple[str, float]] = {
@@ -155,7 +140,7 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
 
     ``node`` is used for series that carry no ``hostname``/``Hostname`` label; a label's host is
     normalised by :func:`collectors.names.host_name` (FQDN to short name, lower case, ``aliases``).
-    MIG instance rows go through ``mig`` (a fresh :class:`MigSplitter` when None).
+    MIG instance and AMD partition rows go through ``mig`` (a fresh :class:`GpuSplitter` when None).
     """
     devices: dict[tuple[str, str, int, str | None], dict[str, Any]] = {}
     servers: dict[tuple[str, str | None], ServerCounters] = {}
@@ -193,6 +178,10 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
             dev.setdefault("device_uuid", labels.get("gpu_uuid") or labels.get("serial_number"))
             # card_model is a board part number (102-G30211-0C); the chip's name is card_series
             dev.setdefault("model_name", labels.get("card_series") or labels.get("card_model"))
+            # a compute partition (DPX/QPX/CPX) of the GPU whose serial number it carries (collectors.gpu_split)
+            if re.fullmatch(r"[0-9]{1,3}", labels.get("gpu_partition_id", "")):
+                dev.setdefault("_partition", str(int(labels["gpu_partition_id"])))
+                dev.setdefault("_parent", labels.get("serial_number"))
             continue
         for prefix in _SERVER_PREFIXES:
             if name.startswith(prefix) and name[len(prefix):] in _SERVER:
@@ -205,8 +194,8 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
                 setattr(counters, attr, (getattr(counters, attr) or 0.0) + value)
                 break
 
-    rows = (mig or MigSplitter()).split([_device_row(dev, ts) | {"_gr_active": dev.get("_gr_active"),
-                                                                 "_instance": dev["_instance"]}
+    private = ("_gr_active", "_instance", "_partition", "_parent")
+    rows = (mig or GpuSplitter()).split([_device_row(dev, ts) | {k: dev.get(k) for k in private}
                                          for dev in devices.values()])
     rows.sort(key=lambda r: (r["node"], r["device_index"], r["device_id"], r["source"]))
     return ScrapeResult(device_rows=rows, server_counters=list(servers.values()), skipped=skipped)
@@ -230,70 +219,6 @@ def _series_problem(name: str, labels: Mapping[str, str], value: float) -> str |
     if host is not None and name_problem(host):
         return f"host label: {name_problem(host)}"
     return None
-
-
-class MigSplitter:
-    """MIG instances as devices of their own, with the physical GPU's energy shared among them.
-
-    dcgm-exporter repeats the whole GPU's power and energy counter on every MIG instance's series
-    (labels ``GPU_I_ID``, ``GPU_I_PROFILE``). Each instance becomes device ``<node>/<gpu>/<id>``
-    (``device_uuid`` ``<GPU UUID>/<id>``); the GPU's power, and each energy counter increment,
-    are shared by the instances' ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` at that sample (evenly when an
-    instance lacks it or all are idle). The instances' counters are kept cumulative from sample to
-    sample, so their increments add up to the GPU's: energy is conserved per physical GPU. The
-    state (last GPU counter, instance counters) lives here; :meth:`state`/:meth:`from_state` carry
-    it across an interrupted import.
-    """
-
-    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
-        self._last: dict[str, tuple[float, dict[str, float]]] = {
-            k: (v[0], dict(v[1])) for k, v in (state or {}).items()}
-        self._lock = threading.Lock()
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return {k: [v[0], dict(v[1])] for k, v in self._last.items()}
-
-    def split(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``rows`` with MIG instance rows rewritten (private ``_`` keys removed from every row)."""
-        out, groups = [], {}
-        for r in rows:
-            instance = r.pop("_instance", None)
-            active = r.pop("_gr_active", None)
-            if instance is None:
-                out.append(r)
-            else:
-                groups.setdefault((r["node"], r["device_index"], r["source"]), []).append((instance, active, r))
-        with self._lock:
-            for (node, index, source), members in groups.items():
-                out.extend(self._split_gpu(f"{source}|{node}|{index}", members))
-        return out
-
-    def _split_gpu(self, key: str, members: list[tuple[str, Any, dict[str, Any]]]) -> list[dict[str, Any]]:
-        members.sort(key=lambda m: m[0])
-        actives = [m[1] for m in members]
-        total_active = sum(a for a in actives if a is not None)
-        if all(a is not None and a >= 0 for a in actives) and total_active > 0:
-            shares = [a / total_active for a in actives]
-        else:
-            shares = [1.0 / len(members)] * len(members)
-        energy = next((m[2]["energy_counter_j"] for m in members if m[2]["energy_counter_j"] is not None), None)
-        power = next((m[2]["power_w"] for m in members if m[2]["power_w"] is not None), None)
-        last = self._last.get(key)
-        names = [m[0] for m in members]
-        restart = last is None or energy is None or energy < last[0] or sorted(last[1]) != sorted(names)
-        counters: dict[str, float] = {}
-        rows = []
-        for (instance, _, r), share in zip(members, shares):
-            if energy is not None:
-                counters[instance] = energy * share if restart else last[1][instance] + share * (energy - last[0])
-            rows.append({**r, "device_id": f"{r['device_id']}/{instance}",
-                         "device_uuid": f"{r['device_uuid']}/{instance}" if r["device_uuid"] else None,
-                         "power_w": power * share if power is not None else None,
-                         "energy_counter_j": counters.get(instance)})
-        if energy is not None:
-            self._last[key] = (energy, counters)
-        return rows
 
 
 def _device_row(dev: dict[str, Any], ts: datetime) -> dict[str, Any]:

@@ -16,7 +16,26 @@ span start                              arrival_time (else span end - ``gen_ai.l
                                         ``gen_ai.latency.time_in_model_prefill``)
 span end                                finished_time (else arrival + ``gen_ai.latency.e2e``)
 span status ERROR                       status ``error``
+``gen_ai.response.finish_reasons``      status ``aborted`` when it holds ``abort``
+                                        (a list, or SGLang's JSON text ``'["abort"]'``)
 ======================================  ==========================================
+
+SGLang (``--enable-trace --otlp-traces-endpoint``, with ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=
+http/protobuf`` for this receiver) ends one root span per request, named ``Req <rid>`` (``prefill
+Req`` / ``decode Req`` when disaggregated), started at the request's arrival and ended at its
+finish, with the names of ``sglang/srt/observability/trace.py``'s ``SpanAttributes`` set by the
+tokenizer manager (``request_tracing.make_span_attrs``): ``gen_ai.usage.prompt_tokens``,
+``gen_ai.usage.completion_tokens``, ``gen_ai.usage.cached_tokens`` (part of the prompt; not
+stored), ``gen_ai.request.id`` (else the span's own ``rid``), ``gen_ai.response.model``,
+``gen_ai.response.finish_reasons`` and the latencies ``gen_ai.latency.time_to_first_token``,
+``e2e``, ``time_in_model_prefill`` (from dispatch to first token, so not used when TTFT is
+there), ``time_in_model_decode`` and ``time_in_model_inference``. It sets no queue time, so the
+scheduled time stays empty (the warehouse then uses the arrival). Its per-thread and per-stage
+child spans (``tokenize``, ``prefill_forward``, ...) carry none of the request attributes and are
+counted as unknown. Its resource holds only ``service.name``: give the node with
+``OTEL_RESOURCE_ATTRIBUTES=host.name=...`` on the server (or the receiver's default node). A
+disaggregated request is reported by the prefill and the decode server under one request id; the
+loader keeps the first and quarantines the other as a duplicate.
 
 The node is the resource's ``host.name`` (normalised by :func:`collectors.names.host_name`);
 ``tokenwatt.replica_id`` (else the resource's ``service.instance.id``), ``tokenwatt.task``,
@@ -176,6 +195,8 @@ def span_record(span: trace_pb2.Span, resource: Mapping[str, Any], defaults: Def
     prefill = _latency(attrs, "gen_ai.latency.time_in_model_prefill")
     for key in ("gen_ai.latency.time_in_model_decode", "gen_ai.latency.time_in_model_inference"):
         _latency(attrs, key)  # validated, not stored
+    if "gen_ai.usage.cached_tokens" in attrs:
+        _tokens(attrs, "gen_ai.usage.cached_tokens")  # SGLang: validated, not stored
     start = span.start_time_unix_nano / 1e9 if span.start_time_unix_nano else None
     end = span.end_time_unix_nano / 1e9 if span.end_time_unix_nano else None
     if start is None and end is not None and e2e is not None:
@@ -188,7 +209,7 @@ def span_record(span: trace_pb2.Span, resource: Mapping[str, Any], defaults: Def
     first_token = start + ttft if ttft is not None else (
         scheduled + prefill if scheduled is not None and prefill is not None else None)
     return {
-        "request_id": _first(attrs, "gen_ai.request.id", "gen_ai.response.id"),
+        "request_id": _first(attrs, "gen_ai.request.id", "gen_ai.response.id", "rid"),
         "model": _first(attrs, "gen_ai.response.model", "gen_ai.request.model"),
         "node": host_name(host, defaults.aliases),
         "replica_id": _first(both, "tokenwatt.replica_id") or _first(resource, "service.instance.id")
@@ -202,8 +223,23 @@ def span_record(span: trace_pb2.Span, resource: Mapping[str, Any], defaults: Def
         "finished_time": end,
         "prompt_tokens": _tokens(attrs, "gen_ai.usage.prompt_tokens", "gen_ai.usage.input_tokens"),
         "completion_tokens": _tokens(attrs, "gen_ai.usage.completion_tokens", "gen_ai.usage.output_tokens"),
-        "status": "error" if span.status.code == trace_pb2.Status.STATUS_CODE_ERROR else "ok",
+        "status": _status(span, attrs),
     }
+
+
+def _status(span: trace_pb2.Span, attrs: Mapping[str, Any]) -> str:
+    """``error`` for an ERROR span status, ``aborted`` when a finish reason is ``abort``, else ``ok``."""
+    if span.status.code == trace_pb2.Status.STATUS_CODE_ERROR:
+        return "error"
+    reasons = attrs.get("gen_ai.response.finish_reasons")
+    if isinstance(reasons, str):  # SGLang writes the list as JSON text
+        try:
+            reasons = json.loads(reasons)
+        except json.JSONDecodeError:
+            reasons = [reasons]
+    if isinstance(reasons, list) and "abort" in reasons:
+        return "aborted"
+    return "ok"
 
 
 def convert(message: ExportTraceServiceRequest, defaults: Defaults) -> Converted:

@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
+from collectors.names import HostAliasError, load_host_aliases
 from collectors.rejects import Reject, write_rejects
 from collectors.request_record import RequestLogError, record_to_row
 from collectors.request_spool import write_requests
@@ -34,25 +35,27 @@ def _lines(path: Path) -> Iterable[tuple[int, str | None, str]]:
                 yield line_no, None, f"not valid UTF-8 at byte {exc.start}"
 
 
-def _parse_line(text: str, node: str | None) -> dict[str, Any]:
+def _parse_line(text: str, node: str | None, aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestLogError(f"invalid JSON: {exc.msg}") from None
     except (RecursionError, ValueError) as exc:
         raise RequestLogError(f"invalid JSON: {type(exc).__name__}") from None
-    return record_to_row(record, node)
+    return record_to_row(record, node, aliases)
 
 
 def convert_jsonl(
-    path: Path | str, spool: Path | str, node: str | None = None, batch_rows: int = 200_000
+    path: Path | str, spool: Path | str, node: str | None = None, batch_rows: int = 200_000,
+    aliases: Mapping[str, str] | None = None,
 ) -> ConvertResult:
     """Convert a request-log ``.jsonl`` file into REQUESTS files in the spool.
 
     A line that cannot become a row (not UTF-8, not JSON, a field refused by
     collectors/request_record.py) is skipped and reported with the file, line and field, and kept in
     ``<spool>/rejects/requests/``; conversion goes on with the next line. Blank lines are ignored.
-    ``node`` fills records without one. File names are ``<stem>-<content hash>-<part>``, so a rerun
+    ``node`` fills records without one; every node goes through :func:`collectors.names.host_name`
+    with ``aliases`` (FQDN -> short name, then the alias table). File names are ``<stem>-<content hash>-<part>``, so a rerun
     on the same file overwrites rather than duplicates.
     """
     path = Path(path)
@@ -93,7 +96,7 @@ def convert_jsonl(
         if not text.strip():
             continue
         try:
-            batch.append(_parse_line(text, node))
+            batch.append(_parse_line(text, node, aliases))
         except RequestLogError as exc:
             refuse(line_no, exc.field, str(exc), text)
         if len(batch) >= batch_rows:
@@ -117,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--spool", type=Path, required=True)
     parser.add_argument("--node", default=None, help="node for records without one")
+    parser.add_argument("--aliases", type=Path, default=None, help="host alias YAML (aliases: {fqdn-or-name: node})")
     args = parser.parse_args(argv)
     try:
-        result = convert_jsonl(args.file, args.spool, node=args.node)
+        aliases = load_host_aliases(args.aliases) if args.aliases else None
+    except HostAliasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = convert_jsonl(args.file, args.spool, node=args.node, aliases=aliases)
     except OSError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from collectors.names import name_problem
+from collectors.names import host_name, name_problem
 from collectors.schema import TASKS, TIERS
 from collectors.units import MAX_TOKENS, MAX_TS, MIN_TS
 
@@ -135,8 +135,13 @@ def _choice(record: Mapping[str, Any], name: str, choices: tuple[str, ...], defa
     return value
 
 
-def record_to_row(record: Mapping[str, Any], default_node_name: str | None = None) -> dict[str, Any]:
-    """One request-log record -> one REQUESTS row dict. Raises :class:`RequestLogError`."""
+def record_to_row(record: Mapping[str, Any], default_node_name: str | None = None,
+                  aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One request-log record -> one REQUESTS row dict. Raises :class:`RequestLogError`.
+
+    The node (the record's, else ``default_node_name``) goes through the one host-name policy,
+    :func:`collectors.names.host_name` with ``aliases``: an FQDN or upper-case name becomes the
+    short node name the device exporters' rows carry, so a machine's devices and requests join."""
     if not isinstance(record, Mapping):
         raise RequestLogError(f"expected a JSON object, got {type(record).__name__}")
     request_id = _optional_str(record, "request_id")
@@ -152,6 +157,10 @@ def record_to_row(record: Mapping[str, Any], default_node_name: str | None = Non
     node = _optional_str(record, "node") or default_node_name
     if node is None:
         raise RequestLogError("node is required (in the record or as the logger's node)", "node")
+    node = host_name(node, aliases)
+    problem = name_problem(node)
+    if problem:  # an alias table never maps to a bad name, but a host name may cut to nothing
+        raise RequestLogError(f"node: not a usable name after host-name normalisation ({problem})", "node")
     return {
         "request_id": request_id,
         "node": node,

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from collectors.base import default_node
-from collectors.names import clean_identifier
+from collectors.names import clean_identifier, host_name
 from collectors.rejects import Reject, write_rejects
 from collectors.request_convert import ConvertResult, convert_jsonl  # noqa: F401 (re-exported)
 from collectors.request_record import STATUSES, TIME_FIELDS, RequestLogError, parse_time, record_to_row  # noqa: F401
@@ -91,6 +91,11 @@ class RequestLogger:
     failed write keeps its rows for the next try; the buffer holds at most
     ``max_buffer_rows`` (oldest dropped, counted in ``stats.dropped_rows``).
     File names ``<node>-<start_us>-<pid>-<seq>`` sort by time and never collide.
+
+    Node names (``node`` and each record's) follow the one host-name policy,
+    :func:`collectors.names.host_name`: ``GPU-7.example.internal`` is logged as ``gpu-7``, or as
+    what ``aliases`` (:func:`collectors.names.load_host_aliases`) maps it to, the name the device
+    exporters' rows carry.
     """
 
     def __init__(
@@ -102,11 +107,13 @@ class RequestLogger:
         background: bool = True,
         max_buffer_rows: int = 1_000_000,
         clock: Callable[[], float] = time.time,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         if flush_every_n < 1 or flush_interval_s <= 0:
             raise ValueError("flush_every_n must be >= 1 and flush_interval_s > 0")
         self.spool = Path(spool)
-        self.node = clean_identifier("node", node or default_node())
+        self.aliases = dict(aliases or {})
+        self.node = host_name(clean_identifier("node", node or default_node()), self.aliases)
         self.flush_every_n = flush_every_n
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
@@ -173,7 +180,7 @@ class RequestLogger:
         to the next rejects file); never raises into the server.
         """
         try:
-            row = record_to_row(record, self.node)
+            row = record_to_row(record, self.node, self.aliases)
         except RequestLogError as exc:
             return self._reject(Reject(exc.field, str(exc), plain_record(record)))
         except Exception as exc:  # noqa: BLE001 - a record must never take the server down

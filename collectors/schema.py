@@ -81,11 +81,30 @@ HOST_SAMPLES = pa.schema(
     ]
 )
 
+#: one row per inference server (and model) per scrape of its own metrics (``vllm:*``, ``sglang:*``;
+#: collectors/exposition.py): the cumulative counters the completeness check compares with the
+#: request telemetry
+SERVER_COUNTERS = pa.schema(
+    [
+        ("ts", TS),                               # scrape time, UTC
+        ("node", pa.string()),
+        ("url", pa.string()),                     # the scraped endpoint
+        ("server", pa.string()),                  # vllm | sglang
+        ("model", pa.string()),                   # model_name label (null if none)
+        ("prompt_tokens_total", pa.float64()),    # cumulative counters since server start
+        ("generation_tokens_total", pa.float64()),
+        ("request_success_total", pa.float64()),
+        ("requests_running", pa.float64()),       # gauges at scrape time
+        ("requests_waiting", pa.float64()),
+    ]
+)
+
 KINDS = {
     "device_samples": DEVICE_SAMPLES,
     "requests": REQUESTS,
     "replicas": REPLICAS,
     "host_samples": HOST_SAMPLES,
+    "server_counters": SERVER_COUNTERS,
 }
 
 TASKS = ("chat", "translate", "summarize", "code-generate", "code-optimize", "code-fix")

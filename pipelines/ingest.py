@@ -26,7 +26,7 @@ import os
 
 import dagster as dg
 
-from warehouse.ingest.checks import completeness_by_device_day, freshness_by_node, quarantine_rate
+from warehouse.ingest.checks import chips_known, completeness_by_device_day, freshness_by_node, quarantine_rate
 from warehouse.ingest.days import dirty_dates, file_dates, pending_dates
 from warehouse.ingest.manifest import pending
 from warehouse.ingest.scan import scan_spool, spool_dates
@@ -39,7 +39,8 @@ from warehouse.ingest.load import load_spool
 from pipelines.resources import TokenwattHome
 
 PARTITIONED_JOB = "tokenwatt_partitions"
-RAW_KEYS = ["device_samples", "requests", "replicas", "host_samples", "quarantine", "manifest"]
+RAW_KEYS = ["device_samples", "requests", "replicas", "server_counters", "host_samples", "quarantine",
+            "manifest"]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -121,7 +122,23 @@ RAW_CHECKS = [
     dg.AssetCheckSpec("quarantine_rate", asset=["raw", "quarantine"],
                       description="quarantined / seen rows per kind of the window's files <= "
                                   "TOKENWATT_QUARANTINE_MAX_RATE"),
+    dg.AssetCheckSpec("chips_in_catalog_and_prices", asset=["raw", "device_samples"],
+                      description="every chip the window's devices report is in the chip catalog and has a price "
+                                  "(else its cost would be a silent $0); the failure names the chip and the file"),
 ]
+
+
+def _chip_tables() -> tuple[set, set | None, str, str]:
+    """(catalog chips, priced chips or None if the price file does not load, the two files)."""
+    from collectors.catalog import CHIPS_FILE, load_chips
+    from warehouse.money.prices import load_prices, prices_path
+
+    path = prices_path(os.environ.get("TOKENWATT_PRICES"))  # the file the prices asset reads
+    try:
+        priced = {c[0] for c in load_prices(path)["chips"]}
+    except Exception:  # noqa: BLE001 - the prices asset fails on it, with the reason
+        priced = None
+    return set(load_chips()), priced, str(CHIPS_FILE), str(path)
 
 
 def _json(v) -> str:
@@ -129,11 +146,12 @@ def _json(v) -> str:
 
 
 def evaluate_raw_checks(context, con, home: Home, first: str, last: str):
-    """Yield the three ingest AssetCheckResults; log an error for each that fails."""
+    """Yield the ingest AssetCheckResults; log an error for each that fails."""
     cfg = check_settings(home)
     fresh = freshness_by_node(con, cfg["freshness_max_age_s"], cfg["freshness_reference"])
     comp = completeness_by_device_day(con, first, last, cfg["completeness_min"])
     quar = quarantine_rate(con, first, last, cfg["quarantine_max_rate"])
+    chips = chips_known(con, first, last, *_chip_tables())
     results = [
         ("freshness_per_node", ["raw", "device_samples"], fresh,
          {"stale_nodes": _json(fresh.get("stale")), "nodes": fresh.get("nodes", 0),
@@ -144,6 +162,9 @@ def evaluate_raw_checks(context, con, home: Home, first: str, last: str):
           "worst_ratio": comp["worst_ratio"], "min_ratio": comp["min_ratio"], "window": f"{first}..{last}"}),
         ("quarantine_rate", ["raw", "quarantine"], quar,
          {"rates": _json(quar["rates"]), "over": _json(quar["over"]), "max_rate": quar["max_rate"],
+          "window": f"{first}..{last}"}),
+        ("chips_in_catalog_and_prices", ["raw", "device_samples"], chips,
+         {"failures": chips["failures"], "unknown": _json(chips["unknown"]), "chips": chips["chips"],
           "window": f"{first}..{last}"}),
     ]
     for name, key, res, meta in results:

@@ -1,5 +1,6 @@
 """`tokenwatt import prometheus` against Debian's real Prometheus on loopback, scraping a tiny server
-that serves dcgm-exporter text (current labels, MIG instances) and AMD exporter text (card_series)."""
+that serves dcgm-exporter text (current labels, MIG instances) and AMD exporter text (card_series,
+an SPX GPU pair and a GPU in CPX mode whose partition 0 alone reports power and energy)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None and not os.en
 DGX = [(0, {"1": 0.75, "2": 0.25}), (1, {"1": None, "2": None, "13": None}), (2, None)]
 POWER_W = {0: 400.0, 1: 250.0, 2: 600.0}
 AMD_POWER_W = {0: 700.0, 1: 300.0}
+#: the CPX GPU's partitions (gpu_id 2-5 = partitions 0-3) with their gfx activity, and its power
+CPX_ACTIVITY, CPX_POWER_W = (10, 20, 30, 40), 800.0
 
 
 class Exporters:
@@ -81,9 +84,20 @@ class Exporters:
             self.log[("mi-node-1", gpu)].append((ts_ms, energy_uj))
             labels = (f'card_model="102-G30211-0C",card_series="AMD Instinct MI300X",card_vendor="AMD",gpu_id="{gpu}",'
                       f'gpu_uuid="5fff74a1-{gpu:04d}",hostname="mi-node-1",serial_number="69225100{gpu}"')
+            labels += ',gpu_partition_id="0",gpu_compute_partition_type="SPX"'
             lines += [f"gpu_energy_consumed{{{labels}}} {energy_uj:.1f} {ts_ms}",
                       f"gpu_package_power{{{labels}}} {power} {ts_ms}",
                       f"gpu_gfx_activity{{{labels}}} 55 {ts_ms}"]
+        energy_uj = 2e12 + CPX_POWER_W * dt * 1e6
+        self.log[("mi-node-1", "cpx")].append((ts_ms, energy_uj))
+        for part, activity in enumerate(CPX_ACTIVITY):
+            labels = (f'card_model="102-G30211-0C",card_series="AMD Instinct MI300X",card_vendor="AMD",'
+                      f'gpu_compute_partition_type="CPX",gpu_id="{2 + part}",gpu_partition_id="{part}",'
+                      f'hostname="mi-node-1",serial_number="692251009"')
+            if part == 0:
+                lines.append(f"gpu_energy_consumed{{{labels}}} {energy_uj:.1f} {ts_ms}")
+            lines += [f"gpu_package_power{{{labels}}} {CPX_POWER_W if part == 0 else 0} {ts_ms}",
+                      f"gpu_gfx_activity{{{labels}}} {activity} {ts_ms}"]
         return "\n".join(lines) + "\n"
 
 
@@ -161,8 +175,9 @@ def test_history_import_conserves_the_served_counters_and_splits_mig(prometheus,
     by_dev = defaultdict(list)
     for r in rows:
         by_dev[r["device_id"]].append(r)
+    cpx = [f"mi-node-1/{2 + p}" for p in range(len(CPX_ACTIVITY))]
     assert sorted(by_dev) == ["dgx-1/0/1", "dgx-1/0/2", "dgx-1/1/1", "dgx-1/1/13", "dgx-1/1/2", "dgx-1/2",
-                              "mi-node-1/0", "mi-node-1/1"]
+                              "mi-node-1/0", "mi-node-1/1", *cpx]
     assert {r["chip"] for r in rows if r["vendor"] == "amd"} == {"amd-mi300x"}  # card_series, not card_model
     assert {r["chip"] for r in rows if r["vendor"] == "nvidia"} == {"nvidia-h100-sxm"}
     assert by_dev["dgx-1/0/1"][0]["device_uuid"] == "GPU-0000/1"
@@ -177,13 +192,17 @@ def test_history_import_conserves_the_served_counters_and_splits_mig(prometheus,
         if host == "vllm":
             continue
         served = (served_at(log, t_last) - served_at(log, t_first)) * scale[host]
-        instances = [d for d in by_dev if d == f"{host}/{gpu}" or d.startswith(f"{host}/{gpu}/")]
+        instances = cpx if gpu == "cpx" else [
+            d for d in by_dev if d == f"{host}/{gpu}" or d.startswith(f"{host}/{gpu}/")]
         imported = sum(delta(d) for d in instances)
         assert served > 0 and imported == pytest.approx(served, rel=1e-3), (host, gpu)
     gpu0 = delta("dgx-1/0/1") + delta("dgx-1/0/2")
     assert delta("dgx-1/0/1") / gpu0 == pytest.approx(0.75, rel=1e-6)  # by GR engine activity
     assert delta("dgx-1/1/13") / (delta("dgx-1/1/1") + delta("dgx-1/1/2") + delta("dgx-1/1/13")) == pytest.approx(1 / 3)
     assert all(r["power_w"] == pytest.approx(100.0) for r in by_dev["dgx-1/0/2"])  # 400 W x 0.25
+    # AMD CPX: partition 0's energy shared by gfx activity (40 of 100 for partition 3)
+    assert delta(cpx[3]) / sum(delta(d) for d in cpx) == pytest.approx(0.4, rel=1e-6)
+    assert all(r["power_w"] == pytest.approx(CPX_POWER_W * 0.2) for r in by_dev[cpx[1]])
 
 
 def test_imported_rows_are_the_live_scrapers_rows(prometheus, tmp_path):

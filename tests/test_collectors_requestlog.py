@@ -131,3 +131,38 @@ def test_convert_jsonl_skips_bad_lines_and_is_idempotent(tmp_path):
     again = convert_jsonl(log_file, spool)
     assert again.files == result.files
     assert read_requests(spool).num_rows == 3
+
+
+def test_the_request_log_names_a_host_as_the_device_exporters_do(tmp_path):
+    """FQDN, case and the alias table: one node name for a machine's devices and its requests."""
+    from collectors.exposition import parse_exposition
+    from collectors.names import load_host_aliases
+
+    aliases_file = tmp_path / "nodes.yaml"
+    aliases_file.write_text("aliases:\n  ip-100-64-171-120.ec2.internal: gpu-8\n")
+    aliases = load_host_aliases(aliases_file)
+    with RequestLogger(tmp_path / "spool", node="GPU-7.Example.Internal", background=False,
+                       aliases=aliases) as logger:
+        assert logger.node == "gpu-7"
+        assert logger.log_record(record(request_id="a", node=None))
+        assert logger.log_record(record(request_id="b", node="gpu-7.example.internal."))
+        assert logger.log_record(record(request_id="c", node="IP-100-64-171-120.ec2.internal"))
+    rows = {r["request_id"]: r["node"] for r in read_requests(tmp_path / "spool").to_pylist()}
+    assert rows == {"a": "gpu-7", "b": "gpu-7", "c": "gpu-8"}
+    assert {f.parent.name for f in list_files(tmp_path / "spool", "requests")} == {"node=gpu-7", "node=gpu-8"}
+
+    text = ('DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-a",modelName="NVIDIA H100 80GB HBM3",'
+            'Hostname="GPU-7.example.internal"} 300\n'
+            'DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-b",modelName="NVIDIA H100 80GB HBM3",'
+            'Hostname="ip-100-64-171-120.ec2.internal"} 300\n')
+    scraped = parse_exposition(text, datetime.fromtimestamp(T, tz=timezone.utc), "scraper", "http://x/metrics", aliases)
+    assert sorted(r["node"] for r in scraped.device_rows) == ["gpu-7", "gpu-8"]
+
+
+def test_converting_a_log_normalises_its_host_names(tmp_path):
+    log = tmp_path / "requests.jsonl"
+    log.write_text(json.dumps(record(request_id="a", node="Gpu-7.corp")) + "\n"
+                   + json.dumps(record(request_id="b", node="old-name")) + "\n")
+    result = convert_jsonl(log, tmp_path / "spool", aliases={"old-name": "gpu-9"})
+    assert result.rows_written == 2 and not result.bad_lines
+    assert sorted(read_requests(tmp_path / "spool").column("node").to_pylist()) == ["gpu-7", "gpu-9"]

@@ -64,8 +64,10 @@ def test_cost_allocation_unit_tests_pass(docs_home):
     declared = yaml.safe_load((DBT_DIR / "models" / "intermediate" / "int_requests_costed.yml").read_text())
     names = [u["name"] for u in declared["unit_tests"]]
     assert len(names) >= 2
+    every = [(u["model"], u["name"]) for f in sorted((DBT_DIR / "models").rglob("*.yml"))
+             for u in (yaml.safe_load(f.read_text()) or {}).get("unit_tests", [])]
     run = run_dbt(docs_home, "test", "--select", "test_type:unit", check=False, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-4000:]
-    for name in names:
-        assert f"int_requests_costed::{name}" in run.stdout and "PASS" in run.stdout, run.stdout[-4000:]
-    assert f"PASS={len(names)}" in run.stdout.replace(" ", ""), run.stdout[-2000:]
+    for model, name in every:
+        assert f"{model}::{name}" in run.stdout and "PASS" in run.stdout, run.stdout[-4000:]
+    assert f"PASS={len(every)}" in run.stdout.replace(" ", ""), run.stdout[-2000:]

@@ -169,7 +169,7 @@ def _workloads(ctx: Ctx) -> Section:
                         row_number() over (order by cost_usd desc) as rank_cost_all,
                         row_number() over (partition by chip order by cost_usd desc) as rank_cost_chip
               from w)
-        select model || ' · ' || task || ' · ' || chip as workload, * from r
+        select coalesce(model, 'no model') || ' · ' || coalesce(task, 'no task') || ' · ' || chip as workload, * from r
         where least(rank_rate_all, rank_rate_chip, rank_cost_all, rank_cost_chip) <= {TOP}
         order by usd_per_mtok desc""")
     df = tidy(df, 5)

@@ -97,6 +97,8 @@ def _by_group(ctx: Ctx) -> Section:
     models = sorted(q.model.unique(), key=_model_key)
     for dim, title in (("task", "Task"), ("language", "Language")):
         d = tidy(q[q[dim].notna()].drop(columns=["language" if dim == "task" else "task"]), 4)
+        if d.empty:  # no request gave a task (or a language): nothing to draw for that dimension
+            continue
         order = (d.groupby(dim)["p50"].median().sort_values(ascending=False).index.tolist())
         sec.blocks.append(Chart(f"energy-box-{dim}", _box(d, dim, title, order, models, pal), d,
                                 f"Energy per request by {dim}: percentiles per chip and model.", wide=True,

@@ -1,10 +1,11 @@
-"""quality.html: quarantined rows by reason, sampling gaps, counter resets, clock skew."""
+"""quality.html: coverage, unmatched devices and requests, quarantined rows by reason, sampling gaps, counter
+resets, clock skew."""
 from __future__ import annotations
 
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages import coverage
+from dashboards.pages import coverage, quality_matching
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
                                     one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
@@ -16,6 +17,9 @@ SKEW = "attribution.clock_skew"
 SENSOR_REASONS = ("counter reset (integrated power used)", "sampling gap (seconds)")
 #: and the clock-skew corrections it adds ("clock skew +2.5 s (samples vs requests), corrected"; rows = devices)
 SKEW_REASON_LIKE = "clock skew %"
+#: every mart reason that is not a quarantined row: the sensors', and the unmatched devices / requests and
+#: server-counter mismatches (their own section, quality_matching.py)
+NOT_QUARANTINE = SENSOR_REASONS + tuple(quality_matching.REASONS)
 KIND_COLORS = {"device_samples": theme.OKABE_ITO["orange"], "requests": theme.OKABE_ITO["reddish_purple"],
                "replicas": "#777777", "file": "#333333"}
 MAX_DEVICES = 40
@@ -27,6 +31,7 @@ def build(ctx: Ctx) -> Page:
                 "Refused rows are kept in raw.quarantine with file, row, field and reason; good rows of the same "
                 "file still load.")
     page.sections += [safe(ctx, coverage.section, "Coverage"),
+                      safe(ctx, quality_matching.section, "Devices, requests and server counters that do not match"),
                       safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
                       safe(ctx, _resets, "Counter resets"), safe(ctx, _clock_skew, "Clock skew")]
     return page
@@ -38,7 +43,7 @@ def _quarantine(ctx: Ctx) -> Section:
     if not wh.exists(Q) and not wh.has(DQ):
         sec.blocks.append(no_data(wh, Q))
         return sec
-    ph = ", ".join("?" for _ in SENSOR_REASONS)
+    ph = ", ".join("?" for _ in NOT_QUARANTINE)
     if wh.exists(Q):
         by = wh.df(f"""select coalesce(kind, 'file') as kind, coalesce(reason, 'unknown') as reason, count(*) as rows,
                               count(distinct file) as files
@@ -46,7 +51,7 @@ def _quarantine(ctx: Ctx) -> Section:
     else:
         by = wh.df(f"""select kind, reason, sum(rows) as rows, null::bigint as files from {DQ}
                        where reason not in ({ph}) and reason not like ? group by all order by rows desc""",
-                   [*SENSOR_REASONS, SKEW_REASON_LIKE])
+                   [*NOT_QUARANTINE, SKEW_REASON_LIKE])
     if by.empty:
         sec.blocks.append(Note("Nothing quarantined: every loaded row passed validation.", "info"))
     else:
@@ -72,7 +77,7 @@ def _quarantine(ctx: Ctx) -> Section:
     if wh.has(DQ):
         daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, kind, reason, sum(rows) as rows
                                from {DQ} where reason not in ({ph}) and reason not like ? and date is not null
-                               group by all order by date""", [*SENSOR_REASONS, SKEW_REASON_LIKE]))
+                               group by all order by date""", [*NOT_QUARANTINE, SKEW_REASON_LIKE]))
         if not daily.empty:
             daily["label"] = daily.kind + ": " + daily.reason.map(lambda r: _clip(r, 56))
             labels = daily.groupby("label")["rows"].sum().sort_values(ascending=False).index.tolist()

@@ -75,3 +75,30 @@ def quarantine_rate(con, first: str, last: str, max_rate: float) -> dict:
                        "unreadable_files": int(bad_files), "files": int(files)}
     over = sorted(k for k, v in rates.items() if v["rate"] > max_rate)
     return {"passed": not over, "over": over, "rates": rates, "max_rate": max_rate}
+
+
+def chips_known(con, first: str, last: str, catalog: set[str], priced: set[str] | None,
+                catalog_file: str, price_file: str) -> dict:
+    """Every chip the devices of the window report is in the chip catalog (rated, idle and
+    phase power) and has a price (hardware cost). A chip missing from either is an ERROR, never a
+    silent $0 or a made-up idle power: the failure names the chip, its devices and nodes, and the
+    file and section to add it to. ``priced`` None: the price file could not be read (the prices
+    asset reports why), so only the catalog is checked."""
+    rows = con.execute("""
+        select chip, count(distinct device_id) as devices, list(distinct node order by node) as nodes
+        from raw.device_samples where _date between ? and ? and chip is not null
+        group by chip order by chip
+    """, [first, last]).fetchall()
+    unknown, failures = [], []
+    for chip, devices, nodes in rows:
+        missing = [what for what, known in (("catalog", catalog), ("prices", priced))
+                   if known is not None and chip not in known]
+        if not missing:
+            continue
+        where = [f"the chip catalog {catalog_file} (section chips:)" if m == "catalog"
+                 else f"the price file {price_file} (section chips:)" for m in missing]
+        shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
+        failures.append(f"chip {chip!r} ({devices} device(s) on {shown}) is not in "
+                        + " nor in ".join(where) + ": add it there")
+        unknown.append({"chip": chip, "devices": int(devices), "nodes": list(nodes), "missing": missing})
+    return {"passed": not unknown, "chips": len(rows), "unknown": unknown, "failures": "; ".join(failures) or "none"}

@@ -26,8 +26,12 @@ SPAN_COLUMNS = {
     "device_samples": (("ts",), ("ts",)),
     "requests": (("arrival_ts", "scheduled_ts"), ("finish_ts",)),
     "replicas": (("valid_from",), ("valid_from",)),
+    "server_counters": (("ts",), ("ts",)),
     "host_samples": (("ts",), ("ts",)),
 }
+#: kinds whose timestamp closes the interval a row measured: their day is that of ts - 1 us
+END_STAMPED = {"host_samples"}
+_TICK = dt.timedelta(microseconds=1)
 
 
 def _to_date(v) -> dt.date | None:
@@ -64,7 +68,10 @@ def footer_span(path: Path | str, kind: str) -> tuple[dt.date, dt.date] | None:
                 if st is None or not st.has_min_max:
                     continue
                 try:
-                    d = _to_date(getattr(st, which))
+                    v = getattr(st, which)
+                    if kind in END_STAMPED:
+                        v = v - _TICK if isinstance(v, dt.datetime) else v - 1 if isinstance(v, int) else v
+                    d = _to_date(v)
                 except Exception:
                     d = None
                 if d is None:

@@ -39,7 +39,7 @@ from warehouse.ingest.manifest import classify, read_manifest, record, requeue_u
 from warehouse.ingest.scan import scan_spool
 from warehouse.ingest.validate import validate_and_insert
 
-LOAD_ORDER = ("replicas", "device_samples", "requests", "host_samples")
+LOAD_ORDER = ("replicas", "device_samples", "requests", "server_counters", "host_samples")
 DEFAULT_BATCH_ROWS = 2_000_000
 SYMLINK_REASON = "symbolic link refused: spool files must be regular files"
 log = logging.getLogger("tokenwatt.load")

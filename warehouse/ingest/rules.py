@@ -28,6 +28,7 @@ REQUIRED = {
     "device_samples": {"ts", "device_id", "node", "chip"},
     "requests": {"request_id", "replica_id", "arrival_ts", "finish_ts", "prompt_tokens", "completion_tokens"},
     "replicas": {"replica_id", "node", "device_ids"},
+    "server_counters": {"ts", "node", "url", "server"},
     "host_samples": {"ts", "node", "domain"},
 }
 
@@ -36,6 +37,7 @@ NAME_FIELDS = {
     "device_samples": ("node", "device_id"),
     "requests": ("node", "replica_id", "model"),
     "replicas": ("replica_id", "node", "model", "device_ids"),
+    "server_counters": ("node", "model"),
     "host_samples": ("node", "domain"),
 }
 LIST_FIELDS = {"device_ids"}
@@ -70,12 +72,16 @@ def _rules(kind: str, rows: list[tuple[str, str, str]]) -> list[Rule]:
     return [Rule(kind, f, p, r) for f, p, r in rows]
 
 
-RULES: list[Rule] = _rules("device_samples", [
+#: the timestamp rules of every kind whose rows carry one ts
+TS_ROWS = [
     ("ts", "ts is null", "missing timestamp"),
     ("ts", f"ts > {FUTURE}", "timestamp in the future"),
     ("ts", f"ts < {PAST}", "timestamp too far in the past"),
     ("ts", f"_pdate is not null and (ts < {PART_LO} or ts >= {PART_HI})",
      "timestamp outside its file's date partition"),
+]
+
+RULES: list[Rule] = _rules("device_samples", TS_ROWS + [
     ("device_id", "device_id is null or node is null", "missing device or node"),
     ("chip", "chip is null", "missing chip"),
     ("power_limit_w", f"{_nonfinite('power_limit_w')} or power_limit_w < 0", "power limit not a non-negative number"),
@@ -114,12 +120,12 @@ RULES: list[Rule] = _rules("device_samples", [
     ("device_ids", "device_ids is null or len(list_filter(device_ids, lambda d: d is not null)) = 0",
      "replica without devices"),
     ("valid_from", f"valid_from > {FUTURE}", "timestamp in the future"),
-]) + _rules("host_samples", [
-    ("ts", "ts is null", "missing timestamp"),
-    ("ts", f"ts > {FUTURE}", "timestamp in the future"),
-    ("ts", f"ts < {PAST}", "timestamp too far in the past"),
-    ("ts", f"_pdate is not null and (ts < {PART_LO} or ts >= {PART_HI})",
-     "timestamp outside its file's date partition"),
+]) + _rules("server_counters", TS_ROWS + [
+    ("node", "node is null or url is null", "missing node or url"),
+    ("server", "server is null or server not in ('vllm', 'sglang')", "unknown server"),
+] + [(c, f"{_nonfinite(c)} or {c} < 0", "counter not a non-negative number")
+     for c in ("prompt_tokens_total", "generation_tokens_total", "request_success_total",
+               "requests_running", "requests_waiting")]) + _rules("host_samples", TS_ROWS + [
     ("node", "node is null", "missing node"),
     ("domain", "domain is null", "missing domain"),
     ("energy_delta_j", "energy_delta_j is null and power_w is null", "neither energy delta nor power"),
@@ -142,7 +148,11 @@ KEYS = {
     "device_samples": (["device_id", "ts"], "cast(ts as date)"),
     "requests": (["request_id"], "cast(finish_ts as date)"),
     "replicas": (["replica_id", "valid_from"], "cast(valid_from as date)"),
-    "host_samples": (["node", "domain", "ts"], "cast(ts as date)"),
+    # a row without a model (the server gave no model_name label) never matches another's key
+    "server_counters": (["url", "server", "model", "ts"], "cast(ts as date)"),
+    # a host reading is stamped at the end of the interval it measured: its day is the interval's
+    # (a reading at 00:00:00 closes the day before), as in stg_raw__host_samples
+    "host_samples": (["node", "domain", "ts"], "cast(ts - interval 1 microsecond as date)"),
 }
 
 #: the days a file's good rows fall on, as aggregates (first day, last day)
@@ -150,7 +160,9 @@ DAY_SPAN_AGG = {
     "device_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
     "requests": ("cast(least(min(arrival_ts), min(scheduled_ts)) as date)", "cast(max(finish_ts) as date)"),
     "replicas": ("cast(min(valid_from) as date)", "cast(max(valid_from) as date)"),
-    "host_samples": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
+    "server_counters": ("cast(min(ts) as date)", "cast(max(ts) as date)"),
+    "host_samples": ("cast(min(ts) - interval 1 microsecond as date)",
+                     "cast(max(ts) - interval 1 microsecond as date)"),
 }
 
 

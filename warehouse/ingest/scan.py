@@ -23,7 +23,7 @@ from pathlib import Path
 
 from collectors.units import MIN_TS
 
-KINDS = ("replicas", "device_samples", "requests", "host_samples")
+KINDS = ("replicas", "device_samples", "requests", "server_counters", "host_samples")
 #: rows with timestamps before this are refused by the loader (and never widen a window)
 FAR_PAST = dt.date.fromisoformat(MIN_TS)
 

@@ -1,4 +1,7 @@
 -- Cost of every device-day: hardware for the hours it was held, energy at the site's PUE and tariff.
+-- Hours held = the device-day's covered_s (first to last sample of the day, extended to midnight
+-- within a normal sampling gap: a device sampled all day has 24 h, one seen for 3 s has 3 s), so a
+-- device that joined or left the fleet mid-day is charged for its time present, not a whole day.
 -- Time-of-day tariff (ref.tariff_hours, UTC hours) is applied by hour: the device-day's measured
 -- energy is split over its hours in proportion to the sampled power in each hour (sum of power_w
 -- per UTC hour: samples come at a fixed interval, so this is proportional to the hour's energy),
@@ -58,12 +61,14 @@ final as (
         s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier) as usd_per_kwh,
         c.basis as cost_basis,
         c.hardware_usd_per_device_hour,
+        least(greatest(d.covered_s, 0), 86400.0) / 3600.0 as present_h,
         {{ j_to_kwh('d.measured_energy_j') }} as measured_energy_kwh,
         {{ j_to_kwh('d.measured_energy_j') }} * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
             as energy_cost_usd,
-        24.0 * coalesce(c.hardware_usd_per_device_hour, 0) as hardware_cost_usd,
+        least(greatest(d.covered_s, 0), 86400.0) / 3600.0 * coalesce(c.hardware_usd_per_device_hour, 0) as hardware_cost_usd,
         {{ j_to_kwh('d.measured_energy_j') }} * s.pue * s.usd_per_kwh * coalesce(ht.energy_multiplier, t.day_multiplier)
-            + 24.0 * coalesce(c.hardware_usd_per_device_hour, 0) as total_cost_usd,
+            + least(greatest(d.covered_s, 0), 86400.0) / 3600.0 * coalesce(c.hardware_usd_per_device_hour, 0)
+            as total_cost_usd,
     from device_day as d
     left join node_sites as ns on ns.node = d.node
     left join sites as s on s.site = coalesce(ns.site, 'default')

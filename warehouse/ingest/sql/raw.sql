@@ -24,6 +24,14 @@ create table if not exists raw.replicas (
     _file varchar, _row bigint, _date date, _loaded_at timestamptz
 );
 
+-- an inference server's own cumulative counters per scrape (vllm:*, sglang:*): the completeness check
+create table if not exists raw.server_counters (
+    ts timestamptz, node varchar, url varchar, server varchar, model varchar,
+    prompt_tokens_total double, generation_tokens_total double, request_success_total double,
+    requests_running double, requests_waiting double,
+    _file varchar, _row bigint, _date date, _loaded_at timestamptz
+);
+
 create table if not exists raw.host_samples (
     ts timestamptz, node varchar, domain varchar, energy_counter_j double, counter_wrap_j double,
     energy_delta_j double, power_w double, source varchar,
