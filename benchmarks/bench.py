@@ -9,7 +9,7 @@ interval. Then, each in a fresh subprocess so peak memory is its own:
 * ``attribution``: the pipeline's attribution step (``run_attribution_days``: read from DuckDB,
   attribute, write back), with its compute timed separately ("attribution alone"), and the peak
   RSS of the whole step;
-* ``dbt``: the price reference tables, then ``dbt build --full-refresh`` (every model and test)
+* ``dbt``: the price and footprint reference tables, then ``dbt build --full-refresh`` (every model and test)
   over the loaded and attributed warehouse;
 * ``forecast``: the loss forecast and its backtests (``run_forecast``);
 * ``site``: the static site from the marts (``build_site``);
@@ -102,9 +102,12 @@ out.update(read_s=round(r["read_s"], 3), attribute_s=round(r["attribute_s"], 3),
 import duckdb
 from pipelines.dbt import NOT_IN_RUNS
 from pipelines.dbt_project import run_dbt
+from warehouse.footprint.factors import load_footprint
+from warehouse.footprint.ref import write_footprint_ref
 from warehouse.money.prices import load_prices, write_ref_tables
 con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
 write_ref_tables(con, load_prices(None), {{}})
+write_footprint_ref(con, load_footprint(None))
 con.close()
 proc = run_dbt({str(home)!r}, "build", "--full-refresh", *NOT_IN_RUNS, check=False, capture_output=True, text=True)
 if proc.returncode:
