@@ -171,7 +171,8 @@ def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: di
         return h("div", b.markup, class_="htmlblock" if b.wide else "htmlblock half")
     if isinstance(b, Live):
         live[b.name] = b.spec
-        cls = "htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
+        cls = ("htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
+               + (" dense" if b.spec.get("dense") else ""))
         return h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}")
     raise TypeError(f"unknown block {type(b).__name__}")
 

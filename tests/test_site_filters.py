@@ -108,13 +108,18 @@ def _expect_workloads(db: Path) -> dict[tuple, dict]:
     try:
         rows = con.execute("""
             select chip, model, task, tier, count(*), sum(total_tokens), sum(cost_usd) / sum(total_tokens) * 1e6,
-                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens)
+                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens),
+                   sum(input_cost_usd) / sum(prompt_tokens) * 1e6,
+                   sum(output_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6,
+                   sum(input_usage_cost_usd) / sum(prompt_tokens) * 1e6,
+                   sum(output_usage_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6
             from marts.fct_request_energy where chip = ? and date between ? and ? group by all""",
                            [CHIP, FROM, TO]).fetchall()
     finally:
         con.close()
     return {r[:4]: {"requests": r[4], "tokens": r[5], "usd_per_mtok": r[6], "usage_usd_per_mtok": r[7],
-                    "j_per_token": r[8]} for r in rows}
+                    "j_per_token": r[8], "input_usd_per_mtok": r[9], "output_usd_per_mtok": r[10],
+                    "input_usage_usd_per_mtok": r[11], "output_usage_usd_per_mtok": r[12]} for r in rows}
 
 
 def _open(browser: Browser, url: str) -> None:
