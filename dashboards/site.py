@@ -14,8 +14,10 @@ This module does not import dagster; the pipeline wraps ``build_site`` in an ass
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -30,7 +32,8 @@ import vl_convert as vlc
 from dashboards import theme
 from dashboards.markup import Markup, esc, h, join, json_for_script
 from dashboards.pages import cost, energy, fleet, forecast, overview, quality
-from dashboards.pages._core import SIGNALS, Chart, Ctx, Html, Live, Note, Page, Warehouse
+from dashboards.pages._core import (SIG_CHIP, SIG_FROM, SIG_MODEL, SIG_VENDOR, SIGNALS, Chart, Ctx, Html, Live,
+                                    Note, Page, Warehouse)
 
 log = logging.getLogger("dashboards")
 
@@ -151,29 +154,72 @@ def _charts(page: Page) -> list[Chart]:
     return [b for s in page.sections for b in s.blocks if isinstance(b, Chart)]
 
 
-def _figure(b: Chart, spec: dict, image_ext: dict[str, str]) -> Markup:
+#: the filters a chart can follow, and the signals that show it does (chip_filter puts them in the spec)
+FILTER_SIGNALS = {"chip": (SIG_CHIP, SIG_VENDOR), "model": (SIG_MODEL,), "dates": (SIG_FROM,)}
+#: how a block that ignores a filter says so
+SCOPE_WORDS = {"dates": "whole period", "chip": "all chips", "model": "all models"}
+
+
+def follows(spec: dict) -> set[str]:
+    """The filters (``chip``, ``model``, ``dates``) whose signals the chart's spec reads."""
+    text = json.dumps(spec.get("transform", [])) + json.dumps({k: v for k, v in spec.items()
+                                                               if k not in ("params", "config", "datasets")})
+    return {f for f, sigs in FILTER_SIGNALS.items() if any(re.search(rf"\b{s}\b", text) for s in sigs)}
+
+
+def _scope(ignored: list[str]) -> Markup | str:
+    """A plain line under a block that does not follow some filter: "Whole period, all models: does not
+    follow the date and model filters." (empty when it follows them all)"""
+    if not ignored:
+        return ""
+    words = ", ".join(SCOPE_WORDS[f] for f in ignored)
+    names = {"dates": "date", "chip": "chip", "model": "model"}
+    nf = [names[f] for f in ignored]
+    which = nf[0] if len(nf) == 1 else ", ".join(nf[:-1]) + " and " + nf[-1]
+    return h("p", f"{words[0].upper()}{words[1:]}: does not follow the {which} filter{'s' if len(nf) > 1 else ''}.",
+             class_="scope", data_ignores=" ".join(ignored))
+
+
+def _ignored(active: list[str], follow: set[str]) -> list[str]:
+    return [f for f in ("dates", "chip", "model") if f in active and f not in follow]
+
+
+def _figure(b: Chart, spec: dict, image_ext: dict[str, str], active: list[str]) -> Markup:
     ext = image_ext.get(b.name)
     img = h("a", f"Image ({ext.upper()})", href=f"charts/{b.name}.{ext}", download=True) if ext else ""
+    ignored = _ignored(active, follows(spec))
     return h("figure",
              h("div", class_="vis", id=f"chart-{b.name}", role="img", aria_label=_title_text(spec)),
              h("figcaption", h("span", b.caption or ""),
                h("span", h("a", "Data (CSV)", href=f"data/{b.name}.csv", download=True), img, class_="dl")),
-             class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}")
+             _scope(ignored),
+             class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}", data_ignores=" ".join(ignored))
 
 
-def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: dict[str, str]) -> Markup:
+def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: dict[str, str],
+           active: list[str]) -> Markup:
     if isinstance(b, Chart):
         specs[b.name] = {"spec": all_specs[b.name], "filter": b.filter_by}
-        return _figure(b, all_specs[b.name], image_ext)
+        return _figure(b, all_specs[b.name], image_ext, active)
     if isinstance(b, Note):
         return h("div", b.text, class_=f"note {b.kind}")
     if isinstance(b, Html):
-        return h("div", b.markup, class_="htmlblock" if b.wide else "htmlblock half")
+        ignored = _ignored(active, set()) if b.scope == "whole" else []
+        return h("div", b.markup, _scope(ignored), class_="htmlblock" if b.wide else "htmlblock half",
+                 data_ignores=" ".join(ignored) if b.scope == "whole" else None)
     if isinstance(b, Live):
         live[b.name] = b.spec
         cls = ("htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
                + (" dense" if b.spec.get("dense") else ""))
-        return h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}")
+        data = b.spec.get("data", {})
+        follow = {f for f, cols in (("chip", ("chip", "vendor")), ("model", ("model",)), ("dates", ("date",)))
+                  if any(c in data for c in cols)}  # site.js filters on the columns the data has
+        ignored = _ignored(active, follow)
+        box = h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}",
+                data_ignores=" ".join(ignored))
+        if not ignored:
+            return box
+        return h("div", box, _scope(ignored), class_="live-wrap" + ("" if b.wide else " half"))
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
@@ -199,13 +245,18 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
     specs: dict[str, dict] = {}
     live: dict[str, dict] = {}
     parts: list[Markup] = []
+    blocks = [b for sec in page.sections for b in sec.blocks]
+    has_selector = bool(pal.chips) and any(isinstance(b, Live) or (isinstance(b, Chart) and b.filter_by)
+                                           for b in blocks)
+    # the filters this page's bar shows: a block that ignores one of them says so under itself
+    active = (["dates"] if ctx.period else []) + ["chip"] + (["model"] if ctx.models else []) if has_selector else []
     for sec in page.sections:
         parts.append(h("section", h("h2", sec.title), h("p", sec.intro, class_="sec-intro") if sec.intro else "",
-                       h("div", *[_block(b, specs, live, all_specs, image_ext) for b in sec.blocks], class_="grid")))
+                       h("div", *[_block(b, specs, live, all_specs, image_ext, active) for b in sec.blocks],
+                         class_="grid")))
     key = join(h("span", h("span", class_="sw", style=f"background:{c}"), chip)
                for chip, c in zip(pal.chips, pal.chip_range))
-    filtered = any(s["filter"] for s in specs.values())
-    selector = _selector(ctx, chip_vendor) if (filtered or live) and pal.chips else ""
+    selector = _selector(ctx, chip_vendor) if has_selector else ""
     period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
     values = dict(title=page.title, nav=_nav(pages, page.slug), period=period, key=key, selector=selector,
                   heading=page.title, intro=page.intro, content=join(parts, "\n"), built=built, source=source,

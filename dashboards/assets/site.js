@@ -95,6 +95,9 @@
       jobs.push(view.runAsync());
     });
     Object.keys(TW.live).forEach(function (name) { drawLive(name); });
+    // a set filter makes the "does not follow the ... filter" lines under the other blocks stand out
+    var on = st.chip !== "all" || st.model !== "all" || !!st.from || !!st.to;
+    if (document.body) document.body.classList.toggle("tw-filtered", on);
     return Promise.all(jobs);
   }
   TW.apply = function () { readControls(); saveState(); return apply(); };

@@ -106,6 +106,8 @@ class Note:
 class Html:
     markup: Markup                 # only Markup (dashboards.markup.h/esc/html_table): never a raw string
     wide: bool = True
+    scope: str = "whole"           # "whole": figures of the whole period and fleet, said so on a page with
+                                   # filters; "none": no figures (text, a legend)
 
     def __post_init__(self) -> None:
         if not isinstance(self.markup, Markup):
