@@ -121,6 +121,7 @@
       case "usd": return (neg ? "\u2212" : "") + "$" + fixed(a, 2);
       case "usd3": return (neg ? "\u2212" : "") + "$" + fixed(a, 3);
       case "pct1": return (neg ? "-" : "") + fixed(a, 1) + " %";
+      case "num0": return (neg ? "-" : "") + fixed(a, 0);
       case "num1": return (neg ? "-" : "") + fixed(a, 1);
       case "num3": return (neg ? "-" : "") + fixed(a, 3);
       default: return String(x);
@@ -157,6 +158,7 @@
       else if (m.ratio) v = sums[m.ratio[1]] ? sums[m.ratio[0]] / sums[m.ratio[1]] * (m.k || 1) : null;
       else if (m.diff) v = sums[m.diff[0]] - sums[m.diff[1]];
       else if (m.share) v = all && all[m.share] ? sums[m.share] / all[m.share] * 100 : null;
+      else if (m.max) idx.forEach(function (i) { var x = c[m.max][i]; if (x !== null && (v === null || x > v)) v = x; });
       out[m.name] = v;
     });
     out.__sums = sums;

@@ -118,7 +118,7 @@ class Html:
 class Live:
     """Cards or a table drawn in the browser (assets/site.js) for the current chip, model and date
     selection, from ``spec``: ``data`` (columns of sums by date, chip, model, ...: small, aggregated in
-    DuckDB), ``sums`` (the columns added up), ``measures`` (sum, ratio, diff or share of sums) and
+    DuckDB), ``sums`` (the columns added up), ``measures`` (sum, ratio, diff or share of sums, or max) and
     either ``cards`` or ``group``/``columns`` (a table; ``sortable``, ``csv`` for a download)."""
 
     name: str

@@ -7,9 +7,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.markup import h
-from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, day_x, fmt_num,
-                                    html_table, no_data, safe, tidy, time_ticks, tt_date)
+from dashboards.pages._core import (SIG_CHIP, SIG_FROM, SIG_TO, Chart, Ctx, Live, Note, Page, Section, chip_filter,
+                                    columns, day_x, no_data, safe, tidy, time_ticks, tt_date)
 
 HOURLY = "marts.fct_device_power_hourly"
 #: at most this many cells per heatmap (devices x time buckets): keeps the page light
@@ -69,6 +68,9 @@ def _heatmaps(ctx: Ctx) -> Section:
     dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
     height = max(160, min(18 * len(order), 560))
     tcount, tfmt = time_ticks(n_hours / 24)
+    if isinstance(tcount, dict) and tcount.get("interval") == "day":
+        # the date range narrows the axis: a tick every day, labels that would touch are dropped
+        tcount = {"interval": "day", "step": 1}
     y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
                                                            labels=len(order) <= 60, ticks=False))
     tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
@@ -80,7 +82,8 @@ def _heatmaps(ctx: Ctx) -> Section:
     def heat(field: str, title: str, scheme: str, legend_title: str, domain=None):
         base = alt.Chart(compact).transform_lookup(
             lookup="d", from_=alt.LookupData(dev_small, "d", ["chip"])
-        ).transform_filter(f"{SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}"
+        ).transform_filter(f"({SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}) && "
+                           f"utcFormat(datum.t, '%Y-%m-%d') >= {SIG_FROM} && utcFormat(datum.t, '%Y-%m-%d') <= {SIG_TO}"
         ).transform_calculate(t2=f"datum.t + {bh * 3600 * 1000}")
         strip = base.mark_rect().encode(
             y=y, color=pal.chip_color(legend=False),
@@ -88,7 +91,7 @@ def _heatmaps(ctx: Ctx) -> Section:
         ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=height)
         grid = base.mark_rect().encode(
             x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
-                    axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount)),
+                    axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount, labelOverlap="greedy")),
             x2="t2:T",
             y=alt.Y("d:N", title=None, sort=order, axis=None),
             color=alt.Color(f"{field}:Q", title=legend_title,
@@ -114,17 +117,34 @@ def _heatmaps(ctx: Ctx) -> Section:
     return sec
 
 
-def _device_table(wh, pal, order: list[str]) -> Html:
-    """The per-device summary under the heatmaps, in the heatmaps' device order."""
-    table = wh.df(f"""select device_id, min(chip) as chip, avg(avg_power_w) as avg_w, max(max_power_w) as max_w,
-                             avg(avg_utilization_pct) as util, count(*) as hours
-                      from {HOURLY} group by device_id""")
-    table = table.set_index("device_id").loc[order].reset_index()
-    rows = [[r.device_id, r.chip, fmt_num(r.avg_w), fmt_num(r.max_w), fmt_num(r.util, 1), fmt_num(r.hours)]
-            for r in table.itertuples()]
-    return Html(h("details", h("summary", "Per-device summary"), html_table(
-        ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
-        num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]})))
+DEVICE_MEASURES = [
+    {"name": "avg_w", "ratio": ["power_w_hours", "power_hours"]}, {"name": "max_w", "max": "max_w"},
+    {"name": "util", "ratio": ["util_pct_hours", "util_hours"]}, {"name": "hours", "sum": "hours"}]
+DEVICE_COLUMNS = [
+    {"key": "device_id", "label": "Device"}, {"key": "chip", "label": "Chip", "swatch": True},
+    {"key": "avg_w", "label": "Average power (W)", "fmt": "num0"}, {"key": "max_w", "label": "Peak power (W)",
+                                                                   "fmt": "num0"},
+    {"key": "util", "label": "Utilisation (%)", "fmt": "num1"}, {"key": "hours", "label": "Hours with data",
+                                                                 "fmt": "num0"}]
+
+
+def _device_table(wh, pal, order: list[str]) -> Live:
+    """The per-device summary under the heatmaps, in the heatmaps' device order, for the selected chip
+    and dates (per-day sums of the hourly mart, added up in the browser)."""
+    daily = wh.df(f"""
+        select strftime(cast(hour_ts as date), '%Y-%m-%d') as date, device_id, min(chip) as chip,
+               sum(avg_power_w) as power_w_hours, count(avg_power_w) as power_hours,
+               max(max_power_w) as max_w, sum(avg_utilization_pct) as util_pct_hours,
+               count(avg_utilization_pct) as util_hours, count(*) as hours
+        from {HOURLY} where device_id in (select unnest(?::varchar[])) group by all order by all""", [order])
+    return Live("fleet-devices", {
+        "kind": "table", "data": columns(daily), "dims": ["date"],
+        "sums": ["power_w_hours", "power_hours", "util_pct_hours", "util_hours", "hours"],
+        "measures": DEVICE_MEASURES, "group": ["device_id", "chip"], "columns": DEVICE_COLUMNS,
+        "sortable": True, "scroll": True, "order": {"device_id": order}, "sort": {"col": "device_id", "desc": False},
+        "csv": "fleet-devices.csv", "colors": {c: pal.chip_hex(c) for c in pal.chips},
+        "caption": "Per device for the selected chip and dates: average and peak of the hourly power, average "
+                   "utilisation as the vendor reports it, hours with samples."})
 
 
 def _curves(ctx: Ctx) -> Section:
