@@ -220,3 +220,74 @@ def test_no_horizontal_scrollbar_in_any_card(built, browser):
             return [...document.querySelectorAll('figure.chart, .htmlblock')]
               .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id || e.className)""")
         assert not wide, (page, wide)
+
+
+#: every chart, live block and static table of a page, with what it says it does not follow
+BLOCKS = """
+const out = {};
+document.querySelectorAll('figure.chart, div.htmlblock').forEach(el => {
+  const live = el.classList.contains('live');
+  const key = el.id || ('html-' + Object.keys(out).length);
+  const wrap = live && el.parentElement.classList.contains('live-wrap') ? el.parentElement : el;
+  const scope = wrap.querySelector(':scope > p.scope');
+  out[key] = {kind: el.tagName === 'FIGURE' ? 'chart' : (live ? 'live' : 'html'),
+              ignores: el.hasAttribute('data-ignores') ? el.dataset.ignores.split(' ').filter(Boolean) : null,
+              scope: scope ? scope.textContent : null,
+              scope_visible: scope ? scope.getBoundingClientRect().height > 0 : false,
+              text: live ? el.textContent : null};
+});
+return out;"""
+SET = """
+const [chip, model, from, to] = arguments;
+const set = (id, v) => { const e = document.getElementById(id); if (e && v !== null) e.value = v; };
+set('tw-chip', chip); set('tw-model', model); set('tw-from', from); set('tw-to', to);
+return TW.apply().then(() => Promise.all(Object.values(TW.views).map(v => v.runAsync())))
+  .then(() => new Promise(r => requestAnimationFrame(() => r(location.hash))));
+"""
+WORDS = {"dates": "whole period", "chip": "all chips", "model": "all models"}
+
+
+def test_every_block_follows_each_filter_or_says_plainly_that_it_does_not(built, browser):
+    """One filter at a time (date range, then model, then chip): every chart and live block that does
+    not say "does not follow the ... filter" changed; every one that says so shows that line; every
+    static table says it is a whole-period, whole-fleet figure."""
+    site = built["site"]
+    browser.open((site / "index.html").as_uri())
+    browser.driver.execute_script("sessionStorage.clear()")
+    selections = {"dates": (None, None, FROM, TO), "model": (None, "llama-8b", None, None),
+                  "chip": (CHIP, None, None, None)}
+    checked = {"follow": 0, "ignore": 0}
+    for page in PAGES:
+        browser.open((site / f"{page}.html").as_uri())
+        has_bar = browser.driver.execute_script("return !!document.getElementById('tw-chip')")
+        blocks = browser.driver.execute_script(BLOCKS)
+        if not has_bar:  # the forecast: no filter bar, nothing to follow, nothing to excuse
+            assert all(not b["ignores"] and not b["scope"] for b in blocks.values()), (page, blocks)
+            continue
+        undeclared = [k for k, b in blocks.items() if b["ignores"] is None and b["kind"] != "html"]
+        assert not undeclared, (page, undeclared)
+        for k, b in blocks.items():
+            if b["kind"] == "html" and b["ignores"] is not None:  # a static table: whole period, whole fleet
+                assert set(b["ignores"]) == {"dates", "chip", "model"}, (page, k, b)
+            if b["ignores"]:
+                assert b["scope_visible"] and "does not follow" in b["scope"], (page, k, b)
+                for f in b["ignores"]:
+                    assert WORDS[f] in b["scope"].lower(), (page, k, f, b["scope"])
+        before_sig = browser.driver.execute_script(SIGNATURE)
+        for f, sel in selections.items():
+            browser.driver.execute_script(SET, *sel)
+            after_sig, after = browser.driver.execute_script(SIGNATURE), browser.driver.execute_script(BLOCKS)
+            for k, b in blocks.items():
+                if b["kind"] == "html" or f in (b["ignores"] or []):
+                    checked["ignore"] += b["kind"] != "html"
+                    continue
+                if b["kind"] == "chart":
+                    vis = "chart-" + k.removeprefix("fig-")
+                    assert after_sig[vis] != before_sig[vis], f"{page}: {k} did not follow the {f} filter"
+                else:
+                    assert after[k]["text"] != b["text"], f"{page}: {k} did not follow the {f} filter"
+                checked["follow"] += 1
+            browser.driver.execute_script(SET, "all", "all", "0000-01-01", "9999-12-31")
+        console, urls = browser.drain()
+        assert not problems(console), (page, problems(console))
+    assert checked["follow"] > 40 and checked["ignore"] > 5, checked
