@@ -14,10 +14,8 @@ This module does not import dagster; the pipeline wraps ``build_site`` in an ass
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -32,8 +30,8 @@ import vl_convert as vlc
 from dashboards import theme
 from dashboards.markup import Markup, esc, h, join, json_for_script
 from dashboards.pages import cost, energy, fleet, forecast, overview, quality
-from dashboards.pages._core import (SIG_CHIP, SIG_FROM, SIG_MODEL, SIG_VENDOR, SIGNALS, Chart, Ctx, Html, Live,
-                                    Note, Page, Warehouse)
+from dashboards.pages._core import SIGNALS, Chart, Ctx, Html, Live, Note, Page, Warehouse
+from dashboards.scope import follows, ignored_filters, scope_line
 
 log = logging.getLogger("dashboards")
 
@@ -154,45 +152,15 @@ def _charts(page: Page) -> list[Chart]:
     return [b for s in page.sections for b in s.blocks if isinstance(b, Chart)]
 
 
-#: the filters a chart can follow, and the signals that show it does (chip_filter puts them in the spec)
-FILTER_SIGNALS = {"chip": (SIG_CHIP, SIG_VENDOR), "model": (SIG_MODEL,), "dates": (SIG_FROM,)}
-#: how a block that ignores a filter says so
-SCOPE_WORDS = {"dates": "whole period", "chip": "all chips", "model": "all models"}
-
-
-def follows(spec: dict) -> set[str]:
-    """The filters (``chip``, ``model``, ``dates``) whose signals the chart's spec reads."""
-    text = json.dumps(spec.get("transform", [])) + json.dumps({k: v for k, v in spec.items()
-                                                               if k not in ("params", "config", "datasets")})
-    return {f for f, sigs in FILTER_SIGNALS.items() if any(re.search(rf"\b{s}\b", text) for s in sigs)}
-
-
-def _scope(ignored: list[str]) -> Markup | str:
-    """A plain line under a block that does not follow some filter: "Whole period, all models: does not
-    follow the date and model filters." (empty when it follows them all)"""
-    if not ignored:
-        return ""
-    words = ", ".join(SCOPE_WORDS[f] for f in ignored)
-    names = {"dates": "date", "chip": "chip", "model": "model"}
-    nf = [names[f] for f in ignored]
-    which = nf[0] if len(nf) == 1 else ", ".join(nf[:-1]) + " and " + nf[-1]
-    return h("p", f"{words[0].upper()}{words[1:]}: does not follow the {which} filter{'s' if len(nf) > 1 else ''}.",
-             class_="scope", data_ignores=" ".join(ignored))
-
-
-def _ignored(active: list[str], follow: set[str]) -> list[str]:
-    return [f for f in ("dates", "chip", "model") if f in active and f not in follow]
-
-
 def _figure(b: Chart, spec: dict, image_ext: dict[str, str], active: list[str]) -> Markup:
     ext = image_ext.get(b.name)
     img = h("a", f"Image ({ext.upper()})", href=f"charts/{b.name}.{ext}", download=True) if ext else ""
-    ignored = _ignored(active, follows(spec))
+    ignored = ignored_filters(active, follows(spec))
     return h("figure",
              h("div", class_="vis", id=f"chart-{b.name}", role="img", aria_label=_title_text(spec)),
              h("figcaption", h("span", b.caption or ""),
                h("span", h("a", "Data (CSV)", href=f"data/{b.name}.csv", download=True), img, class_="dl")),
-             _scope(ignored),
+             scope_line(ignored),
              class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}", data_ignores=" ".join(ignored))
 
 
@@ -204,8 +172,8 @@ def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: di
     if isinstance(b, Note):
         return h("div", b.text, class_=f"note {b.kind}")
     if isinstance(b, Html):
-        ignored = _ignored(active, set()) if b.scope == "whole" else []
-        return h("div", b.markup, _scope(ignored), class_="htmlblock" if b.wide else "htmlblock half",
+        ignored = ignored_filters(active, set()) if b.scope == "whole" else []
+        return h("div", b.markup, scope_line(ignored), class_="htmlblock" if b.wide else "htmlblock half",
                  data_ignores=" ".join(ignored) if b.scope == "whole" else None)
     if isinstance(b, Live):
         live[b.name] = b.spec
@@ -214,12 +182,12 @@ def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: di
         data = b.spec.get("data", {})
         follow = {f for f, cols in (("chip", ("chip", "vendor")), ("model", ("model",)), ("dates", ("date",)))
                   if any(c in data for c in cols)}  # site.js filters on the columns the data has
-        ignored = _ignored(active, follow)
+        ignored = ignored_filters(active, follow)
         box = h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}",
                 data_ignores=" ".join(ignored))
         if not ignored:
             return box
-        return h("div", box, _scope(ignored), class_="live-wrap" + ("" if b.wide else " half"))
+        return h("div", box, scope_line(ignored), class_="live-wrap" + ("" if b.wide else " half"))
     raise TypeError(f"unknown block {type(b).__name__}")
 
 

@@ -10,7 +10,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.pages._core import Chart, Ctx, Note, Section, chip_filter, csv_chart, log_ticks, no_data, tidy
+from dashboards.pages._core import Chart, Ctx, Note, Section, chip_filter, log_ticks, no_data, tidy
+from dashboards.pages.inline import csv_chart
 
 REQ = "marts.fct_request_energy"
 #: bins per decade of load (tokens/s per replica) and of latency (seconds)
