@@ -43,68 +43,25 @@ def _heatmaps(ctx: Ctx) -> Section:
     n_dev, n_hours = wh.one(f"""select count(distinct device_id),
                                        date_diff('hour', min(hour_ts), max(hour_ts)) + 1 from {HOURLY}""")
     bh = _bucket_hours(n_dev, n_hours)
-    devices = wh.df(f"""select device_id, min(chip) as chip, min(node) as node, avg(avg_power_w) as avg_power_w
-                        from {HOURLY} group by device_id""")
-    devices["o"] = devices.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
-    devices = devices.sort_values(["o", "node", "device_id"]).reset_index(drop=True)
-    shown = devices
-    if len(devices) > MAX_DEVICES:  # the busiest devices of each chip, in proportion
-        shown = devices.sort_values("avg_power_w", ascending=False).head(MAX_DEVICES).sort_values(["o", "node", "device_id"])
-        sec.blocks.append(Note(f"Showing the {MAX_DEVICES} devices with the highest average power of {len(devices)}; "
+    shown, n_all = _shown_devices(wh, pal)
+    if len(shown) < n_all:
+        sec.blocks.append(Note(f"Showing the {MAX_DEVICES} devices with the highest average power of {n_all}; "
                                "the CSV has the same devices.", "info"))
     order = shown.device_id.tolist()
-    cells = wh.df(f"""
+    cells = tidy(wh.df(f"""
         select device_id, epoch_ms(time_bucket(interval '{bh} hours', hour_ts)) as t,
                avg(avg_power_w) as avg_power_w, max(max_power_w) as max_power_w,
                avg(avg_utilization_pct) as avg_utilization_pct
         from {HOURLY} where device_id in (select unnest(?::varchar[]))
-        group by all order by device_id, t""", [order])
-    cells = tidy(cells, 3)
+        group by all order by device_id, t""", [order]), 3)
     csv = cells.merge(shown[["device_id", "chip", "node"]], on="device_id")
     csv.insert(1, "bucket_start_utc", pd.to_datetime(csv.t, unit="ms", utc=True).dt.strftime("%Y-%m-%dT%H:%MZ"))
     csv = csv.drop(columns=["t"])
-    compact = cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
-                                    "avg_utilization_pct": "u"})
-    dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
-    height = max(160, min(18 * len(order), 560))
-    tcount, tfmt = time_ticks(n_hours / 24)
-    if isinstance(tcount, dict) and tcount.get("interval") == "day":
-        # the date range narrows the axis: a tick every day, labels that would touch are dropped
-        tcount = {"interval": "day", "step": 1}
-    y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
-                                                           labels=len(order) <= 60, ticks=False))
-    tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
-           tt_date("t", "From (UTC)", "%Y-%m-%d %H:%M", "utcyearmonthdatehoursminutes"),
-           alt.Tooltip("p:Q", title="Average power (W)", format=",.0f"),
-           alt.Tooltip("m:Q", title="Peak power (W)", format=",.0f"),
-           alt.Tooltip("u:Q", title="Utilisation (%)", format=".1f")]
-
-    def heat(field: str, title: str, scheme: str, legend_title: str, domain=None):
-        base = alt.Chart(compact).transform_lookup(
-            lookup="d", from_=alt.LookupData(dev_small, "d", ["chip"])
-        ).transform_filter(f"({SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}) && "
-                           f"utcFormat(datum.t, '%Y-%m-%d') >= {SIG_FROM} && utcFormat(datum.t, '%Y-%m-%d') <= {SIG_TO}"
-        ).transform_calculate(t2=f"datum.t + {bh * 3600 * 1000}")
-        strip = base.mark_rect().encode(
-            y=y, color=pal.chip_color(legend=False),
-            tooltip=[alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip")],
-        ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=height)
-        grid = base.mark_rect().encode(
-            x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
-                    axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount, labelOverlap="greedy")),
-            x2="t2:T",
-            y=alt.Y("d:N", title=None, sort=order, axis=None),
-            color=alt.Color(f"{field}:Q", title=legend_title,
-                            scale=alt.Scale(scheme=scheme, **({"domain": domain} if domain else {})),
-                            legend=alt.Legend(orient="right", gradientLength=min(height, 200))),
-            tooltip=tip,
-        ).properties(width=theme.FULL_W - 150, height=height)
-        return alt.hconcat(strip, grid, spacing=3).resolve_scale(color="independent").properties(
-            title=alt.Title(title, subtitle=f"{bh}-hour buckets; the thin strip on the left is the chip colour"
-                                             if bh > 1 else "hourly; the thin strip on the left is the chip colour"))
-
-    p = heat("p", "Average power per device (W)", theme.SEQ_POWER, "W")
-    u = heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
+    grid = _HeatGrid(pal, cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
+                                                "avg_utilization_pct": "u"}),
+                     shown[["device_id", "chip"]].rename(columns={"device_id": "d"}), order, bh, n_hours)
+    p = grid.heat("p", "Average power per device (W)", theme.SEQ_POWER, "W")
+    u = grid.heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
     both = alt.vconcat(p, u, spacing=28).resolve_scale(color="independent").properties(
         title=alt.Title("Power and utilisation per device over time",
                         subtitle=f"{ctx.period[0]} to {ctx.period[1]} (UTC), devices grouped by chip" if ctx.period
@@ -115,6 +72,64 @@ def _heatmaps(ctx: Ctx) -> Section:
 
     sec.blocks.append(_device_table(wh, pal, order))
     return sec
+
+
+def _shown_devices(wh, pal) -> tuple[pd.DataFrame, int]:
+    """The devices drawn (device_id, chip, node), grouped by chip, and how many there are in all: past
+    MAX_DEVICES, the busiest by average power."""
+    devices = wh.df(f"""select device_id, min(chip) as chip, min(node) as node, avg(avg_power_w) as avg_power_w
+                        from {HOURLY} group by device_id""")
+    devices["o"] = devices.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    devices = devices.sort_values(["o", "node", "device_id"]).reset_index(drop=True)
+    if len(devices) <= MAX_DEVICES:
+        return devices, len(devices)
+    top = devices.sort_values("avg_power_w", ascending=False).head(MAX_DEVICES)
+    return top.sort_values(["o", "node", "device_id"]), len(devices)
+
+
+class _HeatGrid:
+    """One device x time heatmap (with a chip-colour strip) per measure, over the compact cells."""
+
+    def __init__(self, pal, compact: pd.DataFrame, dev_small: pd.DataFrame, order: list[str], bh: int,
+                 n_hours: int) -> None:
+        self.pal, self.compact, self.dev_small, self.order, self.bh = pal, compact, dev_small, order, bh
+        self.height = max(160, min(18 * len(order), 560))
+        self.tcount, self.tfmt = time_ticks(n_hours / 24)
+        if isinstance(self.tcount, dict) and self.tcount.get("interval") == "day":
+            # the date range narrows the axis: a tick every day, labels that would touch are dropped
+            self.tcount = {"interval": "day", "step": 1}
+
+    def heat(self, field: str, title: str, scheme: str, legend_title: str, domain=None):
+        order, height, bh = self.order, self.height, self.bh
+        y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
+                                                               labels=len(order) <= 60, ticks=False))
+        tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+               tt_date("t", "From (UTC)", "%Y-%m-%d %H:%M", "utcyearmonthdatehoursminutes"),
+               alt.Tooltip("p:Q", title="Average power (W)", format=",.0f"),
+               alt.Tooltip("m:Q", title="Peak power (W)", format=",.0f"),
+               alt.Tooltip("u:Q", title="Utilisation (%)", format=".1f")]
+        base = alt.Chart(self.compact).transform_lookup(
+            lookup="d", from_=alt.LookupData(self.dev_small, "d", ["chip"])
+        ).transform_filter(f"({SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}) && "
+                           f"utcFormat(datum.t, '%Y-%m-%d') >= {SIG_FROM} && utcFormat(datum.t, '%Y-%m-%d') <= {SIG_TO}"
+        ).transform_calculate(t2=f"datum.t + {bh * 3600 * 1000}")
+        strip = base.mark_rect().encode(
+            y=y, color=self.pal.chip_color(legend=False),
+            tooltip=[alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip")],
+        ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=height)
+        grid = base.mark_rect().encode(
+            x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
+                    axis=alt.Axis(format=self.tfmt, labelAngle=0, tickCount=self.tcount, labelOverlap="greedy")),
+            x2="t2:T",
+            y=alt.Y("d:N", title=None, sort=order, axis=None),
+            color=alt.Color(f"{field}:Q", title=legend_title,
+                            scale=alt.Scale(scheme=scheme, **({"domain": domain} if domain else {})),
+                            legend=alt.Legend(orient="right", gradientLength=min(height, 200))),
+            tooltip=tip,
+        ).properties(width=theme.FULL_W - 150, height=height)
+        return alt.hconcat(strip, grid, spacing=3).resolve_scale(color="independent").properties(
+            title=alt.Title(title, subtitle=f"{bh}-hour buckets; the thin strip on the left is the chip colour"
+                                             if bh > 1 else "hourly; the thin strip on the left is the chip colour"))
 
 
 DEVICE_MEASURES = [
