@@ -122,6 +122,23 @@ def _expect_workloads(db: Path) -> dict[tuple, dict]:
                     "input_usage_usd_per_mtok": r[11], "output_usage_usd_per_mtok": r[12]} for r in rows}
 
 
+def _expect_idle(db: Path) -> dict[tuple, dict]:
+    """The energy page's idle-power table for the selection, from marts.fct_device_energy_daily."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            with d as (select date, chip, idle_source, count(distinct device_id) as devices from
+                       marts.fct_device_energy_daily where chip = ? and date between ? and ? group by all)
+            select chip, idle_source, (select max(devices) from d where d.chip = e.chip
+                                       and d.idle_source = e.idle_source),
+                   count(*), avg(idle_w), avg(avg_power_w)
+            from marts.fct_device_energy_daily e where chip = ? and date between ? and ? group by all""",
+                           [CHIP, FROM, TO, CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[:2]: {"devices": r[2], "device_days": r[3], "idle_w": r[4], "avg_power_w": r[5]} for r in rows}
+
+
 def _open(browser: Browser, url: str) -> None:
     browser.open(url)
 
@@ -191,6 +208,14 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
         assert not problems(console), (page, problems(console))
         assert not remote(urls), (page, remote(urls))
 
+        if page == "energy":  # idle power per chip for the selected chip and dates, as in DuckDB
+            exp = _expect_idle(db)
+            rows = browser.driver.execute_script(TABLE, "energy-idle")
+            got = {(r["chip"], r["idle_source"]): r for r in rows}
+            assert exp and set(got) == set(exp), (got, exp)
+            for key, e in exp.items():
+                for k, v in e.items():
+                    assert _close(got[key][k], v), (key, k, got[key][k], v)
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")
