@@ -139,6 +139,19 @@ def _expect_idle(db: Path) -> dict[tuple, dict]:
     return {r[:2]: {"devices": r[2], "device_days": r[3], "idle_w": r[4], "avg_power_w": r[5]} for r in rows}
 
 
+def _expect_devices(db: Path) -> dict[str, dict]:
+    """The fleet page's per-device table for the selection, from marts.fct_device_power_hourly."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select device_id, min(chip), avg(avg_power_w), max(max_power_w), avg(avg_utilization_pct), count(*)
+            from marts.fct_device_power_hourly where chip = ? and cast(hour_ts as date) between ? and ?
+            group by device_id""", [CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[0]: {"chip": r[1], "avg_w": r[2], "max_w": r[3], "util": r[4], "hours": r[5]} for r in rows}
+
+
 def _open(browser: Browser, url: str) -> None:
     browser.open(url)
 
@@ -216,6 +229,13 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
             for key, e in exp.items():
                 for k, v in e.items():
                     assert _close(got[key][k], v), (key, k, got[key][k], v)
+        if page == "fleet":  # per device of the selected chip, over the selected dates, as in DuckDB
+            exp = _expect_devices(db)
+            got = {r["device_id"]: r for r in browser.driver.execute_script(TABLE, "fleet-devices")}
+            assert exp and set(got) == set(exp), (sorted(got), sorted(exp))
+            for dev, e in exp.items():
+                for k, v in e.items():
+                    assert got[dev][k] == v if k == "chip" else _close(got[dev][k], v), (dev, k, got[dev][k], v)
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")
