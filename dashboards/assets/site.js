@@ -285,7 +285,9 @@
       var a = el("a", "Data (CSV) for this selection", "csv");
       a.href = "#";
       a.addEventListener("click", function (e) { e.preventDefault(); download(live.csv, toCsv(live, rows)); });
-      var p = el("div", null, "dl"); p.appendChild(a); box.appendChild(p);
+      var p = el("div", null, "dl"); p.appendChild(a);
+      // in a scrolling table the link goes above the rows, where it is seen without scrolling
+      if (live.scroll) box.insertBefore(p, box.firstChild); else box.appendChild(p);
     }
     TW.live[name].rows = rows;
   }

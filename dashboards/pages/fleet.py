@@ -64,8 +64,8 @@ def _heatmaps(ctx: Ctx) -> Section:
     u = grid.heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
     both = alt.vconcat(p, u, spacing=28).resolve_scale(color="independent").properties(
         title=alt.Title("Power and utilisation per device over time",
-                        subtitle=f"{ctx.period[0]} to {ctx.period[1]} (UTC), devices grouped by chip" if ctx.period
-                        else "", fontSize=16))
+                        subtitle=f"The selected dates (data from {ctx.period[0]} to {ctx.period[1]}, UTC), devices "
+                                 "grouped by chip" if ctx.period else "", fontSize=16))
     sec.blocks.append(Chart("fleet-heatmaps", both, csv,
                             "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
                             wide=True, filter_by="chip", image="png"))
