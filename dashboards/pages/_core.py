@@ -355,6 +355,7 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> tuple[list[float], li
 def fmt_num(x, digits: int = 0, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
         return "–"
+    x = 0 if x == 0 else x  # -0.0 prints as "-0.00"
     if digits and x != 0 and abs(x) < 0.5 * 10 ** -digits:  # tiny but not zero: do not print 0.00
         return f"<{10 ** -digits:.{digits}f}{unit}" if x > 0 else f">-{10 ** -digits:.{digits}f}{unit}"
     return f"{x:,.{digits}f}{unit}"

@@ -279,5 +279,5 @@ def _pnl(ctx: Ctx) -> Section:
     ).properties(title=alt.Title("Operating loss per day, by vendor", subtitle="USD per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
     sec.blocks.append(Chart("overview-loss-by-vendor", chip_filter(ch, "vendor", date="date"), byv,
-                            "A bar below zero would be a profit.", filter_by="vendor"))
+                            "A bar below zero is a profit.", filter_by="vendor"))
     return sec
