@@ -15,6 +15,8 @@ from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter
 REQ = "marts.fct_request_energy"
 AQ = "attribution.quality"
 SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down"]
+#: half a histogram bin (ten per decade) as a factor: a bin spans centre / BIN_HALF to centre * BIN_HALF
+BIN_HALF = round(10 ** 0.05, 12)
 QUANTS = [("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95)]
 
 
@@ -48,18 +50,20 @@ def _distribution(ctx: Ctx) -> Section:
         with b as (select strftime(date, '%Y-%m-%d') as date, chip, model, floor(log10(energy_j) * 10) as k,
                           count(*) as n
                    from {REQ} where energy_j > 0 and coalesce(status, 'ok') = 'ok' group by all)
-        select date, chip, model, power(10, (k + 0.5) / 10) as energy_j, power(10, k / 10) as bin_lo_j,
-               power(10, (k + 1) / 10) as bin_hi_j, n as requests
+        select date, chip, model, power(10, (k + 0.5) / 10) as energy_j, n as requests
         from b order by model, chip, k, date""")
     df = tidy(df, 4)
     models = sorted(df.model.unique(), key=_model_key)
     panels = []
     for i, m in enumerate(models):
         dm = df[df.model == m]
-        ticks, dom = log_ticks(dm.bin_lo_j.min(), dm.bin_hi_j.max())
+        ticks, dom = log_ticks(dm.energy_j.min() / BIN_HALF, dm.energy_j.max() * BIN_HALF)
+        # the bin edges are the centre over and times 10^0.05 (ten bins per decade): computed in the chart
         line = chip_filter(csv_chart(dm), date="date").transform_aggregate(
-            requests="sum(requests)", groupby=["chip", "model", "energy_j", "bin_lo_j", "bin_hi_j"]).transform_joinaggregate(
-            total="sum(requests)", groupby=["chip"]).transform_calculate(share_pct="datum.requests / datum.total * 100")
+            requests="sum(requests)", groupby=["chip", "model", "energy_j"]).transform_joinaggregate(
+            total="sum(requests)", groupby=["chip"]).transform_calculate(
+            share_pct="datum.requests / datum.total * 100", bin_lo_j=f"datum.energy_j / {BIN_HALF}",
+            bin_hi_j=f"datum.energy_j * {BIN_HALF}")
         panels.append(line.mark_line(interpolate="monotone", point=alt.OverlayMarkDef(size=16)).encode(
             x=alt.X("energy_j:Q", title="Energy per request (J, log scale)",
                     scale=alt.Scale(type="log", domain=dom, nice=False),
