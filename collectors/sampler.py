@@ -97,6 +97,7 @@ class Agent:
         self._monotonic = monotonic
         self._buffer: deque[dict[str, Any]] = deque(maxlen=max_buffer_rows)
         self._counters: deque[Any] = deque(maxlen=max_buffer_rows)  # prometheus ServerCounters
+        self.latest: dict[str, dict[str, Any]] = {}  # device_id -> its last sampled row (for /metrics)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._seq = 0
@@ -148,6 +149,7 @@ class Agent:
             self._buffer.extend(rows)  # maxlen: the oldest fall off the left
             self._counters.extend(counters)
             self.stats.samples_total += len(rows)
+            self.latest.update((r["device_id"], r) for r in rows if r.get("device_id") is not None)
 
     def buffered_rows(self) -> int:
         """Rows waiting for the next flush."""

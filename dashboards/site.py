@@ -20,56 +20,22 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from string import Template
-
-import vl_convert as vlc
 
 from dashboards import theme
 from dashboards.markup import Markup, esc, h, join, json_for_script
 from dashboards.pages import cost, energy, fleet, footprint, forecast, overview, quality
 from dashboards.pages._core import SIGNALS, Chart, Ctx, Html, Live, Note, Page, Warehouse
+from dashboards.scope import follows, ignored_filters, scope_line
+from dashboards.vlc_export import BUNDLE, title_text, write_bundle, write_images
 
 log = logging.getLogger("dashboards")
 
 ASSETS = Path(__file__).parent / "assets"
 BUILDERS = [overview.build, energy.build, cost.build, fleet.build, forecast.build, quality.build, footprint.build]
 MARKER = ".tokenwatt-site"
-BUNDLE = "vega-bundle.js"
-
-
-def _bundle_stamp() -> str:
-    return (f"/* vega {vlc.get_vega_version()}, vega-lite {_vl_version()}, vega-embed {vlc.get_vega_embed_version()}"
-            f" - bundled by vl-convert-python */\n")
-
-
-def _vl_version() -> str:
-    import altair as alt
-    return alt.VEGALITE_VERSION
-
-
-def _vl_convert_version() -> str:
-    """vl-convert's name for the Vega-Lite version Altair writes (e.g. 'v6_4')."""
-    major, minor = _vl_version().split(".")[:2]
-    return f"v{major}_{minor}"
-
-
-_BUNDLE_CACHE: dict[str, str] = {}
-
-
-def _write_bundle(dest: Path, previous: Path | None) -> None:
-    """One local copy of vega, vega-lite and vega-embed; reused from the previous build when unchanged."""
-    stamp = _bundle_stamp()
-    if previous is not None and previous.is_file():
-        with previous.open("r", encoding="utf-8") as fh:
-            if fh.readline() == stamp:
-                shutil.copyfile(previous, dest)
-                return
-    if stamp not in _BUNDLE_CACHE:
-        _BUNDLE_CACHE[stamp] = stamp + vlc.javascript_bundle(vl_version=_vl_convert_version())
-    dest.write_text(_BUNDLE_CACHE[stamp], encoding="utf-8")
 
 
 def _palette(wh: Warehouse) -> theme.Palette:
@@ -151,28 +117,42 @@ def _charts(page: Page) -> list[Chart]:
     return [b for s in page.sections for b in s.blocks if isinstance(b, Chart)]
 
 
-def _figure(b: Chart, spec: dict, image_ext: dict[str, str]) -> Markup:
+def _figure(b: Chart, spec: dict, image_ext: dict[str, str], active: list[str]) -> Markup:
     ext = image_ext.get(b.name)
     img = h("a", f"Image ({ext.upper()})", href=f"charts/{b.name}.{ext}", download=True) if ext else ""
+    ignored = ignored_filters(active, follows(spec))
     return h("figure",
-             h("div", class_="vis", id=f"chart-{b.name}", role="img", aria_label=_title_text(spec)),
+             h("div", class_="vis", id=f"chart-{b.name}", role="img", aria_label=title_text(spec)),
              h("figcaption", h("span", b.caption or ""),
                h("span", h("a", "Data (CSV)", href=f"data/{b.name}.csv", download=True), img, class_="dl")),
-             class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}")
+             scope_line(ignored),
+             class_="chart wide" if b.wide else "chart", id=f"fig-{b.name}", data_ignores=" ".join(ignored))
 
 
-def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: dict[str, str]) -> Markup:
+def _block(b, specs: dict, live: dict, all_specs: dict[str, dict], image_ext: dict[str, str],
+           active: list[str]) -> Markup:
     if isinstance(b, Chart):
         specs[b.name] = {"spec": all_specs[b.name], "filter": b.filter_by}
-        return _figure(b, all_specs[b.name], image_ext)
+        return _figure(b, all_specs[b.name], image_ext, active)
     if isinstance(b, Note):
         return h("div", b.text, class_=f"note {b.kind}")
     if isinstance(b, Html):
-        return h("div", b.markup, class_="htmlblock" if b.wide else "htmlblock half")
+        ignored = ignored_filters(active, set()) if b.scope == "whole" else []
+        return h("div", b.markup, scope_line(ignored), class_="htmlblock" if b.wide else "htmlblock half",
+                 data_ignores=" ".join(ignored) if b.scope == "whole" else None)
     if isinstance(b, Live):
         live[b.name] = b.spec
-        cls = "htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
-        return h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}")
+        cls = ("htmlblock live" + ("" if b.wide else " half") + (" scroll" if b.spec.get("scroll") else "")
+               + (" dense" if b.spec.get("dense") else ""))
+        data = b.spec.get("data", {})
+        follow = {f for f, cols in (("chip", ("chip", "vendor")), ("model", ("model",)), ("dates", ("date",)))
+                  if any(c in data for c in cols)}  # site.js filters on the columns the data has
+        ignored = ignored_filters(active, follow)
+        box = h("div", h("div", "Loading\u2026", class_="note info"), class_=cls, id=f"live-{b.name}",
+                data_ignores=" ".join(ignored))
+        if not ignored:
+            return box
+        return h("div", box, scope_line(ignored), class_="live-wrap" + ("" if b.wide else " half"))
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
@@ -198,68 +178,23 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
     specs: dict[str, dict] = {}
     live: dict[str, dict] = {}
     parts: list[Markup] = []
+    blocks = [b for sec in page.sections for b in sec.blocks]
+    has_selector = bool(pal.chips) and any(isinstance(b, Live) or (isinstance(b, Chart) and b.filter_by)
+                                           for b in blocks)
+    # the filters this page's bar shows: a block that ignores one of them says so under itself
+    active = (["dates"] if ctx.period else []) + ["chip"] + (["model"] if ctx.models else []) if has_selector else []
     for sec in page.sections:
         parts.append(h("section", h("h2", sec.title), h("p", sec.intro, class_="sec-intro") if sec.intro else "",
-                       h("div", *[_block(b, specs, live, all_specs, image_ext) for b in sec.blocks], class_="grid")))
+                       h("div", *[_block(b, specs, live, all_specs, image_ext, active) for b in sec.blocks],
+                         class_="grid")))
     key = join(h("span", h("span", class_="sw", style=f"background:{c}"), chip)
                for chip, c in zip(pal.chips, pal.chip_range))
-    filtered = any(s["filter"] for s in specs.values())
-    selector = _selector(ctx, chip_vendor) if (filtered or live) and pal.chips else ""
+    selector = _selector(ctx, chip_vendor) if has_selector else ""
     period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
     values = dict(title=page.title, nav=_nav(pages, page.slug), period=period, key=key, selector=selector,
                   heading=page.title, intro=page.intro, content=join(parts, "\n"), built=built, source=source,
                   specs=json_for_script(specs), live=json_for_script(live))
     return tmpl.substitute({k: esc(v) for k, v in values.items()})
-
-
-def _title_text(spec: dict) -> str:
-    t = spec.get("title")
-    if isinstance(t, dict):
-        t = t.get("text", "")
-    if isinstance(t, list):
-        t = " ".join(t)
-    return str(t or "chart")
-
-
-#: a chart whose SVG would be bigger than this (a heatmap of thousands of cells) is exported as PNG
-SVG_MAX_BYTES = 600_000
-
-
-def _image(spec: dict, fmt: str = "svg") -> tuple[str, bytes] | None:
-    """The chart as an image for reports: SVG, or a PNG when asked for or when the SVG would be heavy.
-
-    None when the headless renderer cannot draw it: the page and its CSV still ship; only the image
-    link is left out, and a warning is logged (the same spec most likely fails in the browser too).
-    """
-    try:
-        return _image_or_raise(spec, fmt)
-    except ValueError:
-        try:
-            return _image_or_raise(spec, "png")
-        except ValueError as exc:
-            log.warning("chart %r: no image for reports: %s", _title_text(spec), str(exc).splitlines()[0][:200])
-            return None
-
-
-def _image_or_raise(spec: dict, fmt: str) -> tuple[str, bytes]:
-    if fmt == "svg":
-        data = vlc.vegalite_to_svg(spec, vl_version=_vl_convert_version()).encode("utf-8")
-        if len(data) <= SVG_MAX_BYTES:
-            return "svg", data
-    return "png", bytes(vlc.vegalite_to_png(spec, vl_version=_vl_convert_version(), scale=1))
-
-
-def _write_images(charts_dir: Path, all_charts: list, specs: dict) -> dict[str, str]:
-    """A static image of every chart (in parallel); chart name -> file extension."""
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as ex:
-        imgs = list(ex.map(lambda c: _image(specs[c.name], c.image), all_charts))
-    image_ext: dict[str, str] = {}
-    for c, img in zip(all_charts, imgs):
-        if img is not None:
-            ext, data = img
-            (charts_dir / f"{c.name}.{ext}").write_bytes(data)
-            image_ext[c.name] = ext
-    return image_ext
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
@@ -297,7 +232,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
             wh.close()
         for sub in ("assets", "data", "charts"):
             (tmp / sub).mkdir()
-        _write_bundle(tmp / "assets" / BUNDLE, out_dir / "assets" / BUNDLE)
+        write_bundle(tmp / "assets" / BUNDLE, out_dir / "assets" / BUNDLE)
         for name in ("site.js", "style.css"):
             shutil.copyfile(ASSETS / name, tmp / "assets" / name)
         tmpl = Template((ASSETS / "page.html").read_text(encoding="utf-8"))
@@ -311,7 +246,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
         specs = {c.name: _spec(c) for c in all_charts}
         for c in all_charts:
             c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
-        image_ext = _write_images(tmp / "charts", all_charts, specs) if images else {}
+        image_ext = write_images(tmp / "charts", all_charts, specs) if images else {}
         notes: list[str] = []
         for page in pages:
             doc = _render_page(page, pages, ctx, chip_vendor, tmpl, db_path.name, built, specs, image_ext)

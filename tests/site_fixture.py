@@ -137,6 +137,9 @@ def _requests(rng: np.random.Generator, n: int, days: int) -> pa.Table:
              ("subscription", "llama-8b"): 0.12, ("subscription", "llama-70b"): 0.55}
     rev_rate = np.array([price.get((t, m), 0.0) for t, m in zip(tier, model)])
     revenue = np.where(status == "ok", total / 1e6 * rev_rate, 0.0)
+    # the mart's input (prefill) / output (decode) split: a share of the request's energy, applied to
+    # its cost on both bases (marts/fct_request_energy.yml: input_cost_usd = cost_usd x input_share)
+    input_share = (prompt * jp) / (prompt * jp + completion * jc)
 
     return pa.table({
         "request_id": pa.array([f"req-{i:09d}" for i in range(n)]),
@@ -154,7 +157,9 @@ def _requests(rng: np.random.Generator, n: int, days: int) -> pa.Table:
         "ttft_s": ttft, "latency_s": latency,
         "active_energy_j": active_j, "idle_share_j": idle_j, "energy_j": energy_j, "energy_kwh": energy_kwh,
         "cost_usd": cost, "usage_cost_usd": usage_cost, "energy_cost_usd": energy_cost,
-        "hardware_cost_usd": hardware_cost, "revenue_usd": revenue,
+        "hardware_cost_usd": hardware_cost, "revenue_usd": revenue, "input_share": input_share,
+        "input_cost_usd": cost * input_share, "output_cost_usd": cost * (1 - input_share),
+        "input_usage_cost_usd": usage_cost * input_share, "output_usage_cost_usd": usage_cost * (1 - input_share),
     })
 
 
@@ -213,7 +218,8 @@ def build_fixture(path: Path, *, n_requests: int = 40_000, days: int = 28, seed:
             select request_id, replica_id, node, chip, vendor, model, task, language, tier, status,
                    arrival_ts, cast(arrival_ts as date) as date, prompt_tokens, completion_tokens,
                    total_tokens, ttft_s, latency_s, active_energy_j, idle_share_j, energy_j, energy_kwh,
-                   cost_usd, usage_cost_usd, energy_cost_usd, hardware_cost_usd, revenue_usd
+                   cost_usd, usage_cost_usd, energy_cost_usd, hardware_cost_usd, revenue_usd, input_share,
+                   input_cost_usd, output_cost_usd, input_usage_cost_usd, output_usage_cost_usd
             from req_arrow""")
         con.unregister("req_arrow")
         con.execute("""

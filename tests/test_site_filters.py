@@ -108,13 +108,48 @@ def _expect_workloads(db: Path) -> dict[tuple, dict]:
     try:
         rows = con.execute("""
             select chip, model, task, tier, count(*), sum(total_tokens), sum(cost_usd) / sum(total_tokens) * 1e6,
-                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens)
+                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens),
+                   sum(input_cost_usd) / sum(prompt_tokens) * 1e6,
+                   sum(output_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6,
+                   sum(input_usage_cost_usd) / sum(prompt_tokens) * 1e6,
+                   sum(output_usage_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6
             from marts.fct_request_energy where chip = ? and date between ? and ? group by all""",
                            [CHIP, FROM, TO]).fetchall()
     finally:
         con.close()
     return {r[:4]: {"requests": r[4], "tokens": r[5], "usd_per_mtok": r[6], "usage_usd_per_mtok": r[7],
-                    "j_per_token": r[8]} for r in rows}
+                    "j_per_token": r[8], "input_usd_per_mtok": r[9], "output_usd_per_mtok": r[10],
+                    "input_usage_usd_per_mtok": r[11], "output_usage_usd_per_mtok": r[12]} for r in rows}
+
+
+def _expect_idle(db: Path) -> dict[tuple, dict]:
+    """The energy page's idle-power table for the selection, from marts.fct_device_energy_daily."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            with d as (select date, chip, idle_source, count(distinct device_id) as devices from
+                       marts.fct_device_energy_daily where chip = ? and date between ? and ? group by all)
+            select chip, idle_source, (select max(devices) from d where d.chip = e.chip
+                                       and d.idle_source = e.idle_source),
+                   count(*), avg(idle_w), avg(avg_power_w)
+            from marts.fct_device_energy_daily e where chip = ? and date between ? and ? group by all""",
+                           [CHIP, FROM, TO, CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[:2]: {"devices": r[2], "device_days": r[3], "idle_w": r[4], "avg_power_w": r[5]} for r in rows}
+
+
+def _expect_devices(db: Path) -> dict[str, dict]:
+    """The fleet page's per-device table for the selection, from marts.fct_device_power_hourly."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select device_id, min(chip), avg(avg_power_w), max(max_power_w), avg(avg_utilization_pct), count(*)
+            from marts.fct_device_power_hourly where chip = ? and cast(hour_ts as date) between ? and ?
+            group by device_id""", [CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[0]: {"chip": r[1], "avg_w": r[2], "max_w": r[3], "util": r[4], "hours": r[5]} for r in rows}
 
 
 def _open(browser: Browser, url: str) -> None:
@@ -186,6 +221,21 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
         assert not problems(console), (page, problems(console))
         assert not remote(urls), (page, remote(urls))
 
+        if page == "energy":  # idle power per chip for the selected chip and dates, as in DuckDB
+            exp = _expect_idle(db)
+            rows = browser.driver.execute_script(TABLE, "energy-idle")
+            got = {(r["chip"], r["idle_source"]): r for r in rows}
+            assert exp and set(got) == set(exp), (got, exp)
+            for key, e in exp.items():
+                for k, v in e.items():
+                    assert _close(got[key][k], v), (key, k, got[key][k], v)
+        if page == "fleet":  # per device of the selected chip, over the selected dates, as in DuckDB
+            exp = _expect_devices(db)
+            got = {r["device_id"]: r for r in browser.driver.execute_script(TABLE, "fleet-devices")}
+            assert exp and set(got) == set(exp), (sorted(got), sorted(exp))
+            for dev, e in exp.items():
+                for k, v in e.items():
+                    assert got[dev][k] == v if k == "chip" else _close(got[dev][k], v), (dev, k, got[dev][k], v)
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")
@@ -215,3 +265,74 @@ def test_no_horizontal_scrollbar_in_any_card(built, browser):
             return [...document.querySelectorAll('figure.chart, .htmlblock')]
               .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id || e.className)""")
         assert not wide, (page, wide)
+
+
+#: every chart, live block and static table of a page, with what it says it does not follow
+BLOCKS = """
+const out = {};
+document.querySelectorAll('figure.chart, div.htmlblock').forEach(el => {
+  const live = el.classList.contains('live');
+  const key = el.id || ('html-' + Object.keys(out).length);
+  const wrap = live && el.parentElement.classList.contains('live-wrap') ? el.parentElement : el;
+  const scope = wrap.querySelector(':scope > p.scope');
+  out[key] = {kind: el.tagName === 'FIGURE' ? 'chart' : (live ? 'live' : 'html'),
+              ignores: el.hasAttribute('data-ignores') ? el.dataset.ignores.split(' ').filter(Boolean) : null,
+              scope: scope ? scope.textContent : null,
+              scope_visible: scope ? scope.getBoundingClientRect().height > 0 : false,
+              text: live ? el.textContent : null};
+});
+return out;"""
+SET = """
+const [chip, model, from, to] = arguments;
+const set = (id, v) => { const e = document.getElementById(id); if (e && v !== null) e.value = v; };
+set('tw-chip', chip); set('tw-model', model); set('tw-from', from); set('tw-to', to);
+return TW.apply().then(() => Promise.all(Object.values(TW.views).map(v => v.runAsync())))
+  .then(() => new Promise(r => requestAnimationFrame(() => r(location.hash))));
+"""
+WORDS = {"dates": "whole period", "chip": "all chips", "model": "all models"}
+
+
+def test_every_block_follows_each_filter_or_says_plainly_that_it_does_not(built, browser):
+    """One filter at a time (date range, then model, then chip): every chart and live block that does
+    not say "does not follow the ... filter" changed; every one that says so shows that line; every
+    static table says it is a whole-period, whole-fleet figure."""
+    site = built["site"]
+    browser.open((site / "index.html").as_uri())
+    browser.driver.execute_script("sessionStorage.clear()")
+    selections = {"dates": (None, None, FROM, TO), "model": (None, "llama-8b", None, None),
+                  "chip": (CHIP, None, None, None)}
+    checked = {"follow": 0, "ignore": 0}
+    for page in PAGES:
+        browser.open((site / f"{page}.html").as_uri())
+        has_bar = browser.driver.execute_script("return !!document.getElementById('tw-chip')")
+        blocks = browser.driver.execute_script(BLOCKS)
+        if not has_bar:  # the forecast: no filter bar, nothing to follow, nothing to excuse
+            assert all(not b["ignores"] and not b["scope"] for b in blocks.values()), (page, blocks)
+            continue
+        undeclared = [k for k, b in blocks.items() if b["ignores"] is None and b["kind"] != "html"]
+        assert not undeclared, (page, undeclared)
+        for k, b in blocks.items():
+            if b["kind"] == "html" and b["ignores"] is not None:  # a static table: whole period, whole fleet
+                assert set(b["ignores"]) == {"dates", "chip", "model"}, (page, k, b)
+            if b["ignores"]:
+                assert b["scope_visible"] and "does not follow" in b["scope"], (page, k, b)
+                for f in b["ignores"]:
+                    assert WORDS[f] in b["scope"].lower(), (page, k, f, b["scope"])
+        before_sig = browser.driver.execute_script(SIGNATURE)
+        for f, sel in selections.items():
+            browser.driver.execute_script(SET, *sel)
+            after_sig, after = browser.driver.execute_script(SIGNATURE), browser.driver.execute_script(BLOCKS)
+            for k, b in blocks.items():
+                if b["kind"] == "html" or f in (b["ignores"] or []):
+                    checked["ignore"] += b["kind"] != "html"
+                    continue
+                if b["kind"] == "chart":
+                    vis = "chart-" + k.removeprefix("fig-")
+                    assert after_sig[vis] != before_sig[vis], f"{page}: {k} did not follow the {f} filter"
+                else:
+                    assert after[k]["text"] != b["text"], f"{page}: {k} did not follow the {f} filter"
+                checked["follow"] += 1
+            browser.driver.execute_script(SET, "all", "all", "0000-01-01", "9999-12-31")
+        console, urls = browser.drain()
+        assert not problems(console), (page, problems(console))
+    assert checked["follow"] > 40 and checked["ignore"] > 5, checked

@@ -95,6 +95,9 @@
       jobs.push(view.runAsync());
     });
     Object.keys(TW.live).forEach(function (name) { drawLive(name); });
+    // a set filter makes the "does not follow the ... filter" lines under the other blocks stand out
+    var on = st.chip !== "all" || st.model !== "all" || !!st.from || !!st.to;
+    if (document.body) document.body.classList.toggle("tw-filtered", on);
     return Promise.all(jobs);
   }
   TW.apply = function () { readControls(); saveState(); return apply(); };
@@ -118,6 +121,7 @@
       case "usd": return (neg ? "\u2212" : "") + "$" + fixed(a, 2);
       case "usd3": return (neg ? "\u2212" : "") + "$" + fixed(a, 3);
       case "pct1": return (neg ? "-" : "") + fixed(a, 1) + " %";
+      case "num0": return (neg ? "-" : "") + fixed(a, 0);
       case "num1": return (neg ? "-" : "") + fixed(a, 1);
       case "num3": return (neg ? "-" : "") + fixed(a, 3);
       default: return String(x);
@@ -154,6 +158,7 @@
       else if (m.ratio) v = sums[m.ratio[1]] ? sums[m.ratio[0]] / sums[m.ratio[1]] * (m.k || 1) : null;
       else if (m.diff) v = sums[m.diff[0]] - sums[m.diff[1]];
       else if (m.share) v = all && all[m.share] ? sums[m.share] / all[m.share] * 100 : null;
+      else if (m.max) idx.forEach(function (i) { var x = c[m.max][i]; if (x !== null && (v === null || x > v)) v = x; });
       out[m.name] = v;
     });
     out.__sums = sums;
@@ -280,7 +285,9 @@
       var a = el("a", "Data (CSV) for this selection", "csv");
       a.href = "#";
       a.addEventListener("click", function (e) { e.preventDefault(); download(live.csv, toCsv(live, rows)); });
-      var p = el("div", null, "dl"); p.appendChild(a); box.appendChild(p);
+      var p = el("div", null, "dl"); p.appendChild(a);
+      // in a scrolling table the link goes above the rows, where it is seen without scrolling
+      if (live.scroll) box.insertBefore(p, box.firstChild); else box.appendChild(p);
     }
     TW.live[name].rows = rows;
   }

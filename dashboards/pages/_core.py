@@ -106,6 +106,8 @@ class Note:
 class Html:
     markup: Markup                 # only Markup (dashboards.markup.h/esc/html_table): never a raw string
     wide: bool = True
+    scope: str = "whole"           # "whole": figures of the whole period and fleet, said so on a page with
+                                   # filters; "none": no figures (text, a legend)
 
     def __post_init__(self) -> None:
         if not isinstance(self.markup, Markup):
@@ -116,7 +118,7 @@ class Html:
 class Live:
     """Cards or a table drawn in the browser (assets/site.js) for the current chip, model and date
     selection, from ``spec``: ``data`` (columns of sums by date, chip, model, ...: small, aggregated in
-    DuckDB), ``sums`` (the columns added up), ``measures`` (sum, ratio, diff or share of sums) and
+    DuckDB), ``sums`` (the columns added up), ``measures`` (sum, ratio, diff or share of sums, or max) and
     either ``cards`` or ``group``/``columns`` (a table; ``sortable``, ``csv`` for a download)."""
 
     name: str
@@ -353,6 +355,7 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> tuple[list[float], li
 def fmt_num(x, digits: int = 0, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
         return "–"
+    x = 0 if x == 0 else x  # -0.0 prints as "-0.00"
     if digits and x != 0 and abs(x) < 0.5 * 10 ** -digits:  # tiny but not zero: do not print 0.00
         return f"<{10 ** -digits:.{digits}f}{unit}" if x > 0 else f">-{10 ** -digits:.{digits}f}{unit}"
     return f"{x:,.{digits}f}{unit}"

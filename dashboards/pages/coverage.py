@@ -10,6 +10,15 @@ from dashboards.pages._core import Chart, Ctx, Note, Section, chip_filter, day_x
 DEV = "marts.fct_device_energy_daily"
 #: at most this many devices in the heatmap (the ones with the least coverage first)
 MAX_DEVICES = 120
+#: coverage in steps, so that a 20-minute gap (98.6 %) does not look like a full day on a 0-100 gradient:
+#: (label, lowest coverage %) from the whole day down, viridis from yellow to dark
+BANDS = (("the whole day", 99.999), ("99 to 100 %", 99), ("90 to 99 %", 90), ("50 to 90 %", 50), ("under 50 %", None))
+COLORS = ("#fde725", "#5ec962", "#21918c", "#3b528b", "#440154")
+
+
+def band(pct: float) -> str:
+    """The coverage band of a device-day's coverage (%)."""
+    return next(name for name, lo in BANDS if lo is None or pct >= lo)
 
 
 def section(ctx: Ctx) -> Section:
@@ -34,24 +43,25 @@ def section(ctx: Ctx) -> Section:
         worst as (select device_id from grid group by device_id order by min(coverage_pct), device_id
                   limit {MAX_DEVICES})
         select * from grid where device_id in (select device_id from worst) order by chip, device_id, date"""), 4)
+    df["coverage_band"] = df.coverage_pct.map(band)
     n_dev = wh.one(f"select count(distinct device_id) from {DEV}")[0]
     order = df.drop_duplicates("device_id").device_id.tolist()
     ch = alt.Chart(df).mark_rect(stroke="#ffffff", strokeWidth=0.5).encode(
         x=day_x("date", dates=df.date, period=ctx.period),
         y=alt.Y("device_id:N", title=None, sort=order, axis=alt.Axis(labelLimit=220,
                                                                   labelFontSize=11 if len(order) <= 40 else 8)),
-        color=alt.Color("coverage_pct:Q", title="Coverage (%)",
-                        scale=alt.Scale(scheme="viridis", domain=[0, 100], reverse=False),
-                        legend=alt.Legend(orient="right", gradientLength=min(200, max(60, 16 * len(order))))),
+        color=alt.Color("coverage_band:N", title="Coverage",
+                        scale=alt.Scale(domain=[n for n, _ in BANDS], range=list(COLORS)),
+                        legend=alt.Legend(orient="right", symbolType="square", symbolSize=160)),
         tooltip=[tt_date("date"), alt.Tooltip("device_id:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
                  alt.Tooltip("node:N", title="Node"), alt.Tooltip("coverage_pct:Q", title="Coverage (%)", format=".1f"),
                  alt.Tooltip("gap_min:Q", title="Without samples (minutes)", format=",.0f"),
                  alt.Tooltip("reported:N", title="Device reported that day")],
     ).properties(title=alt.Title("Sample coverage per device and day",
-                                 subtitle="Share of the day with power samples (%); yellow = full coverage"),
+                                 subtitle="Share of the day with power samples (%); yellow = the whole day, green = short gaps"),
                  width=theme.FULL_W - 260, height=max(60, min(16 * len(order), 640)))
     sec.blocks.append(Chart("quality-coverage", chip_filter(ch, date="date"), df,
-                            "Devices sorted by chip; a dark cell is a day with missing samples.", wide=True,
+                            "Devices sorted by chip; any colour but yellow is a day with missing samples.", wide=True,
                             filter_by="chip", image="png" if len(df) > 3000 else "svg"))
     full = float((df.coverage_pct >= 99.999).mean() * 100) if len(df) else 0.0
     shown = "" if n_dev <= MAX_DEVICES else f" (the {MAX_DEVICES} least covered of {n_dev} devices shown)"

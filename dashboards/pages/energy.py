@@ -6,14 +6,17 @@ import pandas as pd
 
 from dashboards import theme
 from dashboards.pages import serving
+from dashboards.pages.energy_capacity import capacity_section
+from dashboards.pages.inline import csv_chart
 from dashboards.markup import md_code
-from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, line_points,
-                                    log_ticks, no_data, safe, tidy, tt_date, utc_x)
+from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, fmt_num, html_table, log_ticks,
+                                    no_data, safe, tidy)
 
 REQ = "marts.fct_request_energy"
-DEV = "marts.fct_device_energy_daily"
 AQ = "attribution.quality"
 SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down"]
+#: half a histogram bin (ten per decade) as a factor: a bin spans centre / BIN_HALF to centre * BIN_HALF
+BIN_HALF = round(10 ** 0.05, 12)
 QUANTS = [("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95)]
 
 
@@ -27,7 +30,7 @@ def build(ctx: Ctx) -> Page:
                       safe(ctx, _by_group, "By task and language"),
                       safe(ctx, serving.load_section, "Energy per token against load"),
                       safe(ctx, serving.latency_section, "Latency and time to first token"),
-                      safe(ctx, _capacity, "Idle and unused capacity"),
+                      safe(ctx, capacity_section, "Idle and unused capacity"),
                       safe(ctx, _quality, "Attribution quality against ground truth")]
     from dashboards.pages.energy_power_model import power_model_section
     page.sections.append(safe(ctx, power_model_section, "Learned power model"))
@@ -44,19 +47,24 @@ def _distribution(ctx: Ctx) -> Section:
         sec.blocks.append(note)
         return sec
     df = wh.df(f"""
-        with b as (select chip, model, floor(log10(energy_j) * 10) as k, count(*) as n
+        with b as (select strftime(date, '%Y-%m-%d') as date, chip, model, floor(log10(energy_j) * 10) as k,
+                          count(*) as n
                    from {REQ} where energy_j > 0 and coalesce(status, 'ok') = 'ok' group by all)
-        select chip, model, power(10, (k + 0.5) / 10) as energy_j, power(10, k / 10) as bin_lo_j,
-               power(10, (k + 1) / 10) as bin_hi_j, n as requests,
-               n * 100.0 / sum(n) over (partition by chip, model) as share_pct
-        from b order by model, chip, k""")
+        select date, chip, model, power(10, (k + 0.5) / 10) as energy_j, n as requests
+        from b order by model, chip, k, date""")
     df = tidy(df, 4)
     models = sorted(df.model.unique(), key=_model_key)
     panels = []
     for i, m in enumerate(models):
         dm = df[df.model == m]
-        ticks, dom = log_ticks(dm.bin_lo_j.min(), dm.bin_hi_j.max())
-        panels.append(chip_filter(alt.Chart(dm).mark_line(interpolate="monotone", point=alt.OverlayMarkDef(size=16)).encode(
+        ticks, dom = log_ticks(dm.energy_j.min() / BIN_HALF, dm.energy_j.max() * BIN_HALF)
+        # the bin edges are the centre over and times 10^0.05 (ten bins per decade): computed in the chart
+        line = chip_filter(csv_chart(dm), date="date").transform_aggregate(
+            requests="sum(requests)", groupby=["chip", "model", "energy_j"]).transform_joinaggregate(
+            total="sum(requests)", groupby=["chip"]).transform_calculate(
+            share_pct="datum.requests / datum.total * 100", bin_lo_j=f"datum.energy_j / {BIN_HALF}",
+            bin_hi_j=f"datum.energy_j * {BIN_HALF}")
+        panels.append(line.mark_line(interpolate="monotone", point=alt.OverlayMarkDef(size=16)).encode(
             x=alt.X("energy_j:Q", title="Energy per request (J, log scale)",
                     scale=alt.Scale(type="log", domain=dom, nice=False),
                     axis=alt.Axis(values=ticks, format="~s", labelAngle=0)),
@@ -67,10 +75,10 @@ def _distribution(ctx: Ctx) -> Section:
                      alt.Tooltip("bin_hi_j:Q", title="Bin to (J)", format=",.1f"),
                      alt.Tooltip("requests:Q", title="Requests", format=",.0f"),
                      alt.Tooltip("share_pct:Q", title="Share (%)", format=".1f")],
-        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=theme.HEIGHT)))
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=theme.HEIGHT))
     ch = alt.hconcat(*panels, spacing=24).resolve_scale(y="shared").properties(
         title=alt.Title("Distribution of energy per request, by chip and model",
-                        subtitle="Share of a chip's requests in each energy bin; log-scaled energy axis"))
+                        subtitle="Share of a chip's requests in each energy bin, selected dates; log-scaled energy axis"))
     sec.blocks.append(Chart("energy-request-histogram", ch, df,
                             "Right of the peak: long prompts and long answers.", wide=True, filter_by="chip"))
     return sec
@@ -103,12 +111,20 @@ def _by_group(ctx: Ctx) -> Section:
         sec.blocks.append(Chart(f"energy-box-{dim}", _box(d, dim, title, order, models, pal), d,
                                 f"Energy per request by {dim}: percentiles per chip and model.", wide=True,
                                 filter_by="chip"))
-    # energy per token by task: a dot plot, comparable across tasks whatever their length
-    d = tidy(q[q["task"].notna()][["model", "chip", "task", "requests", "j_per_token"]], 4)
-    order = d.groupby("task")["j_per_token"].median().sort_values(ascending=False).index.tolist()
+    # energy per token by task: a dot plot, comparable across tasks whatever their length; per-day sums,
+    # added up in the browser for the selected dates
+    d = tidy(wh.df(f"""
+        select strftime(date, '%Y-%m-%d') as date, model, chip, task, count(*) as requests,
+               sum(energy_j) as energy_j, sum(total_tokens) as tokens
+        from {REQ} where energy_j > 0 and coalesce(status, 'ok') = 'ok' group by all order by all"""), 8)
+    whole = q[q["task"].notna()]
+    order = whole.groupby("task")["j_per_token"].median().sort_values(ascending=False).index.tolist()
     panels = []
     for i, m in enumerate(models):
-        panels.append(chip_filter(alt.Chart(d[d.model == m]).mark_point(filled=True, size=90, opacity=0.9).encode(
+        dots = chip_filter(csv_chart(d[d.model == m], codes=("chip", "model", "task")), date="date").transform_aggregate(
+            requests="sum(requests)", energy_j="sum(energy_j)", tokens="sum(tokens)", groupby=["model", "chip", "task"]
+        ).transform_calculate(j_per_token="datum.tokens > 0 ? datum.energy_j / datum.tokens : null")
+        panels.append(dots.mark_point(filled=True, size=90, opacity=0.9).encode(
             y=alt.Y("task:N", title=None, sort=order, axis=alt.Axis(labels=i == 0, ticks=i == 0)),
             x=alt.X("j_per_token:Q", title="Energy per token (J/token)", scale=alt.Scale(zero=True)),
             color=pal.chip_color(),
@@ -117,9 +133,9 @@ def _by_group(ctx: Ctx) -> Section:
             tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
                      alt.Tooltip("task:N", title="Task"), alt.Tooltip("j_per_token:Q", title="J/token", format=".3f"),
                      alt.Tooltip("requests:Q", title="Requests", format=",.0f")],
-        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=200)))
+        ).properties(title=alt.Title(m, anchor="middle", fontSize=13), width=_panel_w(models), height=200))
     ch = alt.hconcat(*panels, spacing=16).properties(
-        title=alt.Title("Energy per token by task", subtitle="Joules per token (prompt + completion), per chip and model"))
+        title=alt.Title("Energy per token by task", subtitle="Joules per token (prompt + completion), per chip and model, selected dates"))
     sec.blocks.append(Chart("energy-j-per-token-task", ch, d,
                             "Per token, tasks compare on an equal footing; per request (above), long answers dominate.",
                             wide=True, filter_by="chip"))
@@ -154,78 +170,6 @@ def _box(d: pd.DataFrame, dim: str, title: str, order: list[str], models: list[s
 
 def _panel_w(models: list[str]) -> int:
     return max(260, (theme.FULL_W - 40 * len(models)) // max(1, len(models)))
-
-
-def _capacity(ctx: Ctx) -> Section:
-    wh, pal = ctx.wh, ctx.pal
-    sec = Section("Idle and unused capacity",
-                  "Measured device energy split into what requests used (attributed active), idle time shared "
-                  "out to the requests that were running, capacity nobody used, and the residual the "
-                  "attribution could not place.")
-    note = no_data(wh, DEV)
-    if note:
-        sec.blocks.append(note)
-        return sec
-    comp = wh.df(f"""
-        select chip, c.component, sum(c.j) / 3.6e6 as kwh
-        from {DEV}, lateral (values ('attributed active', 1, attributed_active_j), ('shared idle', 2, shared_idle_j),
-                                    ('unused capacity', 3, unused_j), ('residual', 4, residual_j)) c(component, k, j)
-        group by chip, c.component, c.k order by chip, c.k""")
-    meas = wh.df(f"select chip, sum(measured_energy_j) / 3.6e6 as measured_kwh from {DEV} group by chip")
-    comp = comp.merge(meas, on="chip")
-    comp["share_pct"] = comp["kwh"] / comp["measured_kwh"] * 100
-    comp["k"] = comp["component"].map({k: i for i, k in enumerate(theme.COMPONENT_COLORS)})
-    comp = tidy(comp, 5)
-    ch = alt.Chart(comp).mark_bar(height={"band": 0.7}).encode(
-        y=alt.Y("chip:N", title=None, sort=pal.chips),
-        x=alt.X("kwh:Q", title="Measured device energy (kWh)", stack=True),
-        color=alt.Color("component:N", title=None, scale=theme.ordinal_scale(theme.COMPONENT_COLORS, comp.component),
-                        legend=alt.Legend(orient="top")),
-        order=alt.Order("k:Q"),
-        tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("component:N", title="Component"),
-                 alt.Tooltip("kwh:Q", title="Energy (kWh)", format=",.2f"),
-                 alt.Tooltip("share_pct:Q", title="Share of measured (%)", format=".1f"),
-                 alt.Tooltip("measured_kwh:Q", title="Measured (kWh)", format=",.2f")],
-    ).properties(title=alt.Title("Where the measured energy went, by chip", subtitle="kWh over the whole period"),
-                 width=theme.HALF_W - 120, height=len(pal.chips) * 46 + 20)
-    sec.blocks.append(Chart("energy-components", chip_filter(ch), comp,
-                            "A negative residual (left of zero) means more was attributed than measured.",
-                            filter_by="chip"))
-
-    daily = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip,
-                             sum(unused_j) * 100.0 / nullif(sum(measured_energy_j), 0) as unused_pct,
-                             (sum(unused_j) + sum(shared_idle_j)) * 100.0 / nullif(sum(measured_energy_j), 0) as idle_pct
-                      from {DEV} group by all order by date, chip""")
-    daily = tidy(daily, 4)
-    sel = alt.selection_point(fields=["chip"], bind="legend")
-    ch = alt.Chart(daily).mark_line(point=line_points(daily.date, 18)).encode(
-        x=utc_x("date", dates=daily.date),
-        y=alt.Y("unused_pct:Q", title="Unused capacity (% of measured energy)"),
-        color=pal.chip_color(),
-        opacity=alt.condition(sel, alt.value(1), alt.value(0.15)),
-        tooltip=[tt_date("date"), alt.Tooltip("chip:N", title="Chip"),
-                 alt.Tooltip("unused_pct:Q", title="Unused (%)", format=".1f"),
-                 alt.Tooltip("idle_pct:Q", title="Unused + shared idle (%)", format=".1f")],
-    ).add_params(sel).properties(
-        title=alt.Title("Unused capacity per day, by chip",
-                        subtitle="Share of measured device energy that no request used; click the legend to highlight"),
-        width=theme.HALF_W, height=theme.HEIGHT)
-    sec.blocks.append(Chart("energy-unused-daily", chip_filter(ch, date="date"), daily,
-                            "Peaks are quiet days or drained devices.", filter_by="chip"))
-
-    idle = wh.df(f"""select chip, count(distinct device_id) as devices, median(idle_w) as idle_w,
-                            string_agg(distinct idle_source, ', ') as idle_source,
-                            avg(avg_power_w) as avg_power_w
-                     from {DEV} group by chip""")
-    idle["o"] = idle.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
-    idle = idle.sort_values("o")
-    sec.blocks.append(Html(html_table(
-        ["Chip", "Devices", "Idle power (W, median)", "Idle power from", "Average power (W)"],
-        [[r.chip, fmt_num(r.devices), fmt_num(r.idle_w, 0), r.idle_source, fmt_num(r.avg_power_w, 0)]
-         for r in idle.itertuples()],
-        caption="Idle power is learned from the device's own quiet periods where possible, else taken from the "
-                "chip catalog.", num_cols={1, 2, 4}, swatches={0: [pal.chip_hex(c) for c in idle.chip]})))
-    return sec
 
 
 def _quality(ctx: Ctx) -> Section:

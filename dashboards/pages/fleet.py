@@ -7,9 +7,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.markup import h
-from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Html, Note, Page, Section, chip_filter, day_x, fmt_num,
-                                    html_table, no_data, safe, tidy, time_ticks, tt_date)
+from dashboards.pages._core import (SIG_CHIP, SIG_FROM, SIG_TO, Chart, Ctx, Live, Note, Page, Section, chip_filter,
+                                    columns, day_x, no_data, safe, tidy, time_ticks, tt_date)
 
 HOURLY = "marts.fct_device_power_hourly"
 #: at most this many cells per heatmap (devices x time buckets): keeps the page light
@@ -44,51 +43,83 @@ def _heatmaps(ctx: Ctx) -> Section:
     n_dev, n_hours = wh.one(f"""select count(distinct device_id),
                                        date_diff('hour', min(hour_ts), max(hour_ts)) + 1 from {HOURLY}""")
     bh = _bucket_hours(n_dev, n_hours)
-    devices = wh.df(f"""select device_id, min(chip) as chip, min(node) as node, avg(avg_power_w) as avg_power_w
-                        from {HOURLY} group by device_id""")
-    devices["o"] = devices.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
-    devices = devices.sort_values(["o", "node", "device_id"]).reset_index(drop=True)
-    shown = devices
-    if len(devices) > MAX_DEVICES:  # the busiest devices of each chip, in proportion
-        shown = devices.sort_values("avg_power_w", ascending=False).head(MAX_DEVICES).sort_values(["o", "node", "device_id"])
-        sec.blocks.append(Note(f"Showing the {MAX_DEVICES} devices with the highest average power of {len(devices)}; "
+    shown, n_all = _shown_devices(wh, pal)
+    if len(shown) < n_all:
+        sec.blocks.append(Note(f"Showing the {MAX_DEVICES} devices with the highest average power of {n_all}; "
                                "the CSV has the same devices.", "info"))
     order = shown.device_id.tolist()
-    cells = wh.df(f"""
+    cells = tidy(wh.df(f"""
         select device_id, epoch_ms(time_bucket(interval '{bh} hours', hour_ts)) as t,
                avg(avg_power_w) as avg_power_w, max(max_power_w) as max_power_w,
                avg(avg_utilization_pct) as avg_utilization_pct
         from {HOURLY} where device_id in (select unnest(?::varchar[]))
-        group by all order by device_id, t""", [order])
-    cells = tidy(cells, 3)
+        group by all order by device_id, t""", [order]), 3)
     csv = cells.merge(shown[["device_id", "chip", "node"]], on="device_id")
     csv.insert(1, "bucket_start_utc", pd.to_datetime(csv.t, unit="ms", utc=True).dt.strftime("%Y-%m-%dT%H:%MZ"))
     csv = csv.drop(columns=["t"])
-    compact = cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
-                                    "avg_utilization_pct": "u"})
-    dev_small = shown[["device_id", "chip"]].rename(columns={"device_id": "d"})
-    height = max(160, min(18 * len(order), 560))
-    tcount, tfmt = time_ticks(n_hours / 24)
-    y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
-                                                           labels=len(order) <= 60, ticks=False))
-    tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
-           tt_date("t", "From (UTC)", "%Y-%m-%d %H:%M", "utcyearmonthdatehoursminutes"),
-           alt.Tooltip("p:Q", title="Average power (W)", format=",.0f"),
-           alt.Tooltip("m:Q", title="Peak power (W)", format=",.0f"),
-           alt.Tooltip("u:Q", title="Utilisation (%)", format=".1f")]
+    grid = _HeatGrid(pal, cells.rename(columns={"device_id": "d", "avg_power_w": "p", "max_power_w": "m",
+                                                "avg_utilization_pct": "u"}),
+                     shown[["device_id", "chip"]].rename(columns={"device_id": "d"}), order, bh, n_hours)
+    p = grid.heat("p", "Average power per device (W)", theme.SEQ_POWER, "W")
+    u = grid.heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
+    both = alt.vconcat(p, u, spacing=28).resolve_scale(color="independent").properties(
+        title=alt.Title("Power and utilisation per device over time",
+                        subtitle=f"The selected dates (data from {ctx.period[0]} to {ctx.period[1]}, UTC), devices "
+                                 "grouped by chip" if ctx.period else "", fontSize=16))
+    sec.blocks.append(Chart("fleet-heatmaps", both, csv,
+                            "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
+                            wide=True, filter_by="chip", image="png"))
 
-    def heat(field: str, title: str, scheme: str, legend_title: str, domain=None):
-        base = alt.Chart(compact).transform_lookup(
-            lookup="d", from_=alt.LookupData(dev_small, "d", ["chip"])
-        ).transform_filter(f"{SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}"
+    sec.blocks.append(_device_table(wh, pal, order))
+    return sec
+
+
+def _shown_devices(wh, pal) -> tuple[pd.DataFrame, int]:
+    """The devices drawn (device_id, chip, node), grouped by chip, and how many there are in all: past
+    MAX_DEVICES, the busiest by average power."""
+    devices = wh.df(f"""select device_id, min(chip) as chip, min(node) as node, avg(avg_power_w) as avg_power_w
+                        from {HOURLY} group by device_id""")
+    devices["o"] = devices.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
+    devices = devices.sort_values(["o", "node", "device_id"]).reset_index(drop=True)
+    if len(devices) <= MAX_DEVICES:
+        return devices, len(devices)
+    top = devices.sort_values("avg_power_w", ascending=False).head(MAX_DEVICES)
+    return top.sort_values(["o", "node", "device_id"]), len(devices)
+
+
+class _HeatGrid:
+    """One device x time heatmap (with a chip-colour strip) per measure, over the compact cells."""
+
+    def __init__(self, pal, compact: pd.DataFrame, dev_small: pd.DataFrame, order: list[str], bh: int,
+                 n_hours: int) -> None:
+        self.pal, self.compact, self.dev_small, self.order, self.bh = pal, compact, dev_small, order, bh
+        self.height = max(160, min(18 * len(order), 560))
+        self.tcount, self.tfmt = time_ticks(n_hours / 24)
+        if isinstance(self.tcount, dict) and self.tcount.get("interval") == "day":
+            # the date range narrows the axis: a tick every day, labels that would touch are dropped
+            self.tcount = {"interval": "day", "step": 1}
+
+    def heat(self, field: str, title: str, scheme: str, legend_title: str, domain=None):
+        order, height, bh = self.order, self.height, self.bh
+        y = alt.Y("d:N", title=None, sort=order, axis=alt.Axis(labelFontSize=11 if len(order) <= 40 else 8,
+                                                               labels=len(order) <= 60, ticks=False))
+        tip = [alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip"),
+               tt_date("t", "From (UTC)", "%Y-%m-%d %H:%M", "utcyearmonthdatehoursminutes"),
+               alt.Tooltip("p:Q", title="Average power (W)", format=",.0f"),
+               alt.Tooltip("m:Q", title="Peak power (W)", format=",.0f"),
+               alt.Tooltip("u:Q", title="Utilisation (%)", format=".1f")]
+        base = alt.Chart(self.compact).transform_lookup(
+            lookup="d", from_=alt.LookupData(self.dev_small, "d", ["chip"])
+        ).transform_filter(f"({SIG_CHIP} == 'all' || datum.chip == {SIG_CHIP}) && "
+                           f"utcFormat(datum.t, '%Y-%m-%d') >= {SIG_FROM} && utcFormat(datum.t, '%Y-%m-%d') <= {SIG_TO}"
         ).transform_calculate(t2=f"datum.t + {bh * 3600 * 1000}")
         strip = base.mark_rect().encode(
-            y=y, color=pal.chip_color(legend=False),
+            y=y, color=self.pal.chip_color(legend=False),
             tooltip=[alt.Tooltip("d:N", title="Device"), alt.Tooltip("chip:N", title="Chip")],
         ).transform_aggregate(n="count()", groupby=["d", "chip"]).properties(width=10, height=height)
         grid = base.mark_rect().encode(
             x=alt.X("t:T", title="Time (UTC)", scale=alt.Scale(type="utc"),
-                    axis=alt.Axis(format=tfmt, labelAngle=0, tickCount=tcount)),
+                    axis=alt.Axis(format=self.tfmt, labelAngle=0, tickCount=self.tcount, labelOverlap="greedy")),
             x2="t2:T",
             y=alt.Y("d:N", title=None, sort=order, axis=None),
             color=alt.Color(f"{field}:Q", title=legend_title,
@@ -100,31 +131,35 @@ def _heatmaps(ctx: Ctx) -> Section:
             title=alt.Title(title, subtitle=f"{bh}-hour buckets; the thin strip on the left is the chip colour"
                                              if bh > 1 else "hourly; the thin strip on the left is the chip colour"))
 
-    p = heat("p", "Average power per device (W)", theme.SEQ_POWER, "W")
-    u = heat("u", "Average utilisation per device (%)", theme.SEQ_UTIL, "%", domain=[0, 100])
-    both = alt.vconcat(p, u, spacing=28).resolve_scale(color="independent").properties(
-        title=alt.Title("Power and utilisation per device over time",
-                        subtitle=f"{ctx.period[0]} to {ctx.period[1]} (UTC), devices grouped by chip" if ctx.period
-                        else "", fontSize=16))
-    sec.blocks.append(Chart("fleet-heatmaps", both, csv,
-                            "Power: dark = low. Utilisation as the vendor reports it. White = hours without samples.",
-                            wide=True, filter_by="chip", image="png"))
 
-    sec.blocks.append(_device_table(wh, pal, order))
-    return sec
+DEVICE_MEASURES = [
+    {"name": "avg_w", "ratio": ["power_w_hours", "power_hours"]}, {"name": "max_w", "max": "max_w"},
+    {"name": "util", "ratio": ["util_pct_hours", "util_hours"]}, {"name": "hours", "sum": "hours"}]
+DEVICE_COLUMNS = [
+    {"key": "device_id", "label": "Device"}, {"key": "chip", "label": "Chip", "swatch": True},
+    {"key": "avg_w", "label": "Average power (W)", "fmt": "num0"}, {"key": "max_w", "label": "Peak power (W)",
+                                                                   "fmt": "num0"},
+    {"key": "util", "label": "Utilisation (%)", "fmt": "num1"}, {"key": "hours", "label": "Hours with data",
+                                                                 "fmt": "num0"}]
 
 
-def _device_table(wh, pal, order: list[str]) -> Html:
-    """The per-device summary under the heatmaps, in the heatmaps' device order."""
-    table = wh.df(f"""select device_id, min(chip) as chip, avg(avg_power_w) as avg_w, max(max_power_w) as max_w,
-                             avg(avg_utilization_pct) as util, count(*) as hours
-                      from {HOURLY} group by device_id""")
-    table = table.set_index("device_id").loc[order].reset_index()
-    rows = [[r.device_id, r.chip, fmt_num(r.avg_w), fmt_num(r.max_w), fmt_num(r.util, 1), fmt_num(r.hours)]
-            for r in table.itertuples()]
-    return Html(h("details", h("summary", "Per-device summary"), html_table(
-        ["Device", "Chip", "Average power (W)", "Peak power (W)", "Utilisation (%)", "Hours with data"], rows,
-        num_cols={2, 3, 4, 5}, swatches={1: [pal.chip_hex(c) for c in table.chip]})))
+def _device_table(wh, pal, order: list[str]) -> Live:
+    """The per-device summary under the heatmaps, in the heatmaps' device order, for the selected chip
+    and dates (per-day sums of the hourly mart, added up in the browser)."""
+    daily = wh.df(f"""
+        select strftime(cast(hour_ts as date), '%Y-%m-%d') as date, device_id, min(chip) as chip,
+               sum(avg_power_w) as power_w_hours, count(avg_power_w) as power_hours,
+               max(max_power_w) as max_w, sum(avg_utilization_pct) as util_pct_hours,
+               count(avg_utilization_pct) as util_hours, count(*) as hours
+        from {HOURLY} where device_id in (select unnest(?::varchar[])) group by all order by all""", [order])
+    return Live("fleet-devices", {
+        "kind": "table", "data": columns(daily), "dims": ["date"],
+        "sums": ["power_w_hours", "power_hours", "util_pct_hours", "util_hours", "hours"],
+        "measures": DEVICE_MEASURES, "group": ["device_id", "chip"], "columns": DEVICE_COLUMNS,
+        "sortable": True, "scroll": True, "order": {"device_id": order}, "sort": {"col": "device_id", "desc": False},
+        "csv": "fleet-devices.csv", "colors": {c: pal.chip_hex(c) for c in pal.chips},
+        "caption": "Per device for the selected chip and dates: average and peak of the hourly power, average "
+                   "utilisation as the vendor reports it, hours with samples."})
 
 
 def _curves(ctx: Ctx) -> Section:

@@ -210,9 +210,8 @@ def _token_share_charts(wh, pal) -> list[Chart]:
     pie = Chart("overview-token-share", ch, share, "Share of all tokens processed by each vendor's chips.",
                             filter_by="vendor")
 
-    daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, sum(tokens) / 1e6 as mtok,
-                                  sum(tokens) * 100.0 / sum(sum(tokens)) over (partition by date) as share_pct
-                           from {CPT} group by date, vendor order by date, vendor"""), 5)
+    daily = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, vendor, model, sum(tokens) / 1e6 as mtok
+                           from {CPT} group by all order by date, vendor, model"""), 6)
     daily["k"] = daily.vendor.map(lambda v: pal.vendors.index(v) if v in pal.vendors else 99)
     ch = alt.Chart(daily).mark_bar().encode(
         x=day_x("date", dates=daily.date),
@@ -224,7 +223,11 @@ def _token_share_charts(wh, pal) -> list[Chart]:
                  alt.Tooltip("share_pct:Q", title="Share of the day (%)", format=".1f")],
     ).properties(title=alt.Title("Tokens served per day, by vendor", subtitle="Million tokens per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
-    bars = Chart("overview-tokens-daily", chip_filter(ch, "vendor", date="date"), daily,
+    # per model in the data, summed per vendor in the chart after the filters (model and dates too)
+    ch = chip_filter(ch, "vendor", model="model", date="date").transform_aggregate(
+        mtok="sum(mtok)", groupby=["date", "vendor", "k"]).transform_joinaggregate(
+        day_mtok="sum(mtok)", groupby=["date"]).transform_calculate(share_pct="datum.mtok / datum.day_mtok * 100")
+    bars = Chart("overview-tokens-daily", ch, daily,
                             "Weekly rhythm and growth of the traffic each vendor carries.", filter_by="vendor")
     return [pie, bars]
 
@@ -276,5 +279,5 @@ def _pnl(ctx: Ctx) -> Section:
     ).properties(title=alt.Title("Operating loss per day, by vendor", subtitle="USD per day, stacked"),
                  width=theme.HALF_W, height=theme.HEIGHT)
     sec.blocks.append(Chart("overview-loss-by-vendor", chip_filter(ch, "vendor", date="date"), byv,
-                            "A bar below zero would be a profit.", filter_by="vendor"))
+                            "A bar below zero is a profit.", filter_by="vendor"))
     return sec
