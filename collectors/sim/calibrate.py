@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from collectors.sim.simulate import simulate
 from collectors.sim.traffic import reference_dir
@@ -50,32 +52,34 @@ def measured_ranges() -> dict:
     return out
 
 
+def _register(con: duckdb.DuckDBPyConnection, name: str, folder: Path) -> None:
+    """Every Parquet file under ``folder`` as the relation ``name``: paths are listed in Python and
+    read by pyarrow, never put into SQL text (where DuckDB would expand glob characters)."""
+    files = sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+    con.register(name, pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"))
+
+
 def calibrate(fleet: str = "default", hours: float = 24, seed: int = 42) -> dict:
     days = max(1, int(round(hours / 24)))
     scratch = Path(tempfile.mkdtemp(prefix="tokenwatt-calib-"))
     try:
         simulate(fleet, scratch, "2026-10-05", days, 5.0, seed, progress=False)
         con = duckdb.connect()
-        con.execute(f"""
-            create view r as select * from read_parquet('{scratch}/spool/requests/*/*/*.parquet', hive_partitioning=false) q
-                join read_parquet('{scratch}/truth/requests/*/*/*.parquet', hive_partitioning=false) t
-                using (request_id, replica_id, node)
-        """)
-        con.execute(f"create view rep as select * from read_parquet('{scratch}/spool/replicas/*/*/*.parquet', hive_partitioning=false)")
+        for name, folder in (("_q", "spool/requests"), ("_t", "truth/requests"), ("rep", "spool/replicas"),
+                             ("_dev", "spool/device_samples"), ("_idle", "truth/devices")):
+            _register(con, name, scratch / folder)
+        con.execute("create view r as select * from _q q join _t t using (request_id, replica_id, node)")
         sim = {m: v for m, v in con.execute("""
             select r.model, sum(true_energy_j) / sum(completion_tokens)
             from r join rep using (replica_id)
             where rep.chip = 'nvidia-h100-sxm' and r.task = 'chat'
             group by 1
         """).fetchall()}
-        power = con.execute(f"""
+        power = con.execute("""
             select median(power_w), quantile_cont(power_w, 0.05), quantile_cont(power_w, 0.95)
-            from read_parquet('{scratch}/spool/device_samples/*/*/*.parquet', hive_partitioning=false)
-            where chip = 'nvidia-h100-sxm' and utilization_pct > 0
+            from _dev where chip = 'nvidia-h100-sxm' and utilization_pct > 0
         """).fetchone()
-        idle = con.execute(f"""
-            select chip, avg(true_idle_w) from read_parquet('{scratch}/truth/devices/*/*.parquet') group by 1 order by 1
-        """).fetchall()
+        idle = con.execute("select chip, avg(true_idle_w) from _idle group by 1 order by 1").fetchall()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ranges = measured_ranges()
