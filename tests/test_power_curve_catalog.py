@@ -97,3 +97,36 @@ def test_a_home_whose_sim_json_lacks_the_fleet_says_which_field(tmp_path, field)
     meta.write_text('{"fleet": "tiny"}')
     with pytest.raises(ValueError, match=f"sim.json: field '{field}'"):
         home_fleet(meta)
+
+
+FITS = """
+const fig = document.getElementById('fig-' + arguments[0]);
+const box = fig.getBoundingClientRect();
+let worst = 0;
+fig.querySelectorAll('svg text').forEach(t => {
+  const r = t.getBoundingClientRect();
+  if (r.width > 0) worst = Math.max(worst, r.right - box.right, box.left - r.left);
+});
+return {scroll: fig.scrollWidth - fig.clientWidth, text_out_px: worst,
+        texts: fig.querySelectorAll('svg text').length};
+"""
+
+
+def test_the_chart_title_subtitle_and_legends_fit_in_their_card(tiny_home):
+    """The chart was cut off at the card edge (docs/screenshots/energy.png before): in headless
+    Chromium at the site's width, nothing of it overflows its card and every text lies inside."""
+    from dashboards.browser import Browser, check_page, have_browser
+
+    if not have_browser():
+        import os
+        if os.environ.get("TOKENWATT_REQUIRE_BROWSER"):
+            pytest.fail("TOKENWATT_REQUIRE_BROWSER is set but Chromium/chromedriver/selenium are missing")
+        pytest.skip("no headless Chromium here")
+    browser = Browser()
+    try:
+        check_page(browser, tiny_home / "site", "energy")
+        fit = browser.driver.execute_script(FITS, CHART)
+    finally:
+        browser.close()
+    assert fit["texts"] > 10  # title, subtitle, axes and the three legends were drawn
+    assert fit["scroll"] <= 0 and fit["text_out_px"] <= 0, fit
