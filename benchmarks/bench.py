@@ -102,12 +102,15 @@ out.update(read_s=round(r["read_s"], 3), attribute_s=round(r["attribute_s"], 3),
 import duckdb
 from pipelines.dbt import NOT_IN_RUNS
 from pipelines.dbt_project import run_dbt
+from pathlib import Path
+from warehouse.catalog_curve import home_fleet, write_catalog_curve
 from warehouse.footprint.factors import load_footprint
 from warehouse.footprint.ref import write_footprint_ref
 from warehouse.money.prices import load_prices, write_ref_tables
 con = duckdb.connect({str(home / 'warehouse.duckdb')!r})
 write_ref_tables(con, load_prices(None), {{}})
 write_footprint_ref(con, load_footprint(None))
+write_catalog_curve(con, home_fleet(Path({str(home / 'sim.json')!r})))
 con.close()
 proc = run_dbt({str(home)!r}, "build", "--full-refresh", *NOT_IN_RUNS, check=False, capture_output=True, text=True)
 if proc.returncode:

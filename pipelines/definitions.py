@@ -14,6 +14,7 @@ from collectors.home import Home
 from pipelines.attribution import build_attribution_tables
 from pipelines.dbt import build_dbt_models
 from pipelines.dbt_project import DBT_DIR, dbt_executable, default_home, ensure_dbt_manifest, profiles_dir
+from pipelines.catalog_curve import catalog_power_curve
 from pipelines.footprint import footprint_factors
 from pipelines.ingest import PARTITIONED_JOB, build_raw_tables, build_spool_sensor, daily_partitions
 from pipelines.money import ASSETS as MONEY_ASSETS
@@ -38,7 +39,8 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
                                           description="Load, attribute and transform a window of UTC days "
                                                       "(one run per window), then refresh what depends on them")
     return dg.Definitions(
-        assets=[raw_tables, attribution_tables, dbt_models, site, *MONEY_ASSETS, footprint_factors],
+        assets=[raw_tables, attribution_tables, dbt_models, site, *MONEY_ASSETS, footprint_factors,
+                catalog_power_curve],
         jobs=[all_job, load_job, transform_job, partitioned_job],
         sensors=[build_spool_sensor(home_path, PARTITIONED_JOB, daily)],
         schedules=[
