@@ -64,9 +64,83 @@ def built(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("site-filters")
     db = build_fixture(d / "warehouse.duckdb", n_requests=6000, days=8)
+    _add_token_economics(db)
     res = build_site(db, d / "site", images=False)
     assert not res["errors"], res["errors"]
     return {"db": db, "site": Path(res["out_dir"])}
+
+
+def _add_token_economics(db: Path) -> None:
+    """The site fixture has no marts.fct_token_economics: the per-day sums the cost page's input/output
+    table reads, grouped from the fixture's request mart as dbt/models/marts/fct_token_economics.sql does."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("""create table marts.fct_token_economics as
+            select date, chip, vendor, model, task, tier, count(*) as requests, sum(prompt_tokens) as input_tokens,
+                   sum(completion_tokens) as output_tokens, sum(total_tokens) as tokens, sum(cost_usd) as cost_usd,
+                   sum(input_cost_usd) as input_cost_usd, sum(output_cost_usd) as output_cost_usd,
+                   sum(usage_cost_usd) as usage_cost_usd, sum(input_usage_cost_usd) as input_usage_cost_usd,
+                   sum(output_usage_cost_usd) as output_usage_cost_usd, sum(revenue_usd) as revenue_usd,
+                   sum(revenue_usd) - sum(cost_usd) as margin_usd
+            from marts.fct_request_energy group by all""")
+    finally:
+        con.close()
+
+
+def _expect_split(db: Path) -> dict[tuple, dict]:
+    """The cost page's input/output table for the selection, from marts.fct_request_energy."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select chip, model, sum(input_cost_usd) / sum(prompt_tokens) * 1e6,
+                   sum(output_cost_usd) / sum(completion_tokens) * 1e6, sum(cost_usd) / sum(total_tokens) * 1e6,
+                   sum(completion_tokens) * 100.0 / sum(prompt_tokens)
+            from marts.fct_request_energy where chip = ? and date between ? and ? group by all""",
+                           [CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[:2]: {"input_usd_per_mtok": r[2], "output_usd_per_mtok": r[3], "usd_per_mtok": r[4],
+                    "output_per_100_input": r[5]} for r in rows}
+
+
+def _expect_resets(db: Path) -> dict[tuple, dict]:
+    """The quality page's counter-reset table for the selection, from marts.fct_device_energy_daily."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            with d as (select date, count(distinct device_id) as n from marts.fct_device_energy_daily
+                       where chip = ? and date between ? and ? group by date)
+            select chip, (select max(n) from d), sum(counter_resets), sum(counter_intervals),
+                   sum(integrated_intervals),
+                   sum(integrated_intervals) * 100.0 / (sum(counter_intervals) + sum(integrated_intervals))
+            from marts.fct_device_energy_daily where chip = ? and date between ? and ? group by chip""",
+                           [CHIP, FROM, TO, CHIP, FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {(r[0],): {"devices": r[1], "resets": r[2], "counter_iv": r[3], "integrated_iv": r[4],
+                      "integrated_pct": r[5]} for r in rows}
+
+
+def _expect_skew(db: Path) -> dict[tuple, dict]:
+    """The quality page's clock-skew table for the selected dates (nodes carry no chip)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""select strftime(date, '%Y-%m-%d'), node, skew_s, correlation, correlation_at_zero,
+                                     devices from attribution.clock_skew where date between ? and ?""",
+                           [FROM, TO]).fetchall()
+    finally:
+        con.close()
+    return {r[:2]: {"skew_s": r[2], "correlation": r[3], "correlation_at_zero": r[4], "devices": r[5]} for r in rows}
+
+
+def _check_table(browser, name: str, keys: tuple, exp: dict) -> None:
+    """The live table ``name`` has exactly the expected rows (by ``keys``), every figure as in DuckDB."""
+    rows = browser.driver.execute_script(TABLE, name)
+    got = {tuple(r[k] for k in keys): r for r in rows}
+    assert exp and set(got) == set(exp), (name, sorted(got), sorted(exp))
+    for key, e in exp.items():
+        for k, v in e.items():
+            assert _close(got[key][k], v), (name, key, k, got[key][k], v)
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +310,11 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
             for dev, e in exp.items():
                 for k, v in e.items():
                     assert got[dev][k] == v if k == "chip" else _close(got[dev][k], v), (dev, k, got[dev][k], v)
+        if page == "cost":  # input vs output tokens per chip and model
+            _check_table(browser, "cost-input-output-table", ("chip", "model"), _expect_split(db))
+        if page == "quality":  # counter resets per chip, clock skew per node and day
+            _check_table(browser, "quality-counter-resets-table", ("chip",), _expect_resets(db))
+            _check_table(browser, "quality-clock-skew", ("date", "node"), _expect_skew(db))
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")
