@@ -415,3 +415,27 @@ def test_every_block_follows_each_filter_or_says_plainly_that_it_does_not(built,
         console, urls = browser.drain()
         assert not problems(console), (page, problems(console))
     assert checked["follow"] > 40 and checked["ignore"] > 5, checked
+
+
+def test_forecast_coverage_too_short_is_one_line_not_a_table_of_zeros(built, tmp_path):
+    """A history too short for any backtest origin: one plain line, not rows of "– / 0/0"."""
+    import shutil
+
+    from dashboards.site import build_site
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(built["db"], db)
+    con = duckdb.connect(str(db))
+    con.execute("""create table marts.fct_forecast_coverage as
+                   select s.scenario, h.horizon_days, l.level_pct, 0 as origins, 0 as covered,
+                          null::double as coverage_pct
+                   from (values ('base'), ('growth')) s(scenario), (values (1), (7), (30)) h(horizon_days),
+                        (values (80), (95)) l(level_pct)""")
+    con.close()
+    res = build_site(db, tmp_path / "site", images=False)
+    assert not res["errors"], res["errors"]
+    doc = (Path(res["out_dir"]) / "forecast.html").read_text(encoding="utf-8")
+    sec = doc[doc.index("Do the bands hold?"):]
+    sec = sec[:sec.find("</section>")]
+    assert "too short for a rolling-origin backtest at any horizon" in sec
+    assert "0/0" not in sec and "<table" not in sec

@@ -40,8 +40,9 @@ def _split(ctx: Ctx) -> Section:
                         / nullif(sum(output_tokens), 0) end * 1e6 as usd_per_mtok
         from {TE}, (values ('input'), ('output')) m(meter), (values ('allocation'), ('usage')) b(basis)
         where chip is not null group by chip, model, m.meter, b.basis order by all"""), 5)
-    base = alt.Chart(df).encode(
-        x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
+    base = alt.Chart(df).encode(  # every chip named under its bars: slanted, none dropped for overlap
+        x=alt.X("chip:N", title=None, sort=pal.chips,
+                axis=alt.Axis(labelAngle=-30, labelAlign="right", labelOverlap=False, labelFontSize=10.5)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
         tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
@@ -55,10 +56,10 @@ def _split(ctx: Ctx) -> Section:
                                 opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
                                                     scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
                                                     legend=alt.Legend(orient="top"))),
-            # one label per chip, over its pair of bars (the allocation bar is the taller), three
-            # significant digits so that small input costs do not all read "$0.01"
+            # one label per chip, over its (taller) allocation bar, three significant digits so that
+            # small input costs do not all read "$0.01" nor overlap the usage bar's label
             b.transform_filter(alt.datum.basis == "allocation").mark_text(dy=-7, fontSize=9.5).encode(
-                xOffset=alt.value(0), text=alt.Text("usd_per_mtok:Q", format="$.3~g")),
+                text=alt.Text("usd_per_mtok:Q", format="$.3~g")),
         ).facet(column=alt.Column("model:N", title=None)).properties(
             title=alt.Title(f"{meter.capitalize()} tokens", anchor="middle"))))
     ch = alt.hconcat(*panels, spacing=24).resolve_scale(y="independent").properties(
