@@ -17,11 +17,12 @@ import pytest
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.site_filters_expect import (CHIP, FROM, TO, VENDOR, _add_token_economics, _expect_devices,  # noqa: E402
+                                       _expect_idle, _expect_overview, _expect_resets, _expect_skew, _expect_split,
+                                       _expect_workloads)
 from tests.test_site_browser import PAGES, Browser, _have_browser, problems, remote  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not _have_browser(), reason="needs selenium, /usr/bin/chromium, /usr/bin/chromedriver")
-
-CHIP, VENDOR, FROM, TO = "amd-mi300x", "amd", "2025-05-03", "2025-05-05"
 
 TABLE = """
 const box = document.getElementById('live-' + arguments[0]);
@@ -64,9 +65,20 @@ def built(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("site-filters")
     db = build_fixture(d / "warehouse.duckdb", n_requests=6000, days=8)
+    _add_token_economics(db)
     res = build_site(db, d / "site", images=False)
     assert not res["errors"], res["errors"]
     return {"db": db, "site": Path(res["out_dir"])}
+
+
+def _check_table(browser, name: str, keys: tuple, exp: dict) -> None:
+    """The live table ``name`` has exactly the expected rows (by ``keys``), every figure as in DuckDB."""
+    rows = browser.driver.execute_script(TABLE, name)
+    got = {tuple(r[k] for k in keys): r for r in rows}
+    assert exp and set(got) == set(exp), (name, sorted(got), sorted(exp))
+    for key, e in exp.items():
+        for k, v in e.items():
+            assert _close(got[key][k], v), (name, key, k, got[key][k], v)
 
 
 @pytest.fixture(scope="module")
@@ -80,76 +92,6 @@ def _close(a, b, rel=1e-8) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
-
-
-def _expect_overview(db: Path) -> tuple[dict, dict]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        c = con.execute("""
-            select sum(requests), sum(tokens), sum(energy_kwh), sum(cost_usd), sum(usage_cost_usd)
-            from marts.fct_cost_per_token_daily where chip = ? and date between ? and ?""",
-                        [CHIP, FROM, TO]).fetchone()
-        rev = con.execute("select sum(revenue_usd) from marts.fct_request_energy where chip = ? and date between ? and ?",
-                          [CHIP, FROM, TO]).fetchone()[0]
-        v = con.execute("""select sum(tokens), sum(revenue_usd), sum(total_cost_usd) from marts.fct_pnl_daily
-                           where vendor = ? and date between ? and ?""", [VENDOR, FROM, TO]).fetchone()
-    finally:
-        con.close()
-    req, tok, kwh, cost, ucost = c
-    cards = {"tokens": tok, "requests": req, "energy_kwh": kwh, "j_per_token": kwh * 3.6e6 / tok,
-             "usd_per_mtok": cost / tok * 1e6, "usage_usd_per_mtok": ucost / tok * 1e6, "revenue_usd": rev,
-             "operating_loss_usd": cost - rev, "cost_usd": cost, "usage_cost_usd": ucost}
-    vendor = {"tokens": v[0], "revenue_usd": v[1], "total_cost_usd": v[2], "operating_loss_usd": v[2] - v[1]}
-    return cards, vendor
-
-
-def _expect_workloads(db: Path) -> dict[tuple, dict]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute("""
-            select chip, model, task, tier, count(*), sum(total_tokens), sum(cost_usd) / sum(total_tokens) * 1e6,
-                   sum(usage_cost_usd) / sum(total_tokens) * 1e6, sum(energy_kwh) * 3.6e6 / sum(total_tokens),
-                   sum(input_cost_usd) / sum(prompt_tokens) * 1e6,
-                   sum(output_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6,
-                   sum(input_usage_cost_usd) / sum(prompt_tokens) * 1e6,
-                   sum(output_usage_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6
-            from marts.fct_request_energy where chip = ? and date between ? and ? group by all""",
-                           [CHIP, FROM, TO]).fetchall()
-    finally:
-        con.close()
-    return {r[:4]: {"requests": r[4], "tokens": r[5], "usd_per_mtok": r[6], "usage_usd_per_mtok": r[7],
-                    "j_per_token": r[8], "input_usd_per_mtok": r[9], "output_usd_per_mtok": r[10],
-                    "input_usage_usd_per_mtok": r[11], "output_usage_usd_per_mtok": r[12]} for r in rows}
-
-
-def _expect_idle(db: Path) -> dict[tuple, dict]:
-    """The energy page's idle-power table for the selection, from marts.fct_device_energy_daily."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute("""
-            with d as (select date, chip, idle_source, count(distinct device_id) as devices from
-                       marts.fct_device_energy_daily where chip = ? and date between ? and ? group by all)
-            select chip, idle_source, (select max(devices) from d where d.chip = e.chip
-                                       and d.idle_source = e.idle_source),
-                   count(*), avg(idle_w), avg(avg_power_w)
-            from marts.fct_device_energy_daily e where chip = ? and date between ? and ? group by all""",
-                           [CHIP, FROM, TO, CHIP, FROM, TO]).fetchall()
-    finally:
-        con.close()
-    return {r[:2]: {"devices": r[2], "device_days": r[3], "idle_w": r[4], "avg_power_w": r[5]} for r in rows}
-
-
-def _expect_devices(db: Path) -> dict[str, dict]:
-    """The fleet page's per-device table for the selection, from marts.fct_device_power_hourly."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute("""
-            select device_id, min(chip), avg(avg_power_w), max(max_power_w), avg(avg_utilization_pct), count(*)
-            from marts.fct_device_power_hourly where chip = ? and cast(hour_ts as date) between ? and ?
-            group by device_id""", [CHIP, FROM, TO]).fetchall()
-    finally:
-        con.close()
-    return {r[0]: {"chip": r[1], "avg_w": r[2], "max_w": r[3], "util": r[4], "hours": r[5]} for r in rows}
 
 
 def _open(browser: Browser, url: str) -> None:
@@ -236,6 +178,11 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
             for dev, e in exp.items():
                 for k, v in e.items():
                     assert got[dev][k] == v if k == "chip" else _close(got[dev][k], v), (dev, k, got[dev][k], v)
+        if page == "cost":  # input vs output tokens per chip and model
+            _check_table(browser, "cost-input-output-table", ("chip", "model"), _expect_split(db))
+        if page == "quality":  # counter resets per chip, clock skew per node and day
+            _check_table(browser, "quality-counter-resets-table", ("chip",), _expect_resets(db))
+            _check_table(browser, "quality-clock-skew", ("date", "node"), _expect_skew(db))
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")
@@ -336,3 +283,27 @@ def test_every_block_follows_each_filter_or_says_plainly_that_it_does_not(built,
         console, urls = browser.drain()
         assert not problems(console), (page, problems(console))
     assert checked["follow"] > 40 and checked["ignore"] > 5, checked
+
+
+def test_forecast_coverage_too_short_is_one_line_not_a_table_of_zeros(built, tmp_path):
+    """A history too short for any backtest origin: one plain line, not rows of "– / 0/0"."""
+    import shutil
+
+    from dashboards.site import build_site
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(built["db"], db)
+    con = duckdb.connect(str(db))
+    con.execute("""create table marts.fct_forecast_coverage as
+                   select s.scenario, h.horizon_days, l.level_pct, 0 as origins, 0 as covered,
+                          null::double as coverage_pct
+                   from (values ('base'), ('growth')) s(scenario), (values (1), (7), (30)) h(horizon_days),
+                        (values (80), (95)) l(level_pct)""")
+    con.close()
+    res = build_site(db, tmp_path / "site", images=False)
+    assert not res["errors"], res["errors"]
+    doc = (Path(res["out_dir"]) / "forecast.html").read_text(encoding="utf-8")
+    sec = doc[doc.index("Do the bands hold?"):]
+    sec = sec[:sec.find("</section>")]
+    assert "too short for a rolling-origin backtest at any horizon" in sec
+    assert "0/0" not in sec and "<table" not in sec

@@ -9,8 +9,8 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Section, chip_filter, fmt_num, fmt_usd, html_table, no_data,
-                                    safe, tidy)
+from dashboards.pages._core import (Chart, Ctx, Html, Live, Section, chip_filter, columns, fmt_usd, html_table,
+                                    no_data, safe, tidy)
 
 TE = "marts.fct_token_economics"
 BE = "marts.fct_break_even_price"
@@ -40,8 +40,9 @@ def _split(ctx: Ctx) -> Section:
                         / nullif(sum(output_tokens), 0) end * 1e6 as usd_per_mtok
         from {TE}, (values ('input'), ('output')) m(meter), (values ('allocation'), ('usage')) b(basis)
         where chip is not null group by chip, model, m.meter, b.basis order by all"""), 5)
-    base = alt.Chart(df).encode(
-        x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
+    base = alt.Chart(df).encode(  # every chip named under its bars: slanted, none dropped for overlap
+        x=alt.X("chip:N", title=None, sort=pal.chips,
+                axis=alt.Axis(labelAngle=-30, labelAlign="right", labelOverlap=False, labelFontSize=10.5)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
         y=alt.Y("usd_per_mtok:Q", title="Cost (USD per million tokens)"),
         tooltip=[alt.Tooltip("chip:N", title="Chip"), alt.Tooltip("model:N", title="Model"),
@@ -55,7 +56,10 @@ def _split(ctx: Ctx) -> Section:
                                 opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
                                                     scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
                                                     legend=alt.Legend(orient="top"))),
-            b.mark_text(dy=-7, fontSize=10).encode(text=alt.Text("usd_per_mtok:Q", format="$.2f")),
+            # one label per chip, over its (taller) allocation bar, three significant digits so that
+            # small input costs do not all read "$0.01" nor overlap the usage bar's label
+            b.transform_filter(alt.datum.basis == "allocation").mark_text(dy=-7, fontSize=9.5).encode(
+                text=alt.Text("usd_per_mtok:Q", format="$.3~g")),
         ).facet(column=alt.Column("model:N", title=None)).properties(
             title=alt.Title(f"{meter.capitalize()} tokens", anchor="middle"))))
     ch = alt.hconcat(*panels, spacing=24).resolve_scale(y="independent").properties(
@@ -64,17 +68,7 @@ def _split(ctx: Ctx) -> Section:
     sec.blocks.append(Chart("cost-input-output-per-mtok", ch, df,
                             "Decode is sequential and memory-bound: an output token costs many input tokens.",
                             wide=True, filter_by="chip"))
-    t = wh.df(f"""select chip, model, sum(input_tokens) as ti, sum(output_tokens) as to_,
-                         sum(input_cost_usd) / nullif(sum(input_tokens), 0) * 1e6 as i,
-                         sum(output_cost_usd) / nullif(sum(output_tokens), 0) * 1e6 as o,
-                         sum(cost_usd) / nullif(sum(tokens), 0) * 1e6 as blended
-                  from {TE} where chip is not null group by all order by all""")
-    rows = [[r.chip, r.model, fmt_usd(r.i, 3), fmt_usd(r.o, 3), fmt_usd(r.blended, 3),
-             fmt_num(r.to_ / r.ti * 100 if r.ti else None, 1)] for r in t.itertuples()]
-    sec.blocks.append(Html(html_table(["Chip", "Model", "Input USD/Mtok", "Output USD/Mtok", "Blended USD/Mtok",
-                                       "Output per 100 input tokens"], rows, num_cols={2, 3, 4, 5},
-                                      caption="Allocation basis. Blended = (input tokens x input price + output "
-                                              "tokens x output price) / all tokens.")))
+    sec.blocks.append(split_table(ctx))
     return sec
 
 
@@ -117,3 +111,34 @@ def _margins(ctx: Ctx) -> Section:
             caption="Allocation basis, whole period. List x: the factor the current API list prices would need "
                     "for the tokens served to pay for themselves (below 1: the list covers the cost).")))
     return sec
+
+
+SPLIT_MEASURES = [
+    {"name": "input_usd_per_mtok", "ratio": ["input_cost_usd", "input_tokens"], "k": 1e6},
+    {"name": "output_usd_per_mtok", "ratio": ["output_cost_usd", "output_tokens"], "k": 1e6},
+    {"name": "usd_per_mtok", "ratio": ["cost_usd", "tokens"], "k": 1e6},
+    {"name": "output_per_100_input", "ratio": ["output_tokens", "input_tokens"], "k": 100}]
+SPLIT_COLUMNS = [{"key": "chip", "label": "Chip", "swatch": True}, {"key": "model", "label": "Model"},
+                 {"key": "input_usd_per_mtok", "label": "Input USD/Mtok", "fmt": "usd3"},
+                 {"key": "output_usd_per_mtok", "label": "Output USD/Mtok", "fmt": "usd3"},
+                 {"key": "usd_per_mtok", "label": "Blended USD/Mtok", "fmt": "usd3"},
+                 {"key": "output_per_100_input", "label": "Output per 100 input tokens", "fmt": "num1"}]
+
+
+def split_table(ctx: Ctx) -> Live:
+    """Input, output and blended USD/Mtok per chip and model for the selected chip, model and dates
+    (per-day sums of marts.fct_token_economics, added up in the browser)."""
+    wh, pal = ctx.wh, ctx.pal
+    daily = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, model, sum(input_tokens) as input_tokens,
+                             sum(output_tokens) as output_tokens, sum(tokens) as tokens,
+                             sum(input_cost_usd) as input_cost_usd, sum(output_cost_usd) as output_cost_usd,
+                             sum(cost_usd) as cost_usd
+                      from {TE} where chip is not null group by all order by all""")
+    return Live("cost-input-output-table", {
+        "kind": "table", "data": columns(daily), "dims": ["date"],
+        "sums": ["input_tokens", "output_tokens", "tokens", "input_cost_usd", "output_cost_usd", "cost_usd"],
+        "measures": SPLIT_MEASURES, "group": ["chip", "model"], "columns": SPLIT_COLUMNS,
+        "colors": {c: pal.chip_hex(c) for c in pal.chips}, "order": {"chip": pal.chips},
+        "sort": {"col": "chip", "desc": False},
+        "caption": "Allocation basis, for the selection. Blended = (input tokens x input price + output tokens x "
+                   "output price) / all tokens."})

@@ -57,30 +57,30 @@ def _coverage(ctx: Ctx) -> Section:
                                cast(horizon_days as varchar) || ' d' as horizon
                         from {COV} order by scenario, horizon_days, level_pct"""), 4)
     measured = df[df.origins > 0]
-    if measured.empty:
+    if measured.empty:  # one line, not a table of "– / 0/0" rows
         sec.blocks.append(Note("The history is too short for a rolling-origin backtest at any horizon yet."))
-    else:
-        hz = [f"{h} d" for h in sorted(measured.horizon_days.unique())]
-        base = alt.Chart(measured).encode(
-            x=alt.X("horizon:N", title="Horizon", sort=hz),
-            xOffset=alt.XOffset("level_pct:N"),
-            tooltip=[alt.Tooltip("scenario:N", title="Scenario"), alt.Tooltip("horizon:N", title="Horizon"),
-                     alt.Tooltip("level_pct:Q", title="Band (%)"),
-                     alt.Tooltip("coverage_pct:Q", title="Coverage (%)", format=".0f"),
-                     alt.Tooltip("covered:Q", title="Covered"), alt.Tooltip("origins:Q", title="Origins")])
-        bars = base.mark_bar().encode(
-            y=alt.Y("coverage_pct:Q", title="Empirical coverage (%)", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("level_pct:N", title="Band (%)",
-                            scale=alt.Scale(domain=[80, 95], range=[theme.OKABE_ITO["orange"], "#777777"]),
-                            legend=alt.Legend(orient="top")))
-        nominal = base.mark_tick(thickness=2, color="#222222", size=18).encode(y="level_pct:Q")
-        ch = alt.layer(bars, nominal).properties(width=110, height=160).facet(
-            facet=alt.Facet("scenario:N", title=None), columns=3).properties(
-            title=alt.Title("Empirical coverage of the bands, by horizon",
-                            subtitle="Bars: share of backtest origins whose actual loss fell inside the band; "
-                                     "black tick: the band's nominal level"))
-        sec.blocks.append(Chart("forecast-coverage", ch, measured,
-                                "Below the tick: the band is too narrow; far above: too wide.", wide=True))
+        return sec
+    hz = [f"{h} d" for h in sorted(measured.horizon_days.unique())]
+    base = alt.Chart(measured).encode(
+        x=alt.X("horizon:N", title="Horizon", sort=hz),
+        xOffset=alt.XOffset("level_pct:N"),
+        tooltip=[alt.Tooltip("scenario:N", title="Scenario"), alt.Tooltip("horizon:N", title="Horizon"),
+                 alt.Tooltip("level_pct:Q", title="Band (%)"),
+                 alt.Tooltip("coverage_pct:Q", title="Coverage (%)", format=".0f"),
+                 alt.Tooltip("covered:Q", title="Covered"), alt.Tooltip("origins:Q", title="Origins")])
+    bars = base.mark_bar().encode(
+        y=alt.Y("coverage_pct:Q", title="Empirical coverage (%)", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("level_pct:N", title="Band (%)",
+                        scale=alt.Scale(domain=[80, 95], range=[theme.OKABE_ITO["orange"], "#777777"]),
+                        legend=alt.Legend(orient="top")))
+    nominal = base.mark_tick(thickness=2, color="#222222", size=18).encode(y="level_pct:Q")
+    ch = alt.layer(bars, nominal).properties(width=110, height=160).facet(
+        facet=alt.Facet("scenario:N", title=None), columns=3).properties(
+        title=alt.Title("Empirical coverage of the bands, by horizon",
+                        subtitle="Bars: share of backtest origins whose actual loss fell inside the band; "
+                                 "black tick: the band's nominal level"))
+    sec.blocks.append(Chart("forecast-coverage", ch, measured,
+                            "Below the tick: the band is too narrow; far above: too wide.", wide=True))
     rows = [[r.scenario, f"{r.horizon_days} d", f"{r.level_pct} %",
              "–" if r.coverage_pct is None or r.coverage_pct != r.coverage_pct else f"{r.coverage_pct:.0f} %",
              f"{r.covered}/{r.origins}"] for r in df.itertuples()]

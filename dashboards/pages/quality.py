@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages import coverage, quality_matching
+from dashboards.pages import coverage, quality_live, quality_matching
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
                                     one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
@@ -213,19 +213,7 @@ def _resets(ctx: Ctx) -> Section:
                    as integrated_pct
         from {DEV} group by device_id having sum(counter_resets) > 0
         order by counter_resets desc limit {MAX_DEVICES}"""), 4)
-    integ = wh.df(f"""select chip, count(distinct device_id) as devices, sum(counter_resets) as resets,
-                             sum(counter_intervals) as counter_iv, sum(integrated_intervals) as integrated_iv
-                      from {DEV} group by chip""")
-    integ["o"] = integ.chip.map(lambda c: pal.chips.index(c) if c in pal.chips else 99)
-    integ = integ.sort_values("o")
-    table = Html(html_table(
-        ["Chip", "Devices", "Counter resets", "Intervals from counter", "Intervals integrated from power",
-         "Integrated (%)"],
-        [[r.chip, fmt_num(r.devices), fmt_num(r.resets), fmt_num(r.counter_iv), fmt_num(r.integrated_iv),
-          fmt_num(100 * r.integrated_iv / (r.counter_iv + r.integrated_iv) if (r.counter_iv + r.integrated_iv) else None, 2)]
-         for r in integ.itertuples()],
-        caption="Energy per interval comes from the counter difference where the counter is sound, else from "
-                "integrating power.", num_cols={1, 2, 3, 4, 5}, swatches={0: [pal.chip_hex(c) for c in integ.chip]}))
+    table = quality_live.resets_table(ctx)
     if df.empty:
         sec.blocks.append(Note("No energy-counter resets on any device.", "info"))
         sec.blocks.append(table)
@@ -285,9 +273,5 @@ def _clock_skew(ctx: Ctx) -> Section:
             days = ", ".join(g.date) if len(g) <= 3 else f"{len(g)} days ({g.date.iloc[0]} to {g.date.iloc[-1]})"
             sec.blocks.append(Note(f"Clock skew detected on node {node}: {g.skew_s.median():+.1f} s "
                                    f"(samples ahead of requests), corrected on {days}.", "info"))
-    sec.blocks.append(Html(html_table(
-        ["Date", "Node", "Estimated skew (s)", "Correlation at the skew", "Correlation at 0 s", "Devices", "Corrected"],
-        [[r.date, r.node, fmt_num(r.skew_s, 2), fmt_num(r.correlation, 3), fmt_num(r.correlation_at_zero, 3),
-          fmt_num(r.devices), "yes" if r.applied else "no"] for r in df.itertuples()],
-        caption="Skew estimates per node and day (attribution.clock_skew).", num_cols={2, 3, 4, 5})))
+    sec.blocks.append(quality_live.skew_table(ctx))
     return sec
