@@ -8,7 +8,6 @@ when they are missing, unless TOKENWATT_REQUIRE_PROMETHEUS=1.
 """
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -25,7 +24,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.spool import list_files  # noqa: E402
-from tests.test_metrics_prometheus import PROMETHEUS, PROMTOOL, _free_port, _get, needs_prometheus  # noqa: E402
+from tests.test_metrics_prometheus import PROMTOOL, _get, needs_prometheus, start_prometheus, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = 3
@@ -113,30 +112,10 @@ def test_the_last_flush_time_appears_after_the_first_flush(tmp_path):
 def test_prometheus_stores_the_power_the_agent_wrote_to_its_spool(tmp_path):
     spool = tmp_path / "spool"
     proc, url = _start(spool, "--interval-s", "0.25", "--flush-interval-s", "1")
-    port = _free_port()
-    target = urllib.parse.urlsplit(url).netloc
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: agent\n"
-                   f"    static_configs:\n      - targets: ['{target}']\n", encoding="utf-8")
-    prom = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
-    api = f"http://127.0.0.1:{port}/api/v1/query?query="
-
-    def query(q: str) -> list:
-        _, body = _get(api + urllib.parse.quote(q))
-        return json.loads(body)["data"]["result"]
-
+    prom, query = start_prometheus(tmp_path, "agent", urllib.parse.urlsplit(url).netloc)
     try:
-        deadline, res = time.monotonic() + 60, []
-        while time.monotonic() < deadline:
-            try:
-                res = query("tokenwatt_device_power_watts[5m]")
-            except OSError:
-                res = []
-            if len(res) == DEVICES and all(len(r["values"]) >= 3 for r in res):
-                break
-            time.sleep(0.5)
+        res = wait_for(query, "tokenwatt_device_power_watts[5m]",
+                       lambda r: len(r) == DEVICES and all(len(x["values"]) >= 3 for x in r))
         assert len(res) == DEVICES, (tmp_path / "prometheus.log").read_text()[-2000:]
         up = query('up{job="agent"}')
         assert [r["value"][1] for r in up] == ["1"]

@@ -92,13 +92,14 @@ def test_promtool_and_openmetrics(endpoint):
     assert "# UNIT tokenwatt_energy_per_token_joules joules" in om
 
 
-@needs_prometheus
-def test_prometheus_scrapes_j_per_token_equal_to_the_mart(endpoint, tmp_path):
+def start_prometheus(tmp_path: Path, job: str, target: str):
+    """Debian's Prometheus on loopback scraping ``target`` every second; (process, query) where
+    ``query(promql)`` returns the instant query's result list."""
     port = _free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                   "scrape_configs:\n  - job_name: tokenwatt\n    static_configs:\n"
-                   f"      - targets: ['127.0.0.1:{endpoint['port']}']\n", encoding="utf-8")
+                   f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n"
+                   f"      - targets: ['{target}']\n", encoding="utf-8")
     proc = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
@@ -108,16 +109,28 @@ def test_prometheus_scrapes_j_per_token_equal_to_the_mart(endpoint, tmp_path):
         _, body = _get(api + urllib.parse.quote(q))
         return json.loads(body)["data"]["result"]
 
+    return proc, query
+
+
+def wait_for(query, promql: str, done, timeout_s: float = 60.0) -> list:
+    """Query ``promql`` every 0.5 s until ``done(result)`` or the timeout; the last result."""
+    deadline, res = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        try:
+            res = query(promql)
+        except OSError:
+            res = []
+        if done(res):
+            break
+        time.sleep(0.5)
+    return res
+
+
+@needs_prometheus
+def test_prometheus_scrapes_j_per_token_equal_to_the_mart(endpoint, tmp_path):
+    proc, query = start_prometheus(tmp_path, "tokenwatt", f"127.0.0.1:{endpoint['port']}")
     try:
-        deadline, res = time.monotonic() + 60, []
-        while time.monotonic() < deadline:
-            try:
-                res = query("tokenwatt_energy_per_token_joules")
-            except OSError:
-                res = []
-            if res:
-                break
-            time.sleep(0.5)
+        res = wait_for(query, "tokenwatt_energy_per_token_joules", bool)
         assert res, (tmp_path / "prometheus.log").read_text()[-2000:]
         mart = _mart_jpt(endpoint["db"], "chip, model")
         got = {(r["metric"]["chip"], r["metric"]["model"]): float(r["value"][1]) for r in res}
