@@ -34,8 +34,9 @@ scheduled time stays empty (the warehouse then uses the arrival). Its per-thread
 child spans (``tokenize``, ``prefill_forward``, ...) carry none of the request attributes and are
 counted as unknown. Its resource holds only ``service.name``: give the node with
 ``OTEL_RESOURCE_ATTRIBUTES=host.name=...`` on the server (or the receiver's default node). A
-disaggregated request is reported by the prefill and the decode server under one request id; the
-loader keeps the first and quarantines the other as a duplicate.
+disaggregated request is reported by the prefill and the decode server under one request id
+(root spans ``prefill Req ...`` and ``decode Req ...``): each becomes a half record (private key
+``_phase``) and the two are merged into one request by :mod:`collectors.otlp_disagg`.
 
 The node is the resource's ``host.name`` (normalised by :func:`collectors.names.host_name`);
 ``tokenwatt.replica_id`` (else the resource's ``service.instance.id``), ``tokenwatt.task``,
@@ -61,6 +62,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from collectors.names import host_name, name_problem
+from collectors.otlp_disagg import PHASE_KEY, span_phase
 from collectors.requestlog import record_to_row
 
 #: span attributes that mark a span as one inference request
@@ -208,7 +210,8 @@ def span_record(span: trace_pb2.Span, resource: Mapping[str, Any], defaults: Def
     scheduled = start + queue if queue is not None else None
     first_token = start + ttft if ttft is not None else (
         scheduled + prefill if scheduled is not None and prefill is not None else None)
-    return {
+    phase = span_phase(span.name)
+    return ({PHASE_KEY: phase} if phase else {}) | {  # a disaggregated request's half: collectors.otlp_disagg
         "request_id": _first(attrs, "gen_ai.request.id", "gen_ai.response.id", "rid"),
         "model": _first(attrs, "gen_ai.response.model", "gen_ai.request.model"),
         "node": host_name(host, defaults.aliases),

@@ -2,7 +2,8 @@
 
 ``convert otlp`` reads an OpenTelemetry Collector ``file`` exporter's output (JSON lines, one
 OTLP/JSON export a line) offline; spool file names come from the file's content, so converting
-the same file twice rewrites the same files, and a request id seen twice in it is kept once.
+the same file twice rewrites the same files, and a request id seen twice in it is kept once
+(a disaggregated SGLang request's prefill and decode halves are merged: collectors.otlp_disagg).
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def add_otlp_arguments(sub) -> None:
     p.add_argument("--port", type=int, default=4318, help="listen port (OTLP/HTTP default 4318; 0: any free port)")
     p.add_argument("--state", type=Path, default=None, help="journal directory (default SPOOL/.otlp-receiver)")
     p.add_argument("--roll-interval-s", type=float, default=30.0, help="seconds between journal -> spool rolls")
+    p.add_argument("--pair-wait-s", type=float, default=600.0,
+                   help="seconds a disaggregated request's prefill or decode span waits for the other one")
     p.set_defaults(func=run_receive)
     conv = sub.add_parser("convert", help="convert saved telemetry into the spool").add_subparsers(dest="what", required=True)
     p = conv.add_parser("otlp", help="an OpenTelemetry Collector file exporter's JSON lines -> requests spool rows")
@@ -77,7 +80,8 @@ def run_receive(args: argparse.Namespace) -> int:
         print(f"tokenwatt receive otlp: listening on http://{address[0]}:{address[1]}/v1/traces",
               file=sys.stderr, flush=True)
 
-    stats = serve(args.spool, defaults, args.addr, args.port, args.state, args.roll_interval_s, stop, ready)
+    stats = serve(args.spool, defaults, args.addr, args.port, args.state, args.roll_interval_s, stop, ready,
+                  pair_wait_s=args.pair_wait_s)
     print("tokenwatt receive otlp: done " + stats_json(stats), file=sys.stderr, flush=True)
     return 0
 
@@ -85,11 +89,12 @@ def run_receive(args: argparse.Namespace) -> int:
 def convert_file(path: Path | str, spool: Path | str, defaults: "Defaults") -> dict:
     """Convert a Collector file-exporter output; counts of what was written, skipped and rejected."""
     from collectors.otlp import convert, iter_file_export
+    from collectors.otlp_disagg import half_key, pair
     from collectors.requestlog import record_to_row, write_requests
 
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    rows, seen = [], set()
+    records, seen = [], set()
     out = {"requests": 0, "duplicates": 0, "unknown_spans": 0, "rejected": [], "bad_lines": []}
     for line_no, message, error in iter_file_export(path):
         if message is None:
@@ -99,11 +104,17 @@ def convert_file(path: Path | str, spool: Path | str, defaults: "Defaults") -> d
         out["unknown_spans"] += conv.unknown
         out["rejected"] += [f"{path}:{line_no}: {reason}" for _, reason in conv.rejected]
         for record in conv.records:
-            if record["request_id"] in seen:
+            if record["request_id"] in seen or half_key(record) in seen:
                 out["duplicates"] += 1
                 continue
-            seen.add(record["request_id"])
+            seen.add(half_key(record))
+            records.append(record)
+    rows = []
+    for record in pair(records)[0]:
+        try:
             rows.append(record_to_row(record))
+        except ValueError as exc:  # a merged request whose halves disagree (times out of order)
+            out["rejected"].append(f"{path}: request {record['request_id']!r}: {exc}")
     result = write_requests(spool, rows, f"otlp-file-{safe_name(path.stem)}-{digest}") if rows else None
     files = result.files if result else []
     if result is not None:

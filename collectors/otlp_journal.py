@@ -8,6 +8,11 @@ exit; a segment left by a killed receiver is rolled at the next start (rewriting
 names, so a roll interrupted half way never duplicates rows). Request ids already spooled by a
 receiver in the last ``dedupe_window_s`` are remembered, so an exporter's retry of a batch whose
 answer was lost is not spooled twice.
+
+**Disaggregated requests** (SGLang prefill and decode spans, :mod:`collectors.otlp_disagg`): each
+half is journaled as it comes; a roll merges the halves of a request into one row and carries a
+half still waiting for its other (up to ``pair_wait_s``) into the new segment, fsynced before the
+old segment is removed, so a waiting half survives a restart too.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from collectors.otlp_disagg import PAIR_WAIT_S, half_key, pair, stamp
 from collectors.requestlog import record_to_row, write_requests
 from collectors.spool import list_files
 
@@ -37,24 +43,49 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _read(segment: Path) -> list[dict[str, Any]]:
+    """A segment's records. A torn last line (the receiver was killed while writing it, before the
+    fsync, so it was never acknowledged) is dropped."""
+    records = []
+    with open(segment, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                log.warning("%s: unreadable journal line dropped: %s", segment, exc)
+                continue
+            if isinstance(record, dict) and isinstance(record.get("request_id"), str):
+                records.append(record)
+            else:
+                log.warning("%s: journal line without a request id dropped", segment)
+    return records
+
+
 class RequestJournal:
     """Records are durable (fsynced) when :meth:`append` returns; rolled into the spool later."""
 
     def __init__(self, spool: Path | str, state_dir: Path | str | None = None,
-                 max_segment_records: int = 50_000, dedupe_window_s: float = 2 * 86400.0) -> None:
+                 max_segment_records: int = 50_000, dedupe_window_s: float = 2 * 86400.0,
+                 pair_wait_s: float = PAIR_WAIT_S) -> None:
         self.spool = Path(spool)
         self.state = Path(state_dir) if state_dir else self.spool / ".otlp-receiver"
         self.state.mkdir(parents=True, exist_ok=True)
         self.max_segment_records = max_segment_records
+        self.pair_wait_s = pair_wait_s
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
         self.seen: set[str] = set()
-        for segment in sorted(self.state.glob("*.jsonl")):
-            if segment.name != "rejected.jsonl":
-                self._spool_segment(segment)
+        old = [s for s in sorted(self.state.glob("*.jsonl")) if s.name != "rejected.jsonl"]
+        waiting: list[dict[str, Any]] = []
+        for segment in old:  # halves waiting in one segment may pair with the next one's
+            waiting = self._spool_records(segment, waiting + _read(segment))
         self._load_seen(dedupe_window_s)
-        self._open_segment()
+        self._open_segment(waiting)
+        for segment in old:
+            segment.unlink()
+        if old:
+            _fsync_dir(self.state)
 
     def _load_seen(self, window_s: float) -> None:
         cutoff = time.time() - window_s
@@ -62,33 +93,40 @@ class RequestJournal:
             if f.name.startswith(FILE_PREFIX) and f.stat().st_mtime >= cutoff:
                 self.seen.update(pq.read_table(f, columns=["request_id"]).column(0).to_pylist())
 
-    def _open_segment(self) -> None:
+    def _open_segment(self, waiting: list[dict[str, Any]] | None = None) -> None:
+        """A new segment, holding (fsynced) the halves still waiting for their other half."""
         self._seq += 1
         self._path = self.state / f"{time.time_ns()}-{os.getpid()}-{self._seq:06d}.jsonl"
         self._fh = open(self._path, "ab")
         self._count = 0
+        if waiting:
+            self._write(waiting)
+            self.seen.update(half_key(r) for r in waiting)
         _fsync_dir(self.state)
 
-    def _spool_segment(self, segment: Path) -> int:
-        """Write a closed segment's records into the spool, then remove it. A torn last line (the
-        receiver was killed while writing it, before the fsync, so it was never acknowledged) is
-        dropped."""
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        self._fh.write(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._count += len(records)
+
+    def _spool_records(self, segment: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write a segment's records (halves paired) into the spool, named after the segment; returns
+        the halves still waiting. The caller removes the segment once they are journaled again."""
+        complete, waiting = pair(records, time.time(), self.pair_wait_s)
         rows = []
-        with open(segment, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rows.append(record_to_row(json.loads(line)))
-                except (ValueError, OverflowError, OSError) as exc:
-                    log.warning("%s: unreadable journal line dropped: %s", segment, exc)
+        for record in complete:
+            try:
+                rows.append(record_to_row(record))
+            except (ValueError, OverflowError, OSError) as exc:
+                log.warning("%s: request %r dropped: %s", segment, record.get("request_id"), exc)
         if rows:
             result = write_requests(self.spool, rows, FILE_PREFIX + segment.stem)
             for rej in result.rejects:
                 log.warning("%s: record refused by the spool schema: %s", segment, rej)
             if result.error is not None or result.unwritten:  # keep the journal: the next roll retries it
                 raise OSError(f"{segment}: {len(result.unwritten)} rows not written: {result.error}")
-        segment.unlink()
-        _fsync_dir(self.state)
-        return len(rows)
+        return waiting
 
     def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         """Journal the records not seen before; (accepted, duplicates). OSError if not durable."""
@@ -97,18 +135,16 @@ class RequestJournal:
                 raise OSError("the receiver is stopping")
             new: list[dict[str, Any]] = []
             for record in records:
-                if record["request_id"] not in self.seen:
-                    self.seen.add(record["request_id"])
-                    new.append(record)
+                key = half_key(record)
+                if record["request_id"] not in self.seen and key not in self.seen:
+                    self.seen.add(key)
+                    new.append(stamp(record))
             if new:
                 try:
-                    self._fh.write(b"".join(json.dumps(r).encode() + b"\n" for r in new))
-                    self._fh.flush()
-                    os.fsync(self._fh.fileno())
+                    self._write(new)
                 except OSError:
-                    self.seen.difference_update(r["request_id"] for r in new)
+                    self.seen.difference_update(half_key(r) for r in new)
                     raise
-                self._count += len(new)
                 if self._count >= self.max_segment_records:
                     self._roll_locked()
             return len(new), len(records) - len(new)
@@ -117,8 +153,11 @@ class RequestJournal:
         if self._count == 0:
             return
         self._fh.close()
-        self._spool_segment(self._path)
-        self._open_segment()
+        segment = self._path
+        waiting = self._spool_records(segment, _read(segment))
+        self._open_segment(waiting)
+        segment.unlink()
+        _fsync_dir(self.state)
 
     def roll(self) -> None:
         """Move the journal's records into the spool now."""

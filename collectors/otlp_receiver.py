@@ -19,6 +19,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from collectors.otlp import Converted, Defaults
+from collectors.otlp_disagg import PAIR_WAIT_S
 from collectors.otlp_http import OtlpHandler
 from collectors.otlp_journal import RequestJournal
 
@@ -60,9 +61,9 @@ class OtlpReceiver(ThreadingHTTPServer):
 
 def serve(spool: Path | str, defaults: Defaults, addr: str = "127.0.0.1", port: int = 4318,
           state_dir: Path | str | None = None, roll_interval_s: float = 30.0,
-          stop: threading.Event | None = None, on_ready=None) -> ReceiverStats:
+          stop: threading.Event | None = None, on_ready=None, pair_wait_s: float = PAIR_WAIT_S) -> ReceiverStats:
     """Receive until ``stop`` is set; then roll the journal into the spool and return the counts."""
-    journal = RequestJournal(spool, state_dir)
+    journal = RequestJournal(spool, state_dir, pair_wait_s=pair_wait_s)
     server = OtlpReceiver((addr, port), journal, defaults)
     stop = stop or threading.Event()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
