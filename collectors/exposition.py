@@ -33,7 +33,8 @@
   ``vllm:prompt_tokens_total``, ``vllm:generation_tokens_total``,
   ``vllm:request_success_total``, ``vllm:num_requests_running``,
   ``vllm:num_requests_waiting``; the same names under ``sglang:``), summed over
-  every label but the model. They are kept apart from device rows and can be
+  every label but the model and the replica (``tokenwatt_replica_id``, else ``replica_id``: a
+  Prometheus target label naming the replica the server is). They are kept apart from device rows and can be
   written to the spool as the extra kind ``server_counters``
   (:data:`collectors.schema.SERVER_COUNTERS`), which the loader loads into ``raw.server_counters``.
 
@@ -105,6 +106,7 @@ class ServerCounters:
     request_success_total: float | None = None
     requests_running: float | None = None
     requests_waiting: float | None = None
+    replica_id: str | None = None
 
 
 @dataclass
@@ -119,6 +121,11 @@ class ScrapeResult:
 
 def _host_label(labels: dict[str, str]) -> str | None:
     return labels.get("hostname") or labels.get("Hostname") or None
+
+
+def _replica_label(labels: Mapping[str, str]) -> str | None:
+    """The replica a server's series name (``tokenwatt_replica_id``, else ``replica_id``), or None."""
+    return labels.get("tokenwatt_replica_id") or labels.get("replica_id") or None
 
 
 def _node(labels: dict[str, str], node: str, aliases: Mapping[str, str] | None) -> str:
@@ -143,7 +150,7 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
     MIG instance and AMD partition rows go through ``mig`` (a fresh :class:`GpuSplitter` when None).
     """
     devices: dict[tuple[str, str, int, str | None], dict[str, Any]] = {}
-    servers: dict[tuple[str, str | None], ServerCounters] = {}
+    servers: dict[tuple[str, str | None, str | None], ServerCounters] = {}
 
     def device(source: str, host: str, index: int, instance: str | None = None) -> dict[str, Any]:
         key = (source, host, index, instance)
@@ -185,10 +192,10 @@ def parse_samples(samples: Iterable[tuple[str, Mapping[str, str], float]], ts: d
             continue
         for prefix in _SERVER_PREFIXES:
             if name.startswith(prefix) and name[len(prefix):] in _SERVER:
-                model = labels.get("model_name")
-                key = (prefix[:-1], model)
+                model, replica = labels.get("model_name"), _replica_label(labels)
+                key = (prefix[:-1], model, replica)
                 counters = servers.setdefault(
-                    key, ServerCounters(ts=ts, node=node, url=url, server=prefix[:-1], model=model)
+                    key, ServerCounters(ts=ts, node=node, url=url, server=prefix[:-1], model=model, replica_id=replica)
                 )
                 attr = _SERVER[name[len(prefix):]]
                 setattr(counters, attr, (getattr(counters, attr) or 0.0) + value)

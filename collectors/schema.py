@@ -96,6 +96,10 @@ SERVER_COUNTERS = pa.schema(
         ("request_success_total", pa.float64()),
         ("requests_running", pa.float64()),       # gauges at scrape time
         ("requests_waiting", pa.float64()),
+        # the replica the server is: a tokenwatt_replica_id (else replica_id) label on its series, such
+        # as a Prometheus target label; null when none (the completeness check then maps the server's
+        # node and model to a replica through the replica map)
+        ("replica_id", pa.string()),
     ]
 )
 

@@ -95,7 +95,9 @@ def test_unmatched_nodes_and_lost_requests_show_in_the_mart_and_on_the_page(tmp_
     dq = con.execute("""select node, kind, reason, rows from marts.fct_data_quality_daily
                         where kind in ('requests', 'device_samples', 'server_counters')
                           and reason not like 'sampling gap%' order by node, reason""").fetchall()
-    assert dq == [("gpu-7", "server_counters", "requests counted by the server, missing from the request telemetry",
+    assert dq == [("gpu-7", "server_counters", "replica-hours whose tokens differ from the server counters beyond tolerance",
+                   1),  # the hour the lost requests finished in (the whole test is in 00:00-01:00)
+                  ("gpu-7", "server_counters", "requests counted by the server, missing from the request telemetry",
                    len(LOST)),
                   ("gpu-8", "device_samples", "devices with samples but no requests", 1),
                   ("gpu-9", "requests", "requests whose devices report no samples", 5)], dq

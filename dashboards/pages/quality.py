@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages import coverage, quality_live, quality_matching
+from dashboards.pages import coverage, quality_completeness, quality_live, quality_matching
 from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
                                     one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
 
@@ -32,6 +32,7 @@ def build(ctx: Ctx) -> Page:
                 "file still load.")
     page.sections += [safe(ctx, coverage.section, "Coverage"),
                       safe(ctx, quality_matching.section, "Devices, requests and server counters that do not match"),
+                      safe(ctx, quality_completeness.section, "Server counters against request telemetry, per replica"),
                       safe(ctx, _quarantine, "Quarantined rows"), safe(ctx, _gaps, "Sampling gaps"),
                       safe(ctx, _resets, "Counter resets"), safe(ctx, _clock_skew, "Clock skew")]
     return page

@@ -1,7 +1,9 @@
 -- Warns (does not fail the build) where an inference server's own counters and the request telemetry
--- disagree: requests the server counted that the telemetry lacks, or the reverse, per hour, node and
--- model (int_server_counter_completeness; the Data quality page lists them).
+-- disagree per replica and hour beyond the tolerance (prompt or generation tokens;
+-- marts.fct_server_token_completeness, tolerance in dbt_project.yml vars), or where requests differ, or
+-- where a server's counters map to no replica. The Data quality page lists them.
 {{ config(severity='warn') }}
-select date, hour_ts, node, model, replica_ids, server_requests, telemetry_requests, missing_requests, extra_requests
-from {{ ref('int_server_counter_completeness') }}
-where missing_requests > 0 or extra_requests > 0
+select date, hour_ts, replica_id, node, server_requests, telemetry_requests,
+       server_prompt_tokens, telemetry_prompt_tokens, server_generation_tokens, telemetry_completion_tokens
+from {{ ref('fct_server_token_completeness') }}
+where not prompt_within_tolerance or not generation_within_tolerance or missing_requests > 0 or extra_requests > 0

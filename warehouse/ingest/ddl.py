@@ -32,6 +32,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables; bring a warehouse of an earlier layout up to this one."""
     con.execute((SQL_DIR / "raw.sql").read_text())
     con.execute("alter table raw.manifest add column if not exists fingerprint varchar")
+    con.execute("alter table raw.server_counters add column if not exists replica_id varchar")
     typ = con.execute("""select data_type from information_schema.columns
                          where table_schema = 'raw' and table_name = 'replicas' and column_name = 'device_ids'
                       """).fetchone()

@@ -37,7 +37,7 @@ NAME_FIELDS = {
     "device_samples": ("node", "device_id"),
     "requests": ("node", "replica_id", "model"),
     "replicas": ("replica_id", "node", "model", "device_ids"),
-    "server_counters": ("node", "model"),
+    "server_counters": ("node", "model", "replica_id"),
     "host_samples": ("node", "domain"),
 }
 LIST_FIELDS = {"device_ids"}

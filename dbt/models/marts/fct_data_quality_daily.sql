@@ -70,16 +70,29 @@ unmatched as (
     group by all
 ),
 
--- server-counter completeness: requests the server counted vs the request telemetry
+-- server-counter completeness per replica and hour (fct_server_token_completeness): requests the
+-- server counted vs the request telemetry, replica-hours whose tokens differ beyond the tolerance,
+-- and server counters that map to no replica
 server_counts as (
     select date, 'server_counters' as kind, node,
            'requests counted by the server, missing from the request telemetry' as reason,
            sum(missing_requests) as rows
-    from {{ ref('int_server_counter_completeness') }} group by all having sum(missing_requests) > 0
+    from {{ ref('fct_server_token_completeness') }} where replica_id is not null
+    group by all having sum(missing_requests) > 0
     union all
     select date, 'server_counters', node, 'requests in the request telemetry the server did not count',
            sum(extra_requests)
-    from {{ ref('int_server_counter_completeness') }} group by all having sum(extra_requests) > 0
+    from {{ ref('fct_server_token_completeness') }} where replica_id is not null
+    group by all having sum(extra_requests) > 0
+    union all
+    select date, 'server_counters', node, 'replica-hours whose tokens differ from the server counters beyond tolerance',
+           count(*)
+    from {{ ref('fct_server_token_completeness') }}
+    where replica_id is not null and not (prompt_within_tolerance and generation_within_tolerance)
+    group by all
+    union all
+    select date, 'server_counters', node, 'server counter scrapes that map to no replica', sum(scrapes)
+    from {{ ref('fct_server_token_completeness') }} where replica_id is null group by all
 ),
 
 final as (

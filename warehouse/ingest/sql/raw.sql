@@ -28,7 +28,7 @@ create table if not exists raw.replicas (
 create table if not exists raw.server_counters (
     ts timestamptz, node varchar, url varchar, server varchar, model varchar,
     prompt_tokens_total double, generation_tokens_total double, request_success_total double,
-    requests_running double, requests_waiting double,
+    requests_running double, requests_waiting double, replica_id varchar,
     _file varchar, _row bigint, _date date, _loaded_at timestamptz
 );
 
