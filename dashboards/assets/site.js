@@ -124,6 +124,7 @@
       case "num0": return (neg ? "-" : "") + fixed(a, 0);
       case "num1": return (neg ? "-" : "") + fixed(a, 1);
       case "num3": return (neg ? "-" : "") + fixed(a, 3);
+      case "times2": return (neg ? "-" : "") + "\u00d7" + fixed(a, 2);
       default: return String(x);
     }
   }
