@@ -96,7 +96,7 @@ def _quarantine(ctx: Ctx) -> Section:
             sec.blocks.append(Chart("quality-quarantine-daily", ch, daily, "Days without a cell had no refused rows.",
                                     wide=True))
 
-    if wh.exists(Q):
+    if wh.has(Q):  # an empty quarantine already said "Nothing quarantined" above
         sec.blocks.append(quality_quarantine.quarantine_table(ctx))
     return sec
 
