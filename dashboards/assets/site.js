@@ -124,6 +124,7 @@
       case "num0": return (neg ? "-" : "") + fixed(a, 0);
       case "num1": return (neg ? "-" : "") + fixed(a, 1);
       case "num3": return (neg ? "-" : "") + fixed(a, 3);
+      case "times2": return (neg ? "-" : "") + "\u00d7" + fixed(a, 2);
       default: return String(x);
     }
   }
@@ -131,13 +132,14 @@
 
   function rowsOf(live) {
     var st = TW.state, c = live.data, n = c[live.dims[0]] ? c[live.dims[0]].length : (c.date || []).length;
-    var out = [];
+    var out = [], keep = live.keep_null || [];  // a null in a keep_null column matches every selection
+    function any(k, i) { return keep.indexOf(k) >= 0 && c[k][i] === null; }
     for (var i = 0; i < n; i++) {
-      if (st.chip !== "all" && c.chip && c.chip[i] !== st.chip) continue;
+      if (st.chip !== "all" && c.chip && c.chip[i] !== st.chip && !any("chip", i)) continue;
       if (st.vendor !== "all" && !c.chip && c.vendor && c.vendor[i] !== st.vendor) continue;
       if (st.model !== "all" && c.model && c.model[i] !== st.model) continue;
-      if (st.from && c.date && c.date[i] < st.from) continue;
-      if (st.to && c.date && c.date[i] > st.to) continue;
+      if (st.from && c.date && !any("date", i) && !(c.date[i] >= st.from)) continue;
+      if (st.to && c.date && !any("date", i) && !(c.date[i] <= st.to)) continue;
       out.push(i);
     }
     return out;
@@ -271,7 +273,7 @@
           sw.style.background = live.colors[v];
           td.appendChild(sw);
         }
-        td.appendChild(document.createTextNode(col.fmt ? fmt(v, col.fmt) : (v === null ? "\u2013" : String(v))));
+        td.appendChild(document.createTextNode(col.fmt ? fmt(v, col.fmt) : (v === null || v === undefined ? (col.null_text || "\u2013") : String(v))));
         if (col.fmt) td.setAttribute("data-value", v === null || v === undefined ? "" : String(v));
         row.appendChild(td);
       });

@@ -5,7 +5,7 @@ import altair as alt
 
 from dashboards import theme
 from dashboards.pages import workload_table
-from dashboards.pages._core import (SIG_CHIP, Chart, Ctx, Page, Section, chip_filter, day_x, no_data, safe,
+from dashboards.pages._core import (SIG_CHIP, SIG_FROM, SIG_TO, Chart, Ctx, Page, Section, chip_filter, day_x, no_data, safe,
                                     single_time, tidy, tt_date, utc_x)
 
 CPT = "marts.fct_cost_per_token_daily"
@@ -88,12 +88,11 @@ def _basis(ctx: Ctx) -> Section:
         sec.blocks.append(note)
         return sec
     df = tidy(wh.df(f"""
-        select chip, model, b.basis,
-               sum(case when b.basis = 'allocation' then cost_usd else usage_cost_usd end) / sum(tokens) * 1e6
-                   as usd_per_mtok,
-               (sum(cost_usd) - sum(usage_cost_usd)) / nullif(sum(usage_cost_usd), 0) * 100 as idle_premium_pct
+        select strftime(date, '%Y-%m-%d') as date, chip, model, b.basis,
+               sum(case when b.basis = 'allocation' then cost_usd else usage_cost_usd end) as basis_cost_usd,
+               sum(tokens) as tokens, sum(cost_usd) as cost_usd, sum(usage_cost_usd) as usage_cost_usd
         from {CPT}, (values ('allocation'), ('usage')) b(basis)
-        group by all having sum(tokens) > 0 order by all"""), 5)
+        group by all order by all"""), 8)
     enc = dict(
         x=alt.X("chip:N", title=None, sort=pal.chips, axis=alt.Axis(labelAngle=0, labelFontSize=11)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
@@ -105,8 +104,16 @@ def _basis(ctx: Ctx) -> Section:
     models = sorted(df.model.unique(), key=lambda m: (len(m), m))
     panels = []
     for i, m in enumerate(models):
-        b = alt.Chart(df[df.model == m]).encode(**enc)  # split in Python: a name never goes into an expression
-        panels.append(chip_filter(alt.layer(
+        # split in Python (a name never goes into an expression); the chip and dates filter the days, then
+        # the chart adds them up: a rate is a ratio of sums
+        b = chip_filter(alt.Chart(df[df.model == m]), date="date").transform_aggregate(
+            basis_cost_usd="sum(basis_cost_usd)", tokens="sum(tokens)", cost_usd="sum(cost_usd)",
+            usage_cost_usd="sum(usage_cost_usd)", groupby=["chip", "model", "basis"],
+        ).transform_filter("datum.tokens > 0").transform_calculate(
+            usd_per_mtok="datum.basis_cost_usd / datum.tokens * 1e6",
+            idle_premium_pct="datum.usage_cost_usd ? (datum.cost_usd - datum.usage_cost_usd) / datum.usage_cost_usd * 100 : null",
+        ).encode(**enc)
+        panels.append((alt.layer(
             b.mark_bar().encode(
                 color=pal.chip_color(legend=False),
                 opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
@@ -149,6 +156,11 @@ def _basis(ctx: Ctx) -> Section:
     return sec
 
 
+def _dates() -> str:
+    """The date-range filter of a chart whose data has a ``date`` column of ISO days."""
+    return f"datum.date >= {SIG_FROM} && datum.date <= {SIG_TO}"
+
+
 def _workloads(ctx: Ctx) -> Section:
     wh, pal = ctx.wh, ctx.pal
     sec = Section("Most expensive workloads",
@@ -158,21 +170,13 @@ def _workloads(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
-    df = wh.df(f"""
-        with w as (select chip, model, task, sum(tokens) as tokens, sum(requests) as requests,
-                          sum(cost_usd) as cost_usd, sum(usage_cost_usd) as usage_cost_usd,
-                          sum(cost_usd) / sum(tokens) * 1e6 as usd_per_mtok,
-                          sum(usage_cost_usd) / sum(tokens) * 1e6 as usage_usd_per_mtok
-                   from {CPT} group by all having sum(tokens) > 0),
-        r as (select *, row_number() over (order by usd_per_mtok desc) as rank_rate_all,
-                        row_number() over (partition by chip order by usd_per_mtok desc) as rank_rate_chip,
-                        row_number() over (order by cost_usd desc) as rank_cost_all,
-                        row_number() over (partition by chip order by cost_usd desc) as rank_cost_chip
-              from w)
-        select coalesce(model, 'no model') || ' · ' || coalesce(task, 'no task') || ' · ' || chip as workload, * from r
-        where least(rank_rate_all, rank_rate_chip, rank_cost_all, rank_cost_chip) <= {TOP}
-        order by usd_per_mtok desc""")
-    df = tidy(df, 5)
+    # per day: the chart filters the chip and dates, adds up each workload, ranks (all chips and per chip)
+    df = tidy(wh.df(f"""
+        select strftime(date, '%Y-%m-%d') as date,
+               coalesce(model, 'no model') || ' · ' || coalesce(task, 'no task') || ' · ' || chip as workload,
+               chip, model, task, sum(tokens) as tokens, sum(requests) as requests, sum(cost_usd) as cost_usd,
+               sum(usage_cost_usd) as usage_cost_usd
+        from {CPT} group by all order by all"""), 8)
     for metric, rank, title, fmt, xtitle, cap in (
             ("usd_per_mtok", "rate", "Most expensive workloads per million tokens",
              "$.2f", "Cost (USD per million tokens, allocation basis)",
@@ -181,8 +185,16 @@ def _workloads(ctx: Ctx) -> Section:
              "Spend: rate times volume.")):
         flt = (f"({SIG_CHIP} == 'all' && datum.rank_{rank}_all <= {TOP}) || "
                f"({SIG_CHIP} != 'all' && datum.chip == {SIG_CHIP} && datum.rank_{rank}_chip <= {TOP})")
-        base = alt.Chart(df).transform_filter(flt).encode(
-            y=alt.Y("workload:N", title=None, sort=df.sort_values(metric, ascending=False).workload.tolist(),
+        base = alt.Chart(df).transform_filter(_dates()).transform_aggregate(
+            tokens="sum(tokens)", requests="sum(requests)", cost_usd="sum(cost_usd)",
+            usage_cost_usd="sum(usage_cost_usd)", groupby=["workload", "chip", "model", "task"],
+        ).transform_filter("datum.tokens > 0").transform_calculate(
+            usd_per_mtok="datum.cost_usd / datum.tokens * 1e6",
+            usage_usd_per_mtok="datum.usage_cost_usd / datum.tokens * 1e6",
+        ).transform_window(**{f"rank_{rank}_all": "row_number()"}, sort=[alt.SortField(metric, order="descending")],
+        ).transform_window(**{f"rank_{rank}_chip": "row_number()"}, groupby=["chip"],
+                           sort=[alt.SortField(metric, order="descending")]).transform_filter(flt).encode(
+            y=alt.Y("workload:N", title=None, sort=alt.EncodingSortField(metric, op="max", order="descending"),
                     axis=alt.Axis(labelLimit=320, labelFontSize=11)),
             x=alt.X(f"{metric}:Q", title=xtitle, axis=alt.Axis(format="$~s" if metric == "cost_usd" else "$.2f")),
             tooltip=[alt.Tooltip("model:N", title="Model"), alt.Tooltip("task:N", title="Task"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Live, Section, chip_filter, columns, fmt_usd, html_table,
-                                    no_data, safe, tidy)
+from dashboards.pages._core import Chart, Ctx, Live, Section, chip_filter, columns, no_data, safe, tidy
+from dashboards.pages.cost_break_even import break_even_table
 
 TE = "marts.fct_token_economics"
 BE = "marts.fct_break_even_price"
@@ -31,16 +31,21 @@ def _split(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
+    # per day: the chip and dates filter the days, the chart adds them up (a rate is a ratio of sums)
     df = tidy(wh.df(f"""
-        select chip, model, m.meter, b.basis,
-               case when m.meter = 'input' then
-                        sum(case when b.basis = 'allocation' then input_cost_usd else input_usage_cost_usd end)
-                        / nullif(sum(input_tokens), 0)
-                    else sum(case when b.basis = 'allocation' then output_cost_usd else output_usage_cost_usd end)
-                        / nullif(sum(output_tokens), 0) end * 1e6 as usd_per_mtok
+        select strftime(date, '%Y-%m-%d') as date, chip, model, m.meter, b.basis,
+               sum(case when m.meter = 'input' then
+                            case when b.basis = 'allocation' then input_cost_usd else input_usage_cost_usd end
+                        else case when b.basis = 'allocation' then output_cost_usd else output_usage_cost_usd end
+                   end) as meter_cost_usd,
+               sum(case when m.meter = 'input' then input_tokens else output_tokens end) as meter_tokens
         from {TE}, (values ('input'), ('output')) m(meter), (values ('allocation'), ('usage')) b(basis)
-        where chip is not null group by chip, model, m.meter, b.basis order by all"""), 5)
-    base = alt.Chart(df).encode(  # every chip named under its bars: slanted, none dropped for overlap
+        where chip is not null group by all order by all"""), 8)
+    base = chip_filter(alt.Chart(df), date="date").transform_aggregate(
+        meter_cost_usd="sum(meter_cost_usd)", meter_tokens="sum(meter_tokens)",
+        groupby=["chip", "model", "meter", "basis"]).transform_calculate(
+        usd_per_mtok="datum.meter_tokens ? datum.meter_cost_usd / datum.meter_tokens * 1e6 : null").encode(
+        # every chip named under its bars: slanted, none dropped for overlap
         x=alt.X("chip:N", title=None, sort=pal.chips,
                 axis=alt.Axis(labelAngle=-30, labelAlign="right", labelOverlap=False, labelFontSize=10.5)),
         xOffset=alt.XOffset("basis:N", sort=["allocation", "usage"]),
@@ -51,7 +56,7 @@ def _split(ctx: Ctx) -> Section:
     panels = []
     for meter in ("input", "output"):
         b = base.transform_filter(alt.datum.meter == meter)
-        panels.append(chip_filter(alt.layer(
+        panels.append((alt.layer(
             b.mark_bar().encode(color=pal.chip_color(legend=False),
                                 opacity=alt.Opacity("basis:N", title="Cost basis", sort=["allocation", "usage"],
                                                     scale=alt.Scale(domain=["allocation", "usage"], range=[1.0, 0.4]),
@@ -81,10 +86,13 @@ def _margins(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
-    df = tidy(wh.df(f"""select model, tier, vendor, sum(revenue_usd) as revenue_usd, sum(cost_usd) as cost_usd,
-                               sum(margin_usd) as margin_usd
-                        from {TE} where vendor is not null group by all order by all"""), 4)
-    ch = alt.Chart(df).mark_bar().encode(
+    df = tidy(wh.df(f"""select strftime(date, '%Y-%m-%d') as date, model, tier, vendor,
+                               sum(revenue_usd) as revenue_usd, sum(cost_usd) as cost_usd, sum(margin_usd) as margin_usd
+                        from {TE} where vendor is not null group by all order by all"""), 8)
+    # per day: the vendor and dates filter the days, the chart adds them up
+    ch = chip_filter(alt.Chart(df), "vendor", date="date").transform_aggregate(
+        revenue_usd="sum(revenue_usd)", cost_usd="sum(cost_usd)", margin_usd="sum(margin_usd)",
+        groupby=["model", "tier", "vendor"]).mark_bar().encode(
         y=alt.Y("tier:N", title=None, sort=["api", "subscription", "free"]),
         yOffset=alt.YOffset("vendor:N", sort=pal.vendors),
         x=alt.X("margin_usd:Q", title="Margin (USD, revenue - allocated cost)", axis=alt.Axis(format="$~s")),
@@ -95,21 +103,11 @@ def _margins(ctx: Ctx) -> Section:
                  alt.Tooltip("cost_usd:Q", title="Allocated cost (USD)", format="$,.2f"),
                  alt.Tooltip("margin_usd:Q", title="Margin (USD)", format="$,.2f")],
     ).properties(width=theme.HALF_W - 60, height=140).facet(row=alt.Row("model:N", title=None)).properties(
-        title=alt.Title("Margin per model, tier and vendor", subtitle="USD over the period; below zero = loss"))
-    sec.blocks.append(Chart("cost-margin-model-tier-vendor", chip_filter(ch, "vendor"), df,
+        title=alt.Title("Margin per model, tier and vendor", subtitle="USD over the selected dates; below zero = loss"))
+    sec.blocks.append(Chart("cost-margin-model-tier-vendor", ch, df,
                             "Free tier: no revenue, so its margin is minus its cost.", filter_by="vendor"))
     if wh.has(BE):
-        b = wh.df(f"select * from {BE} order by model, chip")
-        rows = [[r.model, r.chip, fmt_usd(r.break_even_usd_per_mtok_input, 3),
-                 fmt_usd(r.break_even_usd_per_mtok_output, 3), fmt_usd(r.list_usd_per_mtok_input, 2),
-                 fmt_usd(r.list_usd_per_mtok_output, 2),
-                 "–" if r.break_even_list_scale != r.break_even_list_scale else f"×{r.break_even_list_scale:.2f}"]
-                for r in b.itertuples()]
-        sec.blocks.append(Html(html_table(
-            ["Model", "Chip", "Break-even input USD/Mtok", "Break-even output USD/Mtok", "List input", "List output",
-             "List x to break even"], rows, num_cols={2, 3, 4, 5, 6},
-            caption="Allocation basis, whole period. List x: the factor the current API list prices would need "
-                    "for the tokens served to pay for themselves (below 1: the list covers the cost).")))
+        sec.blocks.append(break_even_table(ctx))
     return sec
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import altair as alt
 
 from dashboards import theme
-from dashboards.pages import coverage, quality_completeness, quality_live, quality_matching
-from dashboards.pages._core import (Chart, Ctx, Html, Note, Page, Section, fmt_num, html_table, no_data,
+from dashboards.pages import coverage, quality_completeness, quality_live, quality_matching, quality_quarantine
+from dashboards.pages._core import (Chart, Ctx, Note, Page, Section, no_data,
                                     one_day_axis, safe, span_days, tidy, time_ticks, tt_date, day_x, utc_day)
+from dashboards.pages.quality_quarantine import clip as _clip
 
 Q = "raw.quarantine"
 DQ = "marts.fct_data_quality_daily"
@@ -96,17 +97,8 @@ def _quarantine(ctx: Ctx) -> Section:
             sec.blocks.append(Chart("quality-quarantine-daily", ch, daily, "Days without a cell had no refused rows.",
                                     wide=True))
 
-    if wh.has(Q):
-        ex = wh.df(f"""select coalesce(kind, 'file') as kind, coalesce(reason, 'unknown') as reason,
-                              coalesce(field, '–') as field, count(*) as rows, any_value(value) as example_value,
-                              any_value(file) as example_file
-                       from {Q} group by all order by rows desc limit 15""")
-        rows = [[r.kind, _clip(r.reason, 48), r.field, fmt_num(r.rows), _clip(r.example_value, 24),
-                 _short(r.example_file, 40)]
-                for r in ex.itertuples()]
-        sec.blocks.append(Html(html_table(["Record kind", "Reason", "Field", "Rows", "Example value", "Example file"],
-                                          rows, caption="The 15 most frequent (kind, reason, field) combinations in "
-                                          "raw.quarantine; the full list is in the warehouse.", num_cols={3})))
+    if wh.has(Q):  # an empty quarantine already said "Nothing quarantined" above
+        sec.blocks.append(quality_quarantine.quarantine_table(ctx))
     return sec
 
 
@@ -128,18 +120,6 @@ def _day_axis(ctx: Ctx, dates) -> alt.Axis:
 def _period(ctx: Ctx, dates) -> tuple[str, str]:
     lo, hi = ctx.period or (min(dates), max(dates))
     return min(lo, min(dates)), max(hi, max(dates))
-
-
-def _clip(v, n: int) -> str:
-    s = "–" if v is None or v != v else str(v)
-    return s if len(s) <= n else s[:n - 1] + "…"
-
-
-def _short(v, n: int) -> str:
-    if v is None or v != v:
-        return "–"
-    s = str(v)
-    return s if len(s) <= n else "…" + s[-(n - 1):]
 
 
 def _gaps(ctx: Ctx) -> Section:

@@ -3,7 +3,8 @@ request, requests whose devices report no samples, and requests the inference se
 the request telemetry lacks (or the reverse), with counts, from marts.fct_data_quality_daily."""
 from __future__ import annotations
 
-from dashboards.pages._core import Ctx, Html, Note, Section, fmt_num, html_table, no_data
+from dashboards.pages._core import Ctx, Live, Note, Section, columns, no_data
+from dashboards.pages.quality_quarantine import NO_CHIP, node_chip_cte
 
 DQ = "marts.fct_data_quality_daily"
 #: the mart's reasons this section shows, with the column heading each gets
@@ -15,7 +16,6 @@ REASONS = {
     "replica-hours whose tokens differ from the server counters beyond tolerance": "Replica-hours beyond token tolerance",
     "server counter scrapes that map to no replica": "Server scrapes without a replica",
 }
-MAX_ROWS = 60
 
 
 def section(ctx: Ctx) -> Section:
@@ -32,28 +32,39 @@ def section(ctx: Ctx) -> Section:
         return sec
     reasons = list(REASONS)
     ph = ", ".join("?" for _ in reasons)
-    df = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, node, reason, sum(rows) as rows from {DQ}
-                   where reason in ({ph}) group by all order by date, node""", reasons)
-    if df.empty:
+    n = wh.one(f"select count(*) from {DQ} where reason in ({ph})", reasons)[0]
+    if not n:
         sec.blocks.append(Note("Every device with samples served requests, every request's devices reported "
                                "samples, and the server counters match the request telemetry.", "info"))
         return sec
-    wide = df.pivot_table(index=["date", "node"], columns="reason", values="rows", aggfunc="sum").reset_index()
-    totals = {r: float(df.rows[df.reason == r].sum()) for r in reasons}
-    sec.blocks.append(Note("; ".join(f"{REASONS[r].lower()}: {fmt_num(v)}" for r, v in totals.items() if v)
-                           + " (whole period).", "info"))
-    shown = wide.head(MAX_ROWS)
-    rows = [[shown.date.iloc[i], shown.node.iloc[i]] + [fmt_num(_get(shown, i, k)) for k in reasons]
-            for i in range(len(shown))]
-    sec.blocks.append(Html(html_table(
-        ["Date", "Node", *REASONS.values()], rows,
-        caption=f"Node-days with anything unmatched (at most {MAX_ROWS}; all of them in marts.fct_data_quality_daily).",
-        num_cols=set(range(2, 2 + len(REASONS))))))
+    sec.blocks.append(matching_table(ctx))
     return sec
 
 
-def _get(wide, i: int, col: str):
-    if col not in wide.columns:
-        return None
-    v = wide[col].iloc[i]
-    return None if v != v else v
+#: the measure (and column key) each reason becomes
+KEYS = dict(zip(REASONS, ("idle_devices", "requests_no_samples", "server_not_telemetry", "telemetry_not_server",
+                          "replica_hours_off", "scrapes_no_replica"), strict=True))
+
+
+def matching_table(ctx: Ctx) -> Live:
+    """One row per node and day with anything unmatched, in the selected dates; a node's chip as the
+    quarantine table finds it (its devices' one chip), a node with none or several matching every chip."""
+    wh, pal = ctx.wh, ctx.pal
+    reasons = list(REASONS)
+    ph = ", ".join("?" for _ in reasons)
+    sums = ", ".join(f"sum(case when reason = ? then rows else 0 end) as {k}" for k in KEYS.values())
+    df = wh.df(f"""with {node_chip_cte(ctx)}
+                   select strftime(d.date, '%Y-%m-%d') as date, d.node, nc.chip, {sums}
+                   from {DQ} d left join node_chip nc on nc.node = d.node
+                   where d.reason in ({ph}) group by all order by all""", [*reasons, *reasons])
+    cols = [{"key": "date", "label": "Date"}, {"key": "node", "label": "Node"},
+            {"key": "chip", "label": "Chip", "swatch": True, "null_text": NO_CHIP}]
+    cols += [{"key": k, "label": REASONS[r], "fmt": "num0"} for r, k in KEYS.items()]
+    return Live("quality-matching-table", {
+        "kind": "table", "data": columns(df), "dims": ["date"], "sums": list(KEYS.values()),
+        "measures": [{"name": k, "sum": k} for k in KEYS.values()], "group": ["date", "node", "chip"],
+        "columns": cols, "keep_null": ["chip"], "colors": {c: pal.chip_hex(c) for c in pal.chips},
+        "sort": {"col": "date", "desc": False}, "scroll": len(df) > 20, "total": "All node-days",
+        "csv": "unmatched.csv",
+        "caption": "Node-days with anything unmatched in the selected dates and chip (the chip of the node's "
+                   "devices; a node with none or several matches every chip), from marts.fct_data_quality_daily."})
