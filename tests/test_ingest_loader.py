@@ -316,3 +316,18 @@ def test_table_checksums_see_any_row_change_but_not_the_last_bit_of_a_parallel_s
     assert variant([("a", 1, 2.5), ("b", 2, 1e6), ("c", 3, 0.1)]) != base  # values swapped rows
     assert variant([("a", 1, 0.1), ("b", 2, 1e6), ("d", 3, 2.5)]) != base  # a key changed
     assert variant(con_rows[:2]) != base  # a row lost
+
+
+def test_a_request_may_last_one_day_but_not_one_microsecond_more(wh):
+    spool, con = wh
+    reqs = requests(n=3)
+    a = reqs["arrival_ts"].cast(pa.int64()).to_numpy()
+    fin = a + np.array([86_400_000_000, 86_400_000_001, 5_000_000])
+    reqs = reqs.set_column(reqs.schema.get_field_index("finish_ts"), "finish_ts",
+                           pa.array(fin).cast(REQUESTS.field("finish_ts").type))
+    rrel = put(spool, "requests", "r", reqs)
+    put(spool, "replicas", "rep", replicas())
+    load_spool(con, spool)
+    assert q(con, "select row, field, reason from raw.quarantine where file = ?", [rrel]) == [
+        (1, "finish_ts", "request lasts more than a day")]
+    assert q(con, "select request_id from raw.requests order by 1") == [("r0",), ("r2",)]
