@@ -13,7 +13,8 @@ from collectors.config import boolean, fields, load_yaml_mapping, number
 WEIGHTS_FILE = Path(__file__).parent / "attribution.yaml"
 
 _TOP = ("prefill_power_weight", "decode_power_weight", "chips", "min_idle_intervals", "gap_factor",
-        "max_power_factor", "clock_skew", "power_model", "idle_share_grain_s")
+        "max_power_factor", "clock_skew", "power_model", "idle_share_grain_s",
+        "duckdb_memory_limit_mb")
 _CHIP = ("prefill_power_weight", "decode_power_weight")
 
 
@@ -46,6 +47,7 @@ class AttributionConfig:
     max_power_factor: float = 1.6
     idle_share_grain_s: float = 1.0  # idle is shared for the whole cells of this many seconds a request touched
     power_model: PowerModelConfig = field(default_factory=PowerModelConfig)
+    duckdb_memory_limit_mb: int = 0  # the attribution run's DuckDB buffer cap (0: the connection's own)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "AttributionConfig":
@@ -71,6 +73,8 @@ class AttributionConfig:
             idle_share_grain_s=_num(src, "idle_share_grain_s", data.get("idle_share_grain_s", 1.0), lo=0.0,
                                     hi=3600.0),
             power_model=_power_model(src, data.get("power_model"), base.power_model),
+            duckdb_memory_limit_mb=_num(src, "duckdb_memory_limit_mb", data.get("duckdb_memory_limit_mb", 0), lo=0,
+                                        integer=True),
         )
 
     def weights(self, chip: str) -> tuple[float, float]:

@@ -8,6 +8,8 @@ learned per device and day, or why the step share was used instead).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import datetime as dt
 import time
@@ -66,16 +68,53 @@ def run_attribution_days(con: duckdb.DuckDBPyConnection, first: dt.date | str | 
         lo = _as_date(first) if first else full[0]
         hi = _as_date(last) if last else full[1]
     step = days_per_pass if days_per_pass > 0 else (hi - lo).days + 1
+    cfg = cfg or AttributionConfig.load()
     total: dict = {}
     d = lo
-    while d <= hi:
-        e = min(hi, d + dt.timedelta(days=step - 1))
-        for k, v in _run_attribution_window(con, d, e, cfg, skew_cfg).items():
-            if isinstance(v, (int, float)):
-                total[k] = total.get(k, 0) + v
-        d = e + dt.timedelta(days=1)
+    with _memory_capped(con, cfg.duckdb_memory_limit_mb):
+        while d <= hi:
+            e = min(hi, d + dt.timedelta(days=step - 1))
+            for k, v in _run_attribution_window(con, d, e, cfg, skew_cfg).items():
+                if isinstance(v, (int, float)):
+                    total[k] = total.get(k, 0) + v
+            d = e + dt.timedelta(days=1)
+            if d <= hi:
+                _release_memory(con)
     total.update(first=lo.isoformat(), last=hi.isoformat(), days=(hi - lo).days + 1)
     return total
+
+
+@contextlib.contextmanager
+def _memory_capped(con: duckdb.DuckDBPyConnection, limit_mb: int):
+    """DuckDB's memory_limit at ``limit_mb`` for the run (0: unchanged), the old value restored."""
+    if limit_mb <= 0:
+        yield
+        return
+    old = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"set memory_limit = '{int(limit_mb)}MB'")
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{_setting(old)}'")
+
+
+def _setting(value: str) -> str:
+    """A memory_limit as DuckDB shows it ('2.6 GiB', truncated to 0.1), made a SET value that shows
+    the same again (half a display step added back); anything but a plain size is refused."""
+    number, _, unit = value.strip().partition(" ")
+    if unit not in ("bytes", "KiB", "MiB", "GiB", "TiB") or not number.replace(".", "", 1).isdigit():
+        raise ValueError(f"unexpected DuckDB memory_limit {value!r}")
+    return f"{float(number) + 0.05:.2f} {unit}" if unit != "bytes" else f"{number} bytes"
+
+
+def _release_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Between passes: checkpoint (the pass's rows leave the WAL and buffers) and give freed heap
+    back to the OS where glibc allows, so a long window's memory stays that of one pass."""
+    con.execute("checkpoint")
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 @dataclasses.dataclass
