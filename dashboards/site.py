@@ -191,10 +191,51 @@ def _render_page(page: Page, pages: list[Page], ctx: Ctx, chip_vendor: dict[str,
                for chip, c in zip(pal.chips, pal.chip_range))
     selector = _selector(ctx, chip_vendor) if has_selector else ""
     period = (f"Data from {ctx.period[0]} to {ctx.period[1]} (UTC)" if ctx.period else "No data in the warehouse yet")
+    data = _shared_datasets(specs)
     values = dict(title=page.title, nav=_nav(pages, page.slug), period=period, key=key, selector=selector,
                   heading=page.title, intro=page.intro, content=join(parts, "\n"), built=built, source=source,
-                  specs=json_for_script(specs), live=json_for_script(live))
+                  specs=json_for_script(specs), data=json_for_script(data), live=json_for_script(live))
     return tmpl.substitute({k: esc(v) for k, v in values.items()})
+
+
+def _columns_of(rows: list) -> dict | None:
+    """Row records as columns (text dictionary-coded, like a ``Live`` block's data), or None when a
+    value is not a scalar (such a dataset stays inline in its spec)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    out: dict[str, list | dict] = {}
+    for k in keys:
+        vals = [r.get(k) for r in rows]
+        if any(isinstance(v, (dict, list)) for v in vals):
+            return None
+        if any(isinstance(v, str) for v in vals):
+            uniq = list(dict.fromkeys(vals))
+            code = {v: i for i, v in enumerate(uniq)}
+            out[k] = {"values": uniq, "codes": [code[v] for v in vals]}
+        else:
+            out[k] = vals
+    return {"n": len(rows), "columns": out}
+
+
+def _shared_datasets(specs: dict[str, dict]) -> dict[str, dict]:
+    """Move the charts' inline datasets out of their specs into one page-level store of columns
+    (``#tw-data``), each dataset once however many charts draw it (Altair names a dataset by the hash
+    of its content); assets/site.js puts fresh rows back into each spec before embedding it. A page
+    whose charts filter per-day rows stays small: no key repeated per row, no dataset twice."""
+    data: dict[str, dict] = {}
+    for entry in specs.values():
+        spec = entry["spec"]
+        moved = []
+        for name, rows in (spec.get("datasets") or {}).items():
+            if name not in data:
+                cols = _columns_of(rows) if isinstance(rows, list) else None
+                if cols is None:
+                    continue
+                data[name] = cols
+            moved.append(name)
+        if moved:
+            entry["spec"] = {**spec, "datasets": {k: v for k, v in spec["datasets"].items() if k not in moved}}
+            entry["datasets"] = moved
+    return data
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
@@ -245,7 +286,7 @@ def build_site(db_path: Path, out_dir: Path, *, images: bool = True) -> dict:
             raise ValueError(f"duplicate chart names: {sorted(dup)}")
         specs = {c.name: _spec(c) for c in all_charts}
         for c in all_charts:
-            c.data.to_csv(tmp / "data" / f"{c.name}.csv", index=False)
+            (c.data if c.csv is None else c.csv).to_csv(tmp / "data" / f"{c.name}.csv", index=False)
         image_ext = write_images(tmp / "charts", all_charts, specs) if images else {}
         notes: list[str] = []
         for page in pages:

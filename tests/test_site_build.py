@@ -23,10 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def specs_of(page: Path) -> dict:
+    """The page's chart specs whole, as site.js embeds them: each chart's datasets put back from the
+    page's shared columns (#tw-data)."""
     doc = page.read_text(encoding="utf-8")
     m = re.search(r'<script type="application/json" id="tw-specs">(.*?)</script>', doc, re.S)
     assert m, page
-    return json.loads(m.group(1).replace("<\\/", "</"))
+    specs = json.loads(m.group(1).replace("<\\/", "</"))
+    d = re.search(r'<script type="application/json" id="tw-data">(.*?)</script>', doc, re.S)
+    shared = json.loads(d.group(1).replace("<\\/", "</")) if d else {}
+    for entry in specs.values():
+        for name in entry.get("datasets", []):
+            cols = {k: [c["values"][i] for i in c["codes"]] if isinstance(c, dict) else c
+                    for k, c in shared[name]["columns"].items()}
+            entry["spec"].setdefault("datasets", {})[name] = [{k: v[i] for k, v in cols.items()}
+                                                              for i in range(shared[name]["n"])]
+    return specs
 
 
 def walk(node, path=()):

@@ -114,7 +114,7 @@ def test_hostile_names_run_no_script_in_the_browser(tmp_path):
             assert r["pwned"] is None, f"{page}: a name ran as script: {r['pwned']}"
             assert not r["bad"], f"{page}: event-handler attributes: {r['bad']}"
             assert r["imgs"] == 0, f"{page}: <img> elements: {r['imgs']}"
-            assert r["scripts"] == ["vega-bundle.js", "site.js", "tw-specs", "tw-live"], (page, r["scripts"])
+            assert r["scripts"] == ["vega-bundle.js", "site.js", "tw-specs", "tw-data", "tw-live"], (page, r["scripts"])
             if page == "quality":  # the clock-skew note and table name the node, as text
                 assert "Clock skew detected on node " + HOSTILE["mi300x-0"] in r["text"]
                 assert HOSTILE["h100-0"] in r["text"]
@@ -130,7 +130,8 @@ def test_hostile_names_run_no_script_in_the_browser(tmp_path):
 # ------------------------------------------------------------------------------------ hypothesis
 
 class _Structure(HTMLParser):
-    """Counts start tags and attribute names, keeps the JSON specs, the live tables' JSON and the text."""
+    """Counts start tags and attribute names, keeps the JSON specs, the charts' shared data, the live
+    tables' JSON and the text."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -138,6 +139,7 @@ class _Structure(HTMLParser):
         self.attrs: Counter = Counter()
         self.text: list[str] = []
         self.specs = None
+        self.data = None
         self.live = None
         self._in = None
 
@@ -145,7 +147,7 @@ class _Structure(HTMLParser):
         self.tags[tag] += 1
         for k, _v in attrs:
             self.attrs[(tag, k)] += 1
-        self._in = next((v for k, v in attrs if k == "id" and v in ("tw-specs", "tw-live")), None) \
+        self._in = next((v for k, v in attrs if k == "id" and v in ("tw-specs", "tw-data", "tw-live")), None) \
             if tag == "script" else None
 
     def handle_endtag(self, tag):
@@ -154,6 +156,8 @@ class _Structure(HTMLParser):
     def handle_data(self, data):
         if self._in == "tw-specs":
             self.specs = json.loads(data)
+        elif self._in == "tw-data":  # the charts' datasets, as columns shared by the page's charts
+            self.data = json.loads(data)
         elif self._in == "tw-live":
             self.live = json.loads(data)
         else:
@@ -213,7 +217,7 @@ def test_hypothesis_names_change_only_text(clean_site, tmp_path_factory):
             assert got.tags == ref.tags, (page, got.tags - ref.tags, ref.tags - got.tags)
             assert got.attrs == ref.attrs, (page, got.attrs - ref.attrs, ref.attrs - got.attrs)
             assert not [a for (_t, a) in got.attrs if a.startswith("on")]
-            strings = set(_strings(got.specs))
+            strings = set(_strings(got.specs)) | set(_strings(got.data))
             if page == "index":  # the models are data of the J/token chart, as stored (U+2028/9 as spaces)
                 for m in ("llama-8b", "llama-70b"):
                     assert rename[m].translate(SPEC_SEPARATORS) in strings, (m, rename[m])

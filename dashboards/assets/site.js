@@ -327,6 +327,32 @@
   function start() {
     var el0 = document.getElementById("tw-specs");
     var specs = el0 ? JSON.parse(el0.textContent) : {};
+    var dt = document.getElementById("tw-data");
+    var shared = dt ? JSON.parse(dt.textContent) : {};
+    // a chart's datasets, kept once per page as columns (dashboards/site.py _shared_datasets): fresh
+    // row objects for each chart, since a Vega view tags the tuples it ingests
+    function rowsOf(name) {
+      var d = shared[name], cols = {}, rows = new Array(d.n);
+      Object.keys(d.columns).forEach(function (k) {
+        var col = d.columns[k];
+        cols[k] = (col && !Array.isArray(col) && col.codes)
+          ? col.codes.map(function (i) { return col.values[i]; }) : col;
+      });
+      var keys = Object.keys(cols);
+      for (var i = 0; i < d.n; i++) {
+        var r = {};
+        for (var j = 0; j < keys.length; j++) r[keys[j]] = cols[keys[j]][i];
+        rows[i] = r;
+      }
+      return rows;
+    }
+    Object.keys(specs).forEach(function (name) {
+      var entry = specs[name];
+      (entry.datasets || []).forEach(function (n) {
+        entry.spec.datasets = entry.spec.datasets || {};
+        entry.spec.datasets[n] = rowsOf(n);
+      });
+    });
     var lv = document.getElementById("tw-live");
     TW.live = lv ? JSON.parse(lv.textContent) : {};
     Object.keys(TW.live).forEach(function (name) {  // dictionary-coded text columns

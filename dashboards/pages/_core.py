@@ -94,6 +94,8 @@ class Chart:
     wide: bool = False             # full page width (else half, two per row)
     filter_by: str | None = None   # "chip" | "vendor": listens to the page's chip selector
     image: str = "svg"             # export format for reports; "png" for charts with thousands of marks
+    csv: pd.DataFrame | None = None  # the CSV download when ``data`` is finer than what the chart shows
+                                     # (per-day rows a date filter adds up): the whole period's figures
 
 
 @dataclass

@@ -171,12 +171,19 @@ def _workloads(ctx: Ctx) -> Section:
         sec.blocks.append(note)
         return sec
     # per day: the chart filters the chip and dates, adds up each workload, ranks (all chips and per chip)
+    # (the workload's label is put together in the browser: no label repeated on every day's row)
     df = tidy(wh.df(f"""
-        select strftime(date, '%Y-%m-%d') as date,
-               coalesce(model, 'no model') || ' · ' || coalesce(task, 'no task') || ' · ' || chip as workload,
-               chip, model, task, sum(tokens) as tokens, sum(requests) as requests, sum(cost_usd) as cost_usd,
+        select strftime(date, '%Y-%m-%d') as date, chip, coalesce(model, 'no model') as model,
+               coalesce(task, 'no task') as task, sum(tokens) as tokens, sum(cost_usd) as cost_usd,
                sum(usage_cost_usd) as usage_cost_usd
         from {CPT} group by all order by all"""), 8)
+    csv = wh.df(f"""
+        select coalesce(model, 'no model') || ' · ' || coalesce(task, 'no task') || ' · ' || chip as workload,
+               chip, coalesce(model, 'no model') as model, coalesce(task, 'no task') as task,
+               sum(tokens) as tokens, sum(requests) as requests, sum(cost_usd) as cost_usd,
+               sum(usage_cost_usd) as usage_cost_usd, sum(cost_usd) / nullif(sum(tokens), 0) * 1e6 as usd_per_mtok,
+               sum(usage_cost_usd) / nullif(sum(tokens), 0) * 1e6 as usage_usd_per_mtok
+        from {CPT} group by all order by cost_usd desc""")
     for metric, rank, title, fmt, xtitle, cap in (
             ("usd_per_mtok", "rate", "Most expensive workloads per million tokens",
              "$.2f", "Cost (USD per million tokens, allocation basis)",
@@ -185,8 +192,10 @@ def _workloads(ctx: Ctx) -> Section:
              "Spend: rate times volume.")):
         flt = (f"({SIG_CHIP} == 'all' && datum.rank_{rank}_all <= {TOP}) || "
                f"({SIG_CHIP} != 'all' && datum.chip == {SIG_CHIP} && datum.rank_{rank}_chip <= {TOP})")
-        base = alt.Chart(df).transform_filter(_dates()).transform_aggregate(
-            tokens="sum(tokens)", requests="sum(requests)", cost_usd="sum(cost_usd)",
+        base = alt.Chart(df).transform_filter(_dates()).transform_calculate(
+            workload="datum.model + ' · ' + datum.task + ' · ' + datum.chip",
+        ).transform_aggregate(
+            tokens="sum(tokens)", cost_usd="sum(cost_usd)",
             usage_cost_usd="sum(usage_cost_usd)", groupby=["workload", "chip", "model", "task"],
         ).transform_filter("datum.tokens > 0").transform_calculate(
             usd_per_mtok="datum.cost_usd / datum.tokens * 1e6",
@@ -208,5 +217,5 @@ def _workloads(ctx: Ctx) -> Section:
             base.mark_text(align="left", dx=3, fontSize=10.5).encode(text=alt.Text(f"{metric}:Q", format=fmt)),
         ).properties(title=alt.Title(title, subtitle=f"Top {TOP}; bars coloured by chip"),
                      width=theme.FULL_W - 330, height=TOP * 22)
-        sec.blocks.append(Chart(f"cost-top-workloads-{rank}", ch, df, cap, wide=True, filter_by="chip"))
+        sec.blocks.append(Chart(f"cost-top-workloads-{rank}", ch, df, cap, wide=True, filter_by="chip", csv=csv))
     return sec

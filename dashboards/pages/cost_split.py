@@ -31,17 +31,30 @@ def _split(ctx: Ctx) -> Section:
     if note:
         sec.blocks.append(note)
         return sec
-    # per day: the chip and dates filter the days, the chart adds them up (a rate is a ratio of sums)
+    # per day: the chip and dates filter the days, the chart adds them up (a rate is a ratio of sums);
+    # one row per day, chip and model, the four (meter, basis) costs folded into rows in the browser
     df = tidy(wh.df(f"""
-        select strftime(date, '%Y-%m-%d') as date, chip, model, m.meter, b.basis,
+        select strftime(date, '%Y-%m-%d') as date, chip, model,
+               sum(input_cost_usd) as input_allocation, sum(input_usage_cost_usd) as input_usage,
+               sum(output_cost_usd) as output_allocation, sum(output_usage_cost_usd) as output_usage,
+               sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens
+        from {TE} where chip is not null group by all order by all"""), 8)
+    csv = wh.df(f"""
+        select chip, model, m.meter, b.basis,
                sum(case when m.meter = 'input' then
                             case when b.basis = 'allocation' then input_cost_usd else input_usage_cost_usd end
                         else case when b.basis = 'allocation' then output_cost_usd else output_usage_cost_usd end
                    end) as meter_cost_usd,
-               sum(case when m.meter = 'input' then input_tokens else output_tokens end) as meter_tokens
+               sum(case when m.meter = 'input' then input_tokens else output_tokens end) as meter_tokens,
+               meter_cost_usd / nullif(meter_tokens, 0) * 1e6 as usd_per_mtok
         from {TE}, (values ('input'), ('output')) m(meter), (values ('allocation'), ('usage')) b(basis)
-        where chip is not null group by all order by all"""), 8)
-    base = chip_filter(alt.Chart(df), date="date").transform_aggregate(
+        where chip is not null group by all order by all""")
+    base = chip_filter(alt.Chart(df), date="date").transform_fold(
+        ["input_allocation", "input_usage", "output_allocation", "output_usage"], as_=["key", "meter_cost_usd"],
+    ).transform_calculate(
+        meter="split(datum.key, '_')[0]", basis="split(datum.key, '_')[1]",
+        meter_tokens="split(datum.key, '_')[0] == 'input' ? datum.input_tokens : datum.output_tokens",
+    ).transform_aggregate(
         meter_cost_usd="sum(meter_cost_usd)", meter_tokens="sum(meter_tokens)",
         groupby=["chip", "model", "meter", "basis"]).transform_calculate(
         usd_per_mtok="datum.meter_tokens ? datum.meter_cost_usd / datum.meter_tokens * 1e6 : null").encode(
@@ -72,7 +85,7 @@ def _split(ctx: Ctx) -> Section:
                         subtitle="USD per million tokens; solid = allocation basis, pale = usage basis"))
     sec.blocks.append(Chart("cost-input-output-per-mtok", ch, df,
                             "Decode is sequential and memory-bound: an output token costs many input tokens.",
-                            wide=True, filter_by="chip"))
+                            wide=True, filter_by="chip", csv=csv))
     sec.blocks.append(split_table(ctx))
     return sec
 
@@ -104,8 +117,11 @@ def _margins(ctx: Ctx) -> Section:
                  alt.Tooltip("margin_usd:Q", title="Margin (USD)", format="$,.2f")],
     ).properties(width=theme.HALF_W - 60, height=140).facet(row=alt.Row("model:N", title=None)).properties(
         title=alt.Title("Margin per model, tier and vendor", subtitle="USD over the selected dates; below zero = loss"))
+    csv = wh.df(f"""select model, tier, vendor, sum(revenue_usd) as revenue_usd, sum(cost_usd) as cost_usd,
+                           sum(margin_usd) as margin_usd
+                    from {TE} where vendor is not null group by all order by all""")
     sec.blocks.append(Chart("cost-margin-model-tier-vendor", ch, df,
-                            "Free tier: no revenue, so its margin is minus its cost.", filter_by="vendor"))
+                            "Free tier: no revenue, so its margin is minus its cost.", filter_by="vendor", csv=csv))
     if wh.has(BE):
         sec.blocks.append(break_even_table(ctx))
     return sec
