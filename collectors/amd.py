@@ -12,6 +12,12 @@ What is read, per device and per sample:
   (``vram_used``, MiB), hotspot (else edge) temperature, GFX clock, power cap (uW).
 * identity: ``amdsmi_get_gpu_device_uuid`` and ``amdsmi_get_gpu_asic_info``'s
   ``market_name`` (-> catalog chip id, e.g. MI300X -> ``amd-mi300x``).
+* compute partitions (MI300X in DPX/QPX/CPX): each partition is a processor handle of its own;
+  ``amdsmi_get_gpu_compute_partition`` gives the mode, ``amdsmi_get_gpu_kfd_info``'s
+  ``current_partition_id`` the partition, ``asic_info``'s ``asic_serial`` the physical GPU. Only
+  partition 0 reports power and energy: the physical GPU's readings are shared among its partitions
+  by their ``gfx_activity`` (else evenly), energy conserved per GPU, by the same splitter as the
+  exporters' partitions and MIG instances (:mod:`collectors.gpu_split`).
 
 ``import amdsmi`` raises ``KeyError`` (not ``ImportError``) when
 ``libamd_smi.so`` is missing; that, ``ImportError`` and ``OSError`` become
@@ -34,9 +40,14 @@ from typing import Any, Callable
 
 from collectors.base import BackendUnavailable, RetryingDeviceBackend
 from collectors.chip_names import chip_id_from_market_name, number
+from collectors.gpu_split import GpuSplitter
 
 #: AMDSMI_STATUS_NOT_SUPPORTED, _NOT_YET_IMPLEMENTED, _NO_PERM
 _UNSUPPORTED_CODES = (2, 3, 10)
+#: compute partition modes that split one GPU into several (SPX is the whole GPU)
+_PARTITIONED = ("DPX", "TPX", "QPX", "CPX")
+#: what amdsmi returns for a field it does not support (uint32)
+_NOT_SUPPORTED_U32 = 0xFFFFFFFF
 
 
 def load_amdsmi() -> ModuleType:
@@ -66,6 +77,8 @@ class _Device:
     uuid: str | None = None
     market_name: str | None = None
     chip: str | None = None
+    partition: str | None = None   # partition id within a partitioned GPU (None: the whole GPU)
+    parent: str | None = None      # the physical GPU's ASIC serial, shared by its partitions
     unsupported: set[str] = field(default_factory=set)
     opened: bool = False
     failed_until_s: float | None = None
@@ -86,6 +99,7 @@ class AmdSmiBackend(RetryingDeviceBackend):
     ) -> None:
         super().__init__(node, clock, monotonic, retry_after_s)
         self._smi = smi if smi is not None else load_amdsmi()
+        self._splitter = GpuSplitter()
         try:
             self._smi.amdsmi_init()
             handles = list(self._smi.amdsmi_get_processor_handles())
@@ -107,12 +121,35 @@ class AmdSmiBackend(RetryingDeviceBackend):
         smi = self._smi
         dev.uuid = str(smi.amdsmi_get_gpu_device_uuid(dev.handle))
         try:
-            dev.market_name = str(smi.amdsmi_get_gpu_asic_info(dev.handle).get("market_name", "N/A"))
+            asic = smi.amdsmi_get_gpu_asic_info(dev.handle)
         except smi.AmdSmiException:
-            dev.market_name = "N/A"
+            asic = {}
+        dev.market_name = str(asic.get("market_name", "N/A"))
         dev.chip = chip_id_from_market_name(dev.market_name) if dev.market_name != "N/A" else "amd-unknown"
+        dev.partition, dev.parent = self._partition_of(dev, asic)
         dev.opened = True
         dev.failed_until_s = None
+
+    def _partition_of(self, dev: _Device, asic: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(partition id, physical GPU serial) of a partition of a partitioned GPU, else (None, None)."""
+        smi = self._smi
+        read_mode = getattr(smi, "amdsmi_get_gpu_compute_partition", None)
+        read_kfd = getattr(smi, "amdsmi_get_gpu_kfd_info", None)
+        if read_mode is None or read_kfd is None:  # an amdsmi older than partitions
+            return None, None
+        mode = self._optional(dev, "compute_partition", lambda: read_mode(dev.handle))
+        if str(mode or "").strip().upper() not in _PARTITIONED:
+            return None, None
+        kfd = self._optional(dev, "kfd_info", lambda: read_kfd(dev.handle)) or {}
+        pid = kfd.get("current_partition_id")
+        serial = asic.get("asic_serial")
+        if not isinstance(pid, int) or pid == _NOT_SUPPORTED_U32 or serial in (None, "", "N/A"):
+            return None, None
+        return str(pid), str(serial)
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One row per healthy device (partition), partitions sharing their GPU's power and energy."""
+        return self._splitter.split(super().sample())
 
     @property
     def _vendor_error(self) -> type[BaseException]:
@@ -183,7 +220,8 @@ class AmdSmiBackend(RetryingDeviceBackend):
         clock = self._optional(dev, "clock", lambda: smi.amdsmi_get_clock_info(h, smi.AmdSmiClkType.GFX)) or {}
         cap = self._optional(dev, "power_cap", lambda: smi.amdsmi_get_power_cap_info(h)) or {}
         cap_uw = number(cap.get("power_cap"))
-        return {
+        partition = {"_partition": dev.partition, "_parent": dev.parent} if dev.partition is not None else {}
+        return partition | {
             "ts": ts,
             "node": self.node,
             "device_id": self.device_id(dev.index),

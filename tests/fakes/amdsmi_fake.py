@@ -57,6 +57,9 @@ class FakeGpu:
     temps: dict[str, int] = field(default_factory=lambda: {"HOTSPOT": 71, "EDGE": 55})
     clk_mhz: int = 2100
     power_cap_uw: int = 750_000_000
+    asic_serial: str = "0x9B1A2C3D4E5F6071"
+    compute_partition: str = "SPX"        # DPX/QPX/CPX: this handle is one partition of the GPU
+    partition_id: int = 0                 # kfd_info's current_partition_id
     unsupported: set[str] = field(default_factory=set)
     failing: bool = False
 
@@ -99,7 +102,15 @@ class FakeAmdSmi:
         return self._gpu("amdsmi_get_gpu_device_uuid", h).uuid
 
     def amdsmi_get_gpu_asic_info(self, h: int) -> dict[str, Any]:
-        return {"market_name": self._gpu("amdsmi_get_gpu_asic_info", h).market_name, "vendor_id": "0x1002"}
+        gpu = self._gpu("amdsmi_get_gpu_asic_info", h)
+        return {"market_name": gpu.market_name, "vendor_id": "0x1002", "asic_serial": gpu.asic_serial}
+
+    def amdsmi_get_gpu_compute_partition(self, h: int) -> str:
+        return self._gpu("amdsmi_get_gpu_compute_partition", h).compute_partition
+
+    def amdsmi_get_gpu_kfd_info(self, h: int) -> dict[str, Any]:
+        gpu = self._gpu("amdsmi_get_gpu_kfd_info", h)
+        return {"kfd_id": 1000 + h, "node_id": 2 + h, "current_partition_id": gpu.partition_id}
 
     def amdsmi_get_power_info(self, h: int) -> dict[str, Any]:
         return dict(self._gpu("amdsmi_get_power_info", h).power_info)
