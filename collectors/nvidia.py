@@ -11,6 +11,14 @@ What is read, per device and per sample:
 * ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load) -> ``energy_counter_j``
 * utilisation, memory used, GPU temperature, SM clock, enforced power limit.
 
+MIG: on a GPU in MIG mode (``nvmlDeviceGetMigMode``) each MIG device (``nvmlDeviceGetMigDeviceHandleByIndex``)
+is a device of its own, ``<node>/<gpu>/<GPU instance id>`` with ``device_uuid`` ``<GPU UUID>/<id>``,
+as dcgm-exporter's instances are named (:mod:`collectors.gpu_split`). NVML reads power and energy only
+for the whole GPU: they are shared among the instances by each one's graphics-engine activity, from
+GPM (``nvmlGpmMigSampleGet``, metric ``NVML_GPM_METRIC_GRAPHICS_UTIL``, Hopper and newer: the metric
+DCGM's ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` is), else evenly; energy is conserved per physical GPU. An
+instance's memory used is its own.
+
 A read that the device does not support (``NVMLError_NotSupported``,
 ``NoPermission``) leaves that column null and is not asked again. Any other
 NVML error (``GpuIsLost``, ``Unknown``, ...) marks the device failed: it is
@@ -29,6 +37,7 @@ from typing import Any, Callable
 
 from collectors.base import BackendUnavailable, RetryingDeviceBackend
 from collectors.chip_names import chip_id_from_name, usage_power_kind
+from collectors.gpu_split import GpuSplitter
 
 _MIB = 1024.0 * 1024.0
 
@@ -36,6 +45,8 @@ _MIB = 1024.0 * 1024.0
 _VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 
 _UNSUPPORTED_CODES = (3, 4, 13)  # NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND
+_NOT_FOUND = 6                   # NVML_ERROR_NOT_FOUND: an empty MIG device slot
+_MIG_ENABLED = 1                 # NVML_DEVICE_MIG_ENABLE
 
 
 def _text(value: str | bytes) -> str:
@@ -64,6 +75,10 @@ class _Device:
     chip: str | None = None
     usage_kind: str = "unknown"
     power_fields: list[int] = field(default_factory=list)
+    #: MIG mode: (GPU instance id, MIG device handle) of each MIG device; empty when not in MIG mode
+    mig: list[tuple[str, Any]] = field(default_factory=list)
+    #: the last GPM sample of each GPU instance (activity is measured between two samples)
+    gpm: dict[str, Any] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
     failed_until_s: float | None = None  # monotonic; None while healthy
 
@@ -83,6 +98,7 @@ class NvmlBackend(RetryingDeviceBackend):
     ) -> None:
         super().__init__(node, clock, monotonic, retry_after_s)
         self._nvml = nvml if nvml is not None else load_pynvml()
+        self._splitter = GpuSplitter()
         nv = self._nvml
         try:
             nv.nvmlInit()
@@ -121,7 +137,93 @@ class NvmlBackend(RetryingDeviceBackend):
             arch = None
         dev.usage_kind = usage_power_kind(dev.name, arch)
         dev.handle = handle
+        self._free_gpm(dev)
+        dev.mig = self._mig_devices(dev, handle)
         dev.failed_until_s = None
+
+    def _mig_devices(self, dev: _Device, handle: Any) -> list[tuple[str, Any]]:
+        """(GPU instance id, handle) of each MIG device of a GPU in MIG mode, else []."""
+        nv = self._nvml
+        if not hasattr(nv, "nvmlDeviceGetMigMode"):
+            return []
+        mode = self._optional(dev, "mig_mode", lambda: nv.nvmlDeviceGetMigMode(handle))
+        if not mode or int(mode[0]) != _MIG_ENABLED:
+            return []
+        out = []
+        for i in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(handle))):
+            try:
+                mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+            except nv.NVMLError as exc:
+                if getattr(exc, "value", None) == _NOT_FOUND:
+                    continue  # no MIG device in this slot
+                raise
+            out.append((str(int(nv.nvmlDeviceGetGpuInstanceId(mig))), mig))
+        return out
+
+    def _gpm_activity(self, dev: _Device, instance: str) -> float | None:
+        """Graphics-engine activity (%) of a GPU instance since its previous sample (GPM), or None
+        (first sample, or GPM not supported: the GPU's energy is then shared evenly)."""
+        nv = self._nvml
+        if "gpm" in dev.unsupported or not hasattr(nv, "nvmlGpmMigSampleGet"):
+            return None
+        if not dev.gpm and not getattr(self._optional(dev, "gpm", lambda: nv.nvmlGpmQueryDeviceSupport(dev.handle)),
+                                       "isSupportedDevice", 0):
+            dev.unsupported.add("gpm")
+            return None
+        sample = nv.nvmlGpmSampleAlloc()
+        try:
+            nv.nvmlGpmMigSampleGet(dev.handle, int(instance), sample)
+        except nv.NVMLError as exc:
+            nv.nvmlGpmSampleFree(sample)
+            if not self._is_unsupported(exc):
+                raise
+            dev.unsupported.add("gpm")
+            return None
+        prev, dev.gpm[instance] = dev.gpm.get(instance), sample
+        if prev is None:
+            return None
+        try:
+            get = nv.c_nvmlGpmMetricsGet_t()
+            get.version = nv.NVML_GPM_METRICS_GET_VERSION
+            get.numMetrics = 1
+            get.sample1, get.sample2 = prev, sample
+            get.metrics[0].metricId = nv.NVML_GPM_METRIC_GRAPHICS_UTIL
+            nv.nvmlGpmMetricsGet(get)
+        finally:
+            nv.nvmlGpmSampleFree(prev)
+        metric = get.metrics[0]
+        return float(metric.value) if int(metric.nvmlReturn) == nv.NVML_SUCCESS else None
+
+    def _free_gpm(self, dev: _Device) -> None:
+        for sample in dev.gpm.values():
+            try:
+                self._nvml.nvmlGpmSampleFree(sample)
+            except Exception:  # noqa: BLE001 - a sample of a device gone away
+                pass
+        dev.gpm = {}
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One row per healthy device; a GPU in MIG mode as one row per MIG device, sharing its
+        power and energy (conserved per GPU)."""
+        rows = super().sample()
+        by_index = {d.index: d for d in self.devices if d.mig}
+        if not by_index:
+            return rows
+        out = []
+        for row in rows:
+            dev = by_index.get(row["device_index"])
+            if dev is None:
+                out.append(row)
+                continue
+            try:
+                for instance, mig in dev.mig:
+                    memory = self._optional(dev, "mig_memory", lambda m=mig: self._nvml.nvmlDeviceGetMemoryInfo(m).used)
+                    out.append({**row, "_instance": instance, "_gr_active": self._gpm_activity(dev, instance),
+                                "utilization_pct": None, "memory_used_mib": memory / _MIB if memory is not None else None})
+            except self._nvml.NVMLError as exc:  # the GPU's MIG devices changed or went bad: re-open later
+                out = [r for r in out if r["device_index"] != dev.index]
+                self._fail(dev, exc, self._monotonic())
+        return self._splitter.split(out)
 
     @property
     def _vendor_error(self) -> type[BaseException]:
@@ -210,6 +312,8 @@ class NvmlBackend(RetryingDeviceBackend):
         }
 
     def _shutdown(self) -> None:
+        for dev in self.devices:
+            self._free_gpm(dev)
         try:
             self._nvml.nvmlShutdown()
         except Exception:  # noqa: BLE001 - shutting down, nothing to do about it

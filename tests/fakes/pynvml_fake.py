@@ -21,6 +21,10 @@ NVML_FI_DEV_POWER_INSTANT = 186
 NVML_TEMPERATURE_GPU = 0
 NVML_CLOCK_SM = 1
 NVML_VALUE_TYPE_UNSIGNED_INT = 1
+NVML_ERROR_NOT_FOUND = 6
+NVML_DEVICE_MIG_ENABLE = 1
+NVML_GPM_METRIC_GRAPHICS_UTIL = 1
+NVML_GPM_METRICS_GET_VERSION = 1
 
 
 class NVMLError(Exception):
@@ -77,6 +81,19 @@ class FakeGpu:
     #: NVML function names this device answers with NOT_SUPPORTED
     unsupported: set[str] = field(default_factory=set)
     lost: bool = False
+    #: MIG mode: slot -> {"gi": GPU instance id, "memory_used_bytes": ..., "activity": GPM graphics %}
+    mig: dict[int, dict[str, Any]] = field(default_factory=dict)
+    gpm_supported: bool = True
+
+
+class c_nvmlGpmMetricsGet_t:
+    """pynvml's ctypes structure, as far as the backend fills and reads it."""
+
+    def __init__(self) -> None:
+        self.version = self.numMetrics = 0
+        self.sample1 = self.sample2 = None
+        self.metrics = [SimpleNamespace(metricId=0, nvmlReturn=NVML_ERROR_NOT_SUPPORTED, value=0.0)
+                        for _ in range(4)]
 
 
 class FakeNvml:
@@ -90,6 +107,8 @@ class FakeNvml:
             if name.startswith("NVML") and not name.startswith("NVMLError"):
                 setattr(self, name, value)
         self.NVMLError = NVMLError
+        self.c_nvmlGpmMetricsGet_t = c_nvmlGpmMetricsGet_t
+        self.gpm_live: set[int] = set()  # ids of GPM samples allocated and not freed
         self.NVMLError_NotSupported = NVMLError_NotSupported
         self.NVMLError_GpuIsLost = NVMLError_GpuIsLost
         self.NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
@@ -158,7 +177,51 @@ class FakeNvml:
         return SimpleNamespace(gpu=self._gpu("nvmlDeviceGetUtilizationRates", h).util_pct, memory=10)
 
     def nvmlDeviceGetMemoryInfo(self, h: Any) -> SimpleNamespace:
-        return SimpleNamespace(used=self._gpu("nvmlDeviceGetMemoryInfo", h).memory_used_bytes)
+        gpu = self._gpu("nvmlDeviceGetMemoryInfo", h)
+        if getattr(h, "slot", None) is not None:
+            return SimpleNamespace(used=gpu.mig[h.slot]["memory_used_bytes"])
+        return SimpleNamespace(used=gpu.memory_used_bytes)
+
+    # -- MIG and GPM ------------------------------------------------------
+    def nvmlDeviceGetMigMode(self, h: Any) -> list[int]:
+        gpu = self._gpu("nvmlDeviceGetMigMode", h)
+        return [1, 1] if gpu.mig else [0, 0]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: Any) -> int:
+        self._gpu("nvmlDeviceGetMaxMigDeviceCount", h)
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: Any, slot: int) -> SimpleNamespace:
+        gpu = self._gpu("nvmlDeviceGetMigDeviceHandleByIndex", h)
+        if slot not in gpu.mig:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return SimpleNamespace(index=h.index, slot=slot)
+
+    def nvmlDeviceGetGpuInstanceId(self, h: Any) -> int:
+        return self._gpu("nvmlDeviceGetGpuInstanceId", h).mig[h.slot]["gi"]
+
+    def nvmlGpmQueryDeviceSupport(self, h: Any) -> SimpleNamespace:
+        return SimpleNamespace(isSupportedDevice=int(self._gpu("nvmlGpmQueryDeviceSupport", h).gpm_supported))
+
+    def nvmlGpmSampleAlloc(self) -> SimpleNamespace:
+        sample = SimpleNamespace(activity=None)
+        self.gpm_live.add(id(sample))
+        return sample
+
+    def nvmlGpmSampleFree(self, sample: SimpleNamespace) -> None:
+        self.gpm_live.discard(id(sample))
+
+    def nvmlGpmMigSampleGet(self, h: Any, gi: int, sample: SimpleNamespace) -> SimpleNamespace:
+        gpu = self._gpu("nvmlGpmMigSampleGet", h)
+        sample.activity = next(m["activity"] for m in gpu.mig.values() if m["gi"] == gi)
+        return sample
+
+    def nvmlGpmMetricsGet(self, get: c_nvmlGpmMetricsGet_t) -> c_nvmlGpmMetricsGet_t:
+        assert get.version == NVML_GPM_METRICS_GET_VERSION and get.numMetrics == 1
+        assert get.metrics[0].metricId == NVML_GPM_METRIC_GRAPHICS_UTIL
+        assert id(get.sample1) in self.gpm_live and id(get.sample2) in self.gpm_live
+        get.metrics[0].value, get.metrics[0].nvmlReturn = float(get.sample2.activity), NVML_SUCCESS
+        return get
 
     def nvmlDeviceGetTemperature(self, h: Any, sensor: int) -> int:
         assert sensor == NVML_TEMPERATURE_GPU
