@@ -60,7 +60,7 @@ def _sub(code: str) -> dict:
         %s
         out["wall_s"] = round(time.perf_counter() - t0, 3)
         out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        print("BENCH " + json.dumps(out))
+        print("\\nBENCH " + json.dumps(out))  # own line: DuckDB's progress bar may leave one open
     """) % (str(Path(__file__).resolve().parents[1]), textwrap.indent(textwrap.dedent(code), "").replace("\n", "\n"))
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True)
     if proc.returncode != 0:
