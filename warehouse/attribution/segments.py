@@ -6,8 +6,8 @@ prefill pauses decoding, as a serving engine's prefill step does), decoding with
 number of requests between first token and finish), or idle. Integrated per interval, these are
 the generic features of the power model: prefill device-seconds and decode device-seconds per
 batch-size bin. Two compiled sweeps over the sorted events and intervals, linear after one sort:
-:func:`interval_features`, then :func:`event_integrals` (the energy one request in each phase
-has received up to each event).
+:func:`interval_features`, then :func:`event_integrals` (the energy, and the device-seconds, one
+request in each phase has received up to each event, written straight in the events' unsorted order).
 """
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ def batch_bin(b: np.ndarray) -> np.ndarray:
 @dataclass
 class Events:
     """Request events sorted by time: each request's start (s), first token (f), finish (e), plus
-    query times (day bounds) that change nothing. ``pos[k]``: sorted position of event ``k`` in the
-    unsorted order [s..., f..., e..., queries...]."""
+    query times (day bounds) that change nothing. ``order[i]``: the index, in the unsorted order
+    [s..., f..., e..., queries...], of the ``i``-th event in time."""
 
     t: np.ndarray
     d_prefill: np.ndarray
     d_decode: np.ndarray
-    pos: np.ndarray
+    order: np.ndarray
     n: int  # requests
 
     @classmethod
@@ -49,9 +49,7 @@ class Events:
         dp = np.concatenate([np.ones(n, np.int64), -np.ones(n, np.int64), np.zeros(n + queries.shape[0], np.int64)])
         dd = np.concatenate([np.zeros(n, np.int64), dec, -dec, np.zeros(queries.shape[0], np.int64)])
         o = np.argsort(t, kind="stable")
-        pos = np.empty_like(o)
-        pos[o] = np.arange(o.shape[0])
-        return cls(t[o], dp[o], dd[o], pos, n)
+        return cls(t[o], dp[o], dd[o], o, n)
 
 
 @numba.njit(cache=True)
@@ -67,23 +65,25 @@ def _feature(n_pre, n_dec, bin_lo):
 
 
 @numba.njit(cache=True)
-def _sweep(ev_t, ev_dp, ev_dd, iv_start, iv_end, bin_lo, coef, price_a, price_i, features, out):
+def _sweep(ev_t, ev_dp, ev_dd, ev_order, iv_start, iv_end, bin_lo, coef, price_a, price_i, features, out):
     """One walk over events and intervals. ``features`` (m x F) is filled when ``coef`` is empty;
-    else ``out`` (events x 4) gets the cumulative prefill-active, decode-active, prefill-idle,
-    decode-idle energy one request in that phase has received at each event. Returns max batch."""
+    else row ``ev_order[i]`` of ``out`` (events x 6) gets, at the ``i``-th event in time, the
+    cumulative prefill-active, decode-active, prefill-idle, decode-idle energy and the prefill and
+    decode device-seconds one request in that phase has received. Returns the max batch."""
     n_ev, m = ev_t.shape[0], iv_start.shape[0]
     fill = coef.shape[0] == 0
     i = k = 0
     n_pre = n_dec = 0
     max_b = 0
-    ga = da = gi = di = 0.0
+    ga = da = gi = di = ts = td = 0.0
     t = ev_t[0] if n_ev else 0.0
     if m and (n_ev == 0 or iv_start[0] < t):
         t = iv_start[0]
     while i < n_ev:
         while i < n_ev and ev_t[i] <= t:
             if not fill:
-                out[i, 0], out[i, 1], out[i, 2], out[i, 3] = ga, da, gi, di
+                j = ev_order[i]
+                out[j, 0], out[j, 1], out[j, 2], out[j, 3], out[j, 4], out[j, 5] = ga, da, gi, di, ts, td
             n_pre += ev_dp[i]
             n_dec += ev_dd[i]
             i += 1
@@ -109,9 +109,11 @@ def _sweep(ev_t, ev_dp, ev_dd, iv_start, iv_end, bin_lo, coef, price_a, price_i,
                     if ft == 0:
                         ga += p * price_a[k] / n_pre
                         gi += p * price_i[k] / n_pre
+                        ts += dur / n_pre
                     else:
                         da += p * price_a[k] / n_dec
                         di += p * price_i[k] / n_dec
+                        td += dur / n_dec
         t = nxt
     return max_b
 
@@ -120,19 +122,20 @@ def interval_features(ev: Events, iv_start: np.ndarray, iv_end: np.ndarray) -> t
     """(intervals x features) device-seconds (prefill, then decode per batch bin), and the largest
     decode batch seen inside the intervals."""
     F = np.zeros((iv_start.shape[0], N_FEATURES))
-    max_b = _sweep(ev.t, ev.d_prefill, ev.d_decode, iv_start, iv_end, BIN_LO, np.zeros((0, N_FEATURES)),
-                   np.zeros(0), np.zeros(0), F, np.zeros((0, 4)))
+    max_b = _sweep(ev.t, ev.d_prefill, ev.d_decode, ev.order, iv_start, iv_end, BIN_LO, np.zeros((0, N_FEATURES)),
+                   np.zeros(0), np.zeros(0), F, np.zeros((0, 6)))
     return F, int(max_b)
 
 
 def event_integrals(ev: Events, iv_start: np.ndarray, iv_end: np.ndarray, coef: np.ndarray,
                     price_a: np.ndarray, price_i: np.ndarray) -> np.ndarray:
-    """(events x 4) in the unsorted event order: cumulative energy one prefilling request (active,
-    idle: columns 0, 2) and one decoding request (1, 3) has received by the event's time. A
-    prefilling segment's modelled power is shared among the requests prefilling, a decoding
-    segment's ``P(b)`` split ``1/b`` among the ``b`` decoders; ``price_*`` scales each interval's
-    modelled energy to its measured active and shared idle energy."""
-    out = np.empty((ev.t.shape[0], 4))
-    _sweep(ev.t, ev.d_prefill, ev.d_decode, iv_start, iv_end, BIN_LO, coef, price_a, price_i,
+    """(events x 6) in the unsorted event order: cumulative energy one prefilling request (active,
+    idle: columns 0, 2) and one decoding request (1, 3) has received by the event's time, and its
+    device-seconds prefilling (4) and decoding (5). A prefilling segment's modelled power (and its
+    time) is shared among the requests prefilling, a decoding segment's ``P(b)`` (and its time)
+    split ``1/b`` among the ``b`` decoders; ``price_*`` scales each interval's modelled energy to its
+    measured active and shared idle energy."""
+    out = np.empty((ev.t.shape[0], 6))
+    _sweep(ev.t, ev.d_prefill, ev.d_decode, ev.order, iv_start, iv_end, BIN_LO, coef, price_a, price_i,
            np.zeros((0, N_FEATURES)), out)
-    return np.take(out, ev.pos, axis=0)
+    return out

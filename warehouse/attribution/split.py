@@ -134,12 +134,9 @@ def _request_side(ev: Events, iv: DeviceIntervals, work: ReplicaWork, coef: np.n
 
     req_a, req_i = energy(gs, gf, ge)
     req_p = gf[:, 0] - gs[:, 0]  # the prefill phase's part of req_a (the rest is decode)
-    # device-seconds per phase: the same shares of unit power (a prefill segment's time shared among
-    # the prefilling requests, a decode segment's 1/b among the b decoders)
-    T = event_integrals(ev, iv.start - work.origin, iv.end - work.origin, np.ones_like(coef), np.ones_like(price_a),
-                        np.zeros_like(price_i))
-    ts, tf, te = T[:n], T[n:2 * n], T[2 * n:3 * n]
-    req_s = np.stack([tf[:, 0] - ts[:, 0], te[:, 1] - tf[:, 1]], axis=1)
+    # device-seconds per phase, from the same sweep (a prefill segment's time shared among the
+    # prefilling requests, a decode segment's 1/b among the b decoders)
+    req_s = np.stack([gf[:, 4] - gs[:, 4], ge[:, 5] - gf[:, 5]], axis=1)
     day_a: dict = {}
     day_i: dict = {}
     for q, dd in enumerate(days):
