@@ -181,8 +181,8 @@ def conform(table: pa.Table, kind: str) -> tuple[pa.Table, list[str], list[str]]
             notes.append(f"{f.name}: {col.type} converted value by value")
             cast = _slow_convert(col, f, pre)
         cols.append(cast)
-    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in cols]
-    out = pa.Table.from_arrays(arrays, schema=schema)
+    # the columns as read (no copy: a ChunkedArray keeps the file's row groups as its chunks)
+    out = pa.Table.from_arrays(cols, schema=schema)
     out = out.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
     out = out.append_column("_pre", pa.array(pre, pa.string()) if any(pre) else pa.nulls(n, pa.string()))
     return out, missing, notes
