@@ -15,6 +15,9 @@ interval. Then, each in a fresh subprocess so peak memory is its own:
 * ``site``: the static site from the marts (``build_site``);
 * ``duckdb_pass``: one DuckDB pass that reads the same Parquet files (sums over every column the
   attribution uses), the yardstick for the ratios of load and attribution to it.
+
+``stages=("load",)`` (``tokenwatt bench --stages load``) runs only the simulator, the load and the
+one DuckDB pass: the loader's own benchmark, without attribution, dbt, forecast and site.
 """
 from __future__ import annotations
 
@@ -69,7 +72,10 @@ def _sub(code: str) -> dict:
     return json.loads(line[6:])
 
 
-def run_size(gpu_days: int, interval_s: float, workdir: Path, seed: int) -> dict:
+STAGES = ("load", "attribution", "dbt", "forecast", "site")
+
+
+def run_size(gpu_days: int, interval_s: float, workdir: Path, seed: int, stages=STAGES) -> dict:
     n_gpus = max(1, gpu_days // DAYS)
     home = workdir / f"gd{gpu_days}"
     shutil.rmtree(home, ignore_errors=True)
@@ -86,8 +92,10 @@ from warehouse.ingest.load import connect, load_spool
 con = connect({str(home / 'warehouse.duckdb')!r})
 r = load_spool(con, {str(home / 'spool')!r})
 con.close()
-out.update(files=r.files_loaded)
+out.update(files=r.files_loaded, batches=r.batches)
 """)
+    if tuple(stages) == ("load",):
+        return _load_figures(gpu_days, n_gpus, interval_s, sim, load, _one_pass(home))
     # the pipeline's own attribution step (the Dagster asset runs exactly this), on the loaded warehouse
     attr = _sub(f"""
 import duckdb
@@ -128,7 +136,11 @@ from dashboards.site import build_site
 r = build_site(__import__("pathlib").Path({str(home / 'warehouse.duckdb')!r}), __import__("pathlib").Path({str(home / 'site')!r}))
 out.update(pages=r["pages"])
 """)
-    one_pass = _sub(f"""
+    return _figures(gpu_days, n_gpus, interval_s, sim, load, attr, dbt, forecast, site, _one_pass(home))
+
+
+def _one_pass(home: Path) -> dict:
+    return _sub(f"""
 import duckdb
 con = duckdb.connect()
 spool = {str(home / 'spool')!r}
@@ -137,7 +149,21 @@ a = con.execute(f"select count(*), sum(epoch_us(ts)), sum(power_w), sum(energy_c
 b = con.execute(f"select count(*), sum(epoch_us(scheduled_ts)), sum(epoch_us(first_token_ts)), sum(epoch_us(finish_ts)), sum(prompt_tokens), sum(completion_tokens) from read_parquet('{{spool}}/requests/*/*/*.parquet', hive_partitioning=false)").fetchone()
 out.update(pass_s=round(time.perf_counter() - t1, 3), samples=a[0], requests=b[0])
 """)
-    return _figures(gpu_days, n_gpus, interval_s, sim, load, attr, dbt, forecast, site, one_pass)
+
+
+def _load_figures(gpu_days: int, n_gpus: int, interval_s: float, sim: dict, load: dict, one_pass: dict) -> dict:
+    """One size's row of a load-only run."""
+    rows = sim["requests"] + sim["samples"]
+    return {
+        "gpu_days": gpu_days, "gpus": n_gpus, "days": DAYS, "interval_s": interval_s,
+        "samples": sim["samples"], "requests": sim["requests"],
+        "simulate_s": sim["wall_s"], "load_s": load["wall_s"], "load_peak_rss_mb": load["peak_rss_mb"],
+        "load_batches": load.get("batches"),
+        "load_rows_per_s": round(rows / load["wall_s"]) if load["wall_s"] else None,
+        "load_us_per_row": round(load["wall_s"] / rows * 1e6, 3) if rows else None,
+        "duckdb_one_pass_s": one_pass["pass_s"],
+        "load_over_one_pass": round(load["wall_s"] / one_pass["pass_s"], 2) if one_pass["pass_s"] else None,
+    }
 
 def _figures(gpu_days: int, n_gpus: int, interval_s: float, sim: dict, load: dict, attr: dict, dbt: dict,
              forecast: dict, site: dict, one_pass: dict) -> dict:
@@ -162,19 +188,28 @@ def _figures(gpu_days: int, n_gpus: int, interval_s: float, sim: dict, load: dic
     }
 
 
-def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_out: bool = False) -> list[dict]:
+def bench(gpu_days: list[int], interval_s: float, workdir: str, seed: int, json_out: bool = False,
+          stages=STAGES) -> list[dict]:
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     results = []
     header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'load s':>8}{'load rows/s':>12}"
               f"{'load/pass':>10}{'read s':>8}{'attrib s':>9}{'attr MB':>8}{'attr/pass':>10}{'dbt s':>7}"
               f"{'forecast s':>11}{'site s':>7}{'1 pass s':>9}")
+    load_only = tuple(stages) == ("load",)
+    if load_only:
+        header = (f"{'GPU-days':>8}{'samples':>11}{'requests':>12}{'simulate s':>11}{'load s':>8}"
+                  f"{'load rows/s':>12}{'load MB':>8}{'batches':>8}{'load/pass':>10}{'1 pass s':>9}")
     if not json_out:
         print(header, flush=True)
     for n in gpu_days:
-        r = run_size(n, interval_s, work, seed)
+        r = run_size(n, interval_s, work, seed, stages)
         results.append(r)
-        if not json_out:
+        if not json_out and load_only:
+            print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}"
+                  f"{r['load_s']:>8.1f}{r['load_rows_per_s']:>12,}{r['load_peak_rss_mb']:>8.0f}{r['load_batches']:>8}"
+                  f"{r['load_over_one_pass']:>10.1f}{r['duckdb_one_pass_s']:>9.2f}", flush=True)
+        elif not json_out:
             print(f"{r['gpu_days']:>8}{r['samples']:>11,}{r['requests']:>12,}{r['simulate_s']:>11.1f}"
                   f"{r['load_s']:>8.1f}{r['load_rows_per_s']:>12,}{r['load_over_one_pass']:>10.1f}"
                   f"{r['attribution_read_s']:>8.1f}{r['attribution_alone_s']:>9.2f}"

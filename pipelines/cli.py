@@ -211,9 +211,10 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from benchmarks.bench import bench
+    from benchmarks.bench import STAGES, bench
 
-    bench(args.gpu_days, args.interval_s, args.workdir, args.seed, json_out=args.json)
+    stages = ("load",) if args.stages == "load" else STAGES
+    bench(args.gpu_days, args.interval_s, args.workdir, args.seed, json_out=args.json, stages=stages)
     return 0
 
 
@@ -274,6 +275,8 @@ def _measure_commands(sub) -> None:
     p.add_argument("--gpu-days", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--interval-s", type=float, default=1.0)
     p.add_argument("--workdir", default="/tmp/tokenwatt-bench")
+    p.add_argument("--stages", choices=("all", "load"), default="all",
+                   help="load: only simulate, load and the one-pass yardstick (no attribution, dbt, site)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -176,13 +176,16 @@ def conform(table: pa.Table, kind: str) -> tuple[pa.Table, list[str], list[str]]
             cols.append(pa.nulls(n, f.type))
             continue
         col = table.column(names.index(f.name))
-        cast = col if col.type == f.type else _fast_cast(col, f.type)
+        if col.type == f.type or (pa.types.is_dictionary(col.type) and col.type.value_type == f.type):
+            cast = col  # a dictionary-encoded column (the loader reads text columns so) stays encoded
+        else:
+            cast = _fast_cast(col, f.type)
         if cast is None:
             notes.append(f"{f.name}: {col.type} converted value by value")
             cast = _slow_convert(col, f, pre)
         cols.append(cast)
-    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in cols]
-    out = pa.Table.from_arrays(arrays, schema=schema)
+    # the columns as read (no copy: a ChunkedArray keeps the file's row groups as its chunks)
+    out = pa.Table.from_arrays(cols, schema=pa.schema([pa.field(f.name, c.type) for f, c in zip(schema, cols)]))
     out = out.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
     out = out.append_column("_pre", pa.array(pre, pa.string()) if any(pre) else pa.nulls(n, pa.string()))
     return out, missing, notes

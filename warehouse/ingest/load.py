@@ -3,13 +3,16 @@
 * The manifest (manifest.py) remembers every file by path, fingerprint, size and SHA-256: an
   unchanged file is not read, a byte-identical copy is recorded as a duplicate, a changed file
   replaces its own earlier rows (and quarantine rows).
-* Files load in batches (``TOKENWATT_LOAD_BATCH_ROWS`` rows, default 2,000,000): a batch's rows,
+* Files load in batches sized by their bytes on disk (``TOKENWATT_LOAD_BATCH_BYTES``, default
+  64 MiB, from the listing: no file is opened to size a batch; ``TOKENWATT_LOAD_BATCH_ROWS``, if
+  set, also caps a batch's rows, from the files' footers): a batch's rows,
   quarantine rows, manifest rows and dirty-day marks commit in one transaction, so a load killed
   at any point leaves the warehouse as it was before that batch, and a rerun converges. A batch
   that fails is retried file by file; a file that still fails is recorded (status ``error``,
   retried on the next load).
 * Each file is opened as exactly the path listed (never through a reader that globs, never
-  following a symbolic link), aligned to the schema (conform.py) and staged; the rules
+  following a symbolic link) and read once: its SHA-256 (when the listing did not need it) is
+  taken from the same bytes that are parsed, aligned to the schema (conform.py) and staged; the rules
   (rules.py) then run set-based over the staged rows (validate.py). A symbolic link is refused
   (``rejected``, with a quarantine row); an unreadable file is recorded and the load goes on.
 * Requests load after replicas, and a request naming a replica the warehouse does not know is
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import sys
@@ -40,7 +44,10 @@ from warehouse.ingest.scan import scan_spool
 from warehouse.ingest.validate import validate_and_insert
 
 LOAD_ORDER = ("replicas", "device_samples", "requests", "server_counters", "host_samples")
-DEFAULT_BATCH_ROWS = 2_000_000
+DEFAULT_BATCH_BYTES = 64 << 20
+#: rows per Arrow batch of the staged table: DuckDB scans a registered table batch by batch, one
+#: batch per thread, so a file read as one million-row chunk would be scanned by one thread
+SCAN_CHUNK_ROWS = 122_880
 SYMLINK_REASON = "symbolic link refused: spool files must be regular files"
 log = logging.getLogger("tokenwatt.load")
 
@@ -69,22 +76,34 @@ class LoadReport:
         return d
 
 
-def _batch_rows() -> int:
+def _batch_rows() -> int | None:
+    """An optional cap on a batch's rows (``TOKENWATT_LOAD_BATCH_ROWS``); none by default."""
     try:
-        return max(1, int(os.environ.get("TOKENWATT_LOAD_BATCH_ROWS", DEFAULT_BATCH_ROWS)))
+        v = os.environ.get("TOKENWATT_LOAD_BATCH_ROWS")
+        return max(1, int(v)) if v else None
     except ValueError:
-        return DEFAULT_BATCH_ROWS
+        return None
+
+
+def _batch_bytes() -> int:
+    try:
+        return max(1, int(os.environ.get("TOKENWATT_LOAD_BATCH_BYTES", DEFAULT_BATCH_BYTES)))
+    except ValueError:
+        return DEFAULT_BATCH_BYTES
 
 
 def load_spool(con: duckdb.DuckDBPyConnection, spool: Path | str, kinds=LOAD_ORDER, progress: bool = False,
                dates: tuple[str, str] | None = None, batch_rows: int | None = None,
-               on_batch=None) -> LoadReport:
+               on_batch=None, batch_bytes: int | None = None) -> LoadReport:
     """Load every new or changed file of the spool (of the ``date=`` window ``dates``, if given,
-    plus undated files). Safe to rerun; safe to kill; never stops on a bad file."""
+    plus undated files). Safe to rerun; safe to kill; never stops on a bad file.
+
+    A batch holds files up to ``batch_bytes`` bytes on disk and, if given, ``batch_rows`` rows."""
     spool = Path(spool)
     rep = LoadReport()
     t0 = time.perf_counter()
     batch_rows = batch_rows or _batch_rows()
+    batch_bytes = batch_bytes or _batch_bytes()
     kinds = [k for k in LOAD_ORDER if k in kinds] + [k for k in kinds if k not in LOAD_ORDER]
     files = scan_spool(spool, kinds, dates)
     rep.files_seen = len(files)
@@ -97,7 +116,7 @@ def load_spool(con: duckdb.DuckDBPyConnection, spool: Path | str, kinds=LOAD_ORD
         rep.files_skipped += len(listed) - len(todo)
         _refresh_fingerprints(con, listed, {p.file.rel for p in todo}, manifest)
         _record_duplicates(con, [p for p in todo if p.state == "duplicate"], manifest, rep)
-        batches = _batches(spool, [p for p in todo if p.state != "duplicate"], batch_rows)
+        batches = _batches(spool, [p for p in todo if p.state != "duplicate"], batch_bytes, batch_rows)
         for bi, batch in enumerate(batches):
             _load_batch(con, spool, kind, batch, manifest, rep)
             rep.batches += 1
@@ -141,15 +160,19 @@ def _record_duplicates(con, dups: list, manifest: dict, rep: LoadReport) -> None
         raise
 
 
-def _batches(spool: Path, items: list, batch_rows: int) -> list[list]:
-    batches, cur, cur_rows = [], [], 0
+def _batches(spool: Path, items: list, batch_bytes: int, batch_rows: int | None = None) -> list[list]:
+    """Consecutive files up to ``batch_bytes`` bytes (the listed sizes) and, only if a row cap is
+    given, ``batch_rows`` rows (the footers' counts); a file larger than the cap is a batch of its own."""
+    batches, cur, cur_rows, cur_bytes = [], [], 0, 0
     for p in items:
-        n = 0 if p.file.link else _footer_rows(spool / p.file.rel)
-        if cur and cur_rows + n > batch_rows:
+        size = 0 if p.file.link else p.file.size
+        n = 0 if p.file.link or batch_rows is None else _footer_rows(spool / p.file.rel)
+        if cur and (cur_bytes + size > batch_bytes or (batch_rows is not None and cur_rows + n > batch_rows)):
             batches.append(cur)
-            cur, cur_rows = [], 0
+            cur, cur_rows, cur_bytes = [], 0, 0
         cur.append(p)
         cur_rows += n
+        cur_bytes += size
     if cur:
         batches.append(cur)
     return batches
@@ -223,34 +246,60 @@ def _quarantine_file(con, kind: str, rel: str, fld: str | None, reason: str) -> 
     con.execute("insert into raw.quarantine values (?, ?, -1, ?, ?, null, now())", [kind, rel, fld, reason[:500]])
 
 
-def read_spool_file(path: Path):
-    """The file's table, read from exactly this path (no glob expansion, no symbolic link followed)."""
+def read_spool_bytes(path: Path) -> bytes:
+    """The file's bytes, read from exactly this path (no glob expansion, no symbolic link followed)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as fh:
-        return pq.read_table(fh)
+        return fh.read()
+
+
+def read_spool_file(path: Path):
+    """The file's table, read from exactly this path (no glob expansion, no symbolic link followed)."""
+    return _parse(read_spool_bytes(path))
+
+
+def _parse(data: bytes, kind: str | None = None) -> pa.Table:
+    """The table of a file's bytes; the text columns of ``kind``'s schema are read dictionary-encoded
+    (as Parquet stores them: no string is copied for a column of a few distinct values)."""
+    if kind in KINDS:
+        try:
+            text = {f.name for f in KINDS[kind] if pa.types.is_string(f.type)}
+            names = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
+            enc = [c for c in names if c in text and names.count(c) == 1]
+            if enc:
+                return pq.ParquetFile(pa.BufferReader(data), read_dictionary=enc).read()
+        except Exception:  # anything odd about the file: read it plainly (and fail there, if it must)
+            pass
+    return pq.read_table(pa.BufferReader(data))
 
 
 def _stage_file(con, spool: Path, kind: str, p) -> tuple:
-    """Read and align one file; returns (status, good, bad) when it is refused whole, else
-    ("staged", notes, table): the table with the raw columns, ``_file``, ``_row``, ``_pdate``, ``_pre``."""
+    """Read (once: the digest, when the listing did not take it, is of the bytes parsed) and align
+    one file; returns (status, good, bad) when it is refused whole, else ("staged", notes, table,
+    digest): the table with the raw columns, ``_file``, ``_row``, ``_pdate``, ``_pre``."""
     rel = p.file.rel
+    digest = p.sha256
     if p.file.link:
         _quarantine_file(con, kind, rel, None, SYMLINK_REASON)
-        record(con, p.file, p.sha256, 0, 0, "rejected", SYMLINK_REASON)
+        record(con, p.file, digest, 0, 0, "rejected", SYMLINK_REASON)
         return ("rejected", 0, 0)
     try:
-        table = read_spool_file(spool / rel)
+        data = read_spool_bytes(spool / rel)
+        if digest is None:
+            digest = hashlib.sha256(data).hexdigest()
+        table = _parse(data, kind)
+        del data
     except Exception as exc:  # truncated or corrupt: record it, keep going
         _quarantine_file(con, kind, rel, None, f"unreadable file: {_why(exc, spool)}")
-        record(con, p.file, p.sha256, 0, 0, "unreadable", _why(exc, spool)[:500])
+        record(con, p.file, digest, 0, 0, "unreadable", _why(exc, spool)[:500])
         return ("unreadable", 0, 0)
     conformed, missing, notes = conform(table, kind)
     if missing:
         n = conformed.num_rows
         _quarantine_file(con, kind, rel, ",".join(missing), f"file lacks required column(s): {', '.join(missing)}")
-        record(con, p.file, p.sha256, 0, n, "rejected", f"missing columns {missing}")
+        record(con, p.file, digest, 0, n, "rejected", f"missing columns {missing}")
         return ("rejected", 0, n)
-    return ("staged", "; ".join(notes) or None, _staged_table(conformed, kind, rel, p.file.date))
+    return ("staged", "; ".join(notes) or None, _staged_table(conformed, kind, rel, p.file.date), digest)
 
 
 def _staged_table(conformed: pa.Table, kind: str, rel: str, date: str | None) -> pa.Table:
@@ -262,7 +311,25 @@ def _staged_table(conformed: pa.Table, kind: str, rel: str, date: str | None) ->
              "_pdate": pa.repeat(pa.scalar(pdate, pa.date32()), n)}
     names = list(KINDS[kind].names) + ["_file", "_row", "_pdate", "_pre"]
     cols = [extra[c] if c in extra else conformed.column(c) for c in names]
-    return pa.Table.from_arrays(cols, names=names)
+    table = pa.Table.from_arrays(cols, names=names)
+    # zero-copy slices of at most SCAN_CHUNK_ROWS rows: DuckDB's threads scan them in parallel
+    return pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_CHUNK_ROWS), table.schema)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded text columns decoded (``_file`` stays encoded)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type) and f.name != "_file":
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table of the staged files; where their column types differ (a text column encoded in
+    one file, not in another), decoded first."""
+    if any(t.schema != tables[0].schema for t in tables[1:]):
+        tables = [_plain(t) for t in tables]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, rep: LoadReport) -> dict:
@@ -277,17 +344,19 @@ def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, 
         con.execute(f"delete from raw.{kind} where _file in (select unnest(?::varchar[]))", [replaced])
         con.execute("delete from raw.quarantine where file in (select unnest(?::varchar[]))", [replaced])
     tables = []
+    digests: dict[str, str | None] = {}
     for p in batch:
         got = _stage_file(con, spool, kind, p)
         if got[0] == "staged":
             notes[p.file.rel] = got[1]
             tables.append(got[2])
+            digests[p.file.rel] = got[3]
         else:
             result[p.file.rel] = got
     staged = [p for p in batch if p.file.rel not in result]
     if staged:
         # the staged rows stay in Arrow (the files as read): DuckDB scans them in place
-        con.register("_n", tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive"))
+        con.register("_n", tables[0] if len(tables) == 1 else _concat(tables))
         try:
             counts, spans = validate_and_insert(con, kind, col_list)
         finally:
@@ -295,6 +364,6 @@ def _stage_and_insert(con, spool: Path, kind: str, batch: list, manifest: dict, 
         rep.dirty_dates |= mark_dirty(con, kind, spans)
         for p in staged:
             good, bad = counts.get(p.file.rel, (0, 0))
-            record(con, p.file, p.sha256, good, bad, "loaded", notes.get(p.file.rel))
+            record(con, p.file, digests[p.file.rel], good, bad, "loaded", notes.get(p.file.rel))
             result[p.file.rel] = ("loaded", good, bad)
     return result

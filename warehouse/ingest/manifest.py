@@ -3,7 +3,10 @@
 * :func:`classify` compares a listing (:func:`warehouse.ingest.scan.scan_spool`) with the manifest:
   a file is *new*, *changed* (its bytes differ from what was loaded), *duplicate* (byte-identical
   to another loaded file), *retry* (its last load failed) or *unchanged*. Only files whose
-  fingerprint moved are hashed, so a sensor tick over an unchanged spool reads no data.
+  fingerprint moved are hashed, so a sensor tick over an unchanged spool reads no data; and of
+  those, only the ones whose size another file shares (or whose earlier version had the same
+  size): a file of a size no other file has cannot be a copy, and the loader hashes it from the
+  bytes it reads anyway (``Pending.sha256`` None), so a new file is read once, not twice.
 * :func:`record` writes one file's entry; :func:`requeue_unknown_replicas` marks request files for
   a retry once a replica they referred to has arrived.
 """
@@ -19,7 +22,7 @@ from warehouse.ingest.scan import SpoolFile, scan_spool, sha256_file
 class Pending:
     file: SpoolFile
     state: str          # new | changed | duplicate | retry
-    sha256: str | None = None
+    sha256: str | None = None   # None: not hashed here (no other file of its size); the loader hashes it
     copy_of: str | None = None  # for duplicates: the file whose bytes were loaded
 
 
@@ -36,6 +39,14 @@ def read_manifest(con) -> dict[str, tuple]:
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+def _fp_size(fp) -> int | None:
+    """The size recorded in a fingerprint ``size:mtime_ns:inode`` (None: a link or unknown)."""
+    try:
+        return int(fp.split(":", 1)[0])
+    except (AttributeError, ValueError):
+        return None
+
+
 def classify(files: list[SpoolFile], manifest: dict[str, tuple], spool: Path | str,
              hash_fn=sha256_file) -> list[Pending]:
     """Which listed files need loading. Hashes only files whose fingerprint is not the manifest's.
@@ -47,29 +58,48 @@ def classify(files: list[SpoolFile], manifest: dict[str, tuple], spool: Path | s
     """
     spool = Path(spool)
     loaded = {}
-    for rel, (_fp, sha, status) in manifest.items():
+    loaded_sizes: set[int] = set()
+    sizes_known = True
+    for rel, (fp, sha, status) in manifest.items():
         if status == "loaded" and sha:
             loaded.setdefault(sha, rel)
-    candidates = []
+            size = _fp_size(fp)
+            if size is None:
+                sizes_known = False  # an entry without a size: hash every moved file
+            else:
+                loaded_sizes.add(size)
+    moved = []
     for f in files:
         prev = manifest.get(f.rel)
         orphan = prev is not None and prev[2] == "duplicate" and prev[1] not in loaded
         if prev is not None and prev[0] == f.fingerprint and prev[2] != "error" and not orphan:
             continue
-        try:
-            digest = hash_fn(spool / f.rel)
-        except FileNotFoundError:
-            continue
-        if prev is not None and prev[1] == digest and prev[2] != "error" and not orphan:
+        moved.append((f, prev, orphan))
+    moved_sizes: dict[int, int] = {}
+    for f, _prev, _orphan in moved:
+        moved_sizes[f.size] = moved_sizes.get(f.size, 0) + 1
+    candidates = []
+    for f, prev, orphan in moved:
+        # a file can only be a copy of (or unchanged from) a file of the same size
+        must_hash = (f.link or orphan or not sizes_known or f.size in loaded_sizes or moved_sizes[f.size] > 1
+                     or (prev is not None and _fp_size(prev[0]) in (None, f.size)))
+        if must_hash:
+            try:
+                digest = hash_fn(spool / f.rel)
+            except FileNotFoundError:
+                continue
+        else:
+            digest = None
+        if digest is not None and prev is not None and prev[1] == digest and prev[2] != "error" and not orphan:
             continue  # touched, not changed (the loader refreshes its fingerprint)
         candidates.append((f, prev, digest))
     first_delivery = {}
     for f, _prev, digest in sorted(candidates, key=lambda c: (c[0].mtime_ns, c[0].rel)):
-        if digest not in loaded and not f.link:
+        if digest is not None and digest not in loaded and not f.link:
             first_delivery.setdefault(digest, f.rel)
     out = []
     for f, prev, digest in candidates:
-        original = None if f.link else (loaded.get(digest) or first_delivery.get(digest))
+        original = None if f.link or digest is None else (loaded.get(digest) or first_delivery.get(digest))
         if original is not None and original != f.rel:
             out.append(Pending(f, "duplicate", digest, original))
         elif prev is not None and prev[2] == "error":
