@@ -27,10 +27,6 @@ def file_id(rel: str) -> str:
     return hashlib.sha1(rel.encode()).hexdigest()[:20]
 
 
-def _why(exc: Exception, spool: str) -> str:
-    return str(exc).replace(spool.rstrip("/") + "/", "")
-
-
 def _whole(kind: str, rel: str, pdate, status: str, fld: str | None, reason: str, n: int = 0) -> pa.Table:
     cols = {"_file": [rel], "_row": [-1], "_pdate": [pdate], "_whole": [f"{status}|{fld or ''}|{reason[:500]}"],
             "_nrows": [n]}
@@ -41,7 +37,7 @@ def _whole(kind: str, rel: str, pdate, status: str, fld: str | None, reason: str
 def stage_one(spool: str, kind: str, rel: str, date: str | None, link: bool) -> pa.Table:
     """One file's staged rows (or its one whole-file refusal row)."""
     from warehouse.ingest.conform import conform
-    from warehouse.ingest.load import SYMLINK_REASON, read_spool_file
+    from warehouse.ingest.load import SYMLINK_REASON, _why, read_spool_file
 
     pdate = dt.date.fromisoformat(date) if date else None
     if link:
@@ -49,7 +45,7 @@ def stage_one(spool: str, kind: str, rel: str, date: str | None, link: bool) -> 
     try:
         table = read_spool_file(Path(spool) / rel)
     except Exception as exc:  # truncated or corrupt: recorded, the load goes on
-        return _whole(kind, rel, pdate, "unreadable", None, f"unreadable file: {_why(exc, spool)}")
+        return _whole(kind, rel, pdate, "unreadable", None, f"unreadable file: {_why(exc, Path(spool))}")
     conformed, missing, _notes = conform(table, kind)
     if missing:
         return _whole(kind, rel, pdate, "rejected", ",".join(missing),
