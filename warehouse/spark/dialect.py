@@ -2,7 +2,7 @@
 
 The rule table (:data:`warehouse.ingest.rules.RULES`) is the only place a rule is written; DuckDB
 runs its text as is, Spark runs :func:`render`'s translation (sqlglot, plus the two functions
-sqlglot leaves DuckDB-shaped: ``isinf`` and ``len`` of a list).
+sqlglot leaves DuckDB-shaped: ``isinf``, ``len`` of a list and ``epoch_us``).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def _spark_fix(node: exp.Expression) -> exp.Expression:
         return exp.EQ(this=exp.Abs(this=node.this), expression=exp.cast(exp.Literal.string("Infinity"), "double"))
     if isinstance(node, exp.Length) and isinstance(node.this, exp.ArrayFilter):  # length of a list
         return exp.ArraySize(this=node.this)
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "epoch_us":  # DuckDB's epoch_us
+        return exp.UnixMicros(this=node.expressions[0])
     return node
 
 

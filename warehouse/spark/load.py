@@ -21,7 +21,7 @@ from warehouse.ingest.manifest import classify
 from warehouse.ingest.rules import KEYS
 from warehouse.ingest.scan import scan_spool
 from warehouse.spark.dialect import render
-from warehouse.spark.session import hadoop_path
+from warehouse.spark.session import hadoop_path, write_path
 from warehouse.spark.stage import file_id, stage_batches, staged_schema
 from warehouse.spark.validate import checked, refused
 
@@ -34,7 +34,7 @@ def read_table(spark, lake: Path, name: str):
     p = Path(lake) / name
     if not p.exists() or not any(p.glob("_fid=*")) and not any(p.glob("*.parquet")):
         return None
-    return spark.read.option("basePath", hadoop_path(p)).parquet(hadoop_path(p))
+    return spark.read.parquet(hadoop_path(p))  # partition columns (_fid) found under p
 
 
 def read_manifest(lake: Path) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def _load_kind(spark, spool: Path, lake: Path, kind: str, batch: list, entries: 
             .withColumn("_date", F.expr(render(KEYS[kind][1], "spark")))
             .withColumn("_loaded_at", F.current_timestamp())
             .withColumn("_fid", F.sha1("_file").substr(1, 20)).drop("_pre", "_whole", "_nrows", "_pdate"))
-    good.write.mode("overwrite").partitionBy("_fid").parquet(hadoop_path(lake / "raw" / kind))
+    good.write.mode("overwrite").partitionBy("_fid").parquet(write_path(lake / "raw" / kind))
     _write_quarantine(lake, kind, bad, staged.where("_row < 0"))
     _record(kind, batch, staged, good_counts=_counts(spark, lake, kind, rels), bad=bad, entries=entries,
             report=report)
@@ -128,7 +128,7 @@ def _write_quarantine(lake: Path, kind: str, bad, whole) -> None:
                                    F.col("_row").alias("row"), F.expr("nullif(split(_whole, '[|]', 3)[1], '')")
                                    .alias("field"), w[2].alias("reason"), F.lit(None).cast("string").alias("value")))
     q = q.withColumn("loaded_at", F.current_timestamp()).withColumn("_fid", F.sha1("file").substr(1, 20))
-    q.write.mode("overwrite").partitionBy("_fid").parquet(hadoop_path(lake / "quarantine"))
+    q.write.mode("overwrite").partitionBy("_fid").parquet(write_path(lake / "quarantine"))
 
 
 def _counts(spark, lake: Path, kind: str, rels: list[str]) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 DEFAULT_MASTER = "local[2]"
 
@@ -27,6 +28,7 @@ def spark_session(master: str | None = None, app: str = "tokenwatt", conf: dict 
          .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
          .config("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
          .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+         .config("spark.sql.warehouse.dir", os.environ.get("TOKENWATT_SPARK_WAREHOUSE", _scratch()))
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.ansi.enabled", "false"))
@@ -44,6 +46,15 @@ def _cores(master: str) -> int:
     return os.cpu_count() or 2
 
 
+def _scratch() -> str:
+    """Spark's own catalog directory (never the working directory): a per-user temp folder."""
+    import tempfile
+
+    d = Path(tempfile.gettempdir()) / f"tokenwatt-spark-{os.getuid()}"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d / "warehouse")
+
+
 def _python() -> str:
     import sys
 
@@ -51,6 +62,12 @@ def _python() -> str:
 
 
 def hadoop_path(path) -> str:
-    """A path for Spark's readers, which expand glob characters: each one escaped (names are data)."""
-    s = str(path)
+    """A path for Spark's readers, which expand glob characters: each one escaped (names are data).
+    Writers take the path as it is (:func:`write_path`): escaping there would name another file."""
+    s = str(Path(path).absolute())
     return "".join("\\" + c if c in "\\{}[]*?" else c for c in s)
+
+
+def write_path(path) -> str:
+    """A path for Spark's writers, which never expand globs: the absolute path as it is."""
+    return str(Path(path).absolute())
