@@ -7,10 +7,30 @@ from pathlib import Path
 DEFAULT_MASTER = "local[2]"
 
 
+class SparkMissing(RuntimeError):
+    """PySpark or Java is not installed: the Spark engine cannot start."""
+
+
+def require_pyspark():
+    """The ``pyspark`` module, or :class:`SparkMissing` saying what to install. This package
+    (warehouse/spark/) is the only place that imports PySpark."""
+    import shutil
+
+    try:
+        import pyspark
+    except ImportError as exc:
+        raise SparkMissing("the Spark engine needs PySpark: pip install 'tokenwatt[spark]' "
+                           "(pyspark 4.0, with Java 17: apt-get install default-jre-headless)") from exc
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise SparkMissing("the Spark engine needs Java 17 or later: apt-get install default-jre-headless")
+    return pyspark
+
+
 def spark_session(master: str | None = None, app: str = "tokenwatt", conf: dict | None = None):
     """A session on ``master`` (``TOKENWATT_SPARK_MASTER``, else local[2]); an existing one on the
     same master is reused. Timestamps are UTC; partitions overwritten dynamically (a reloaded file
     replaces only its own partition)."""
+    require_pyspark()
     from pyspark.sql import SparkSession
 
     master = master or os.environ.get("TOKENWATT_SPARK_MASTER", DEFAULT_MASTER)
