@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= data
 
-.PHONY: all install demo test test-fast chromium bench evaluate calibrate dev clean
+.PHONY: all install demo test test-fast chromium java bench evaluate calibrate dev clean
 
 all: demo
 
@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,spark]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -27,7 +27,13 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus) || \
 	  (echo "could not install chromium/prometheus: install Debian's chromium, chromium-driver and prometheus packages" && exit 1)
 
-test: install chromium
+# Java for the Spark engine's tests (PySpark 4.0 needs 17+), only when missing
+java:
+	@command -v java >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless) || \
+	  (echo "could not install Java: install Debian's default-jre-headless (the Spark tests need it)" && exit 1)
+
+test: install chromium java
 	TOKENWATT_REQUIRE_BROWSER=1 TOKENWATT_REQUIRE_PROMETHEUS=1 $(BIN)/python -m pytest -q
 
 test-fast: install

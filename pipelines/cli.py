@@ -2,6 +2,7 @@
 
     tokenwatt simulate --fleet FILE_OR_PRESET --start DATE --days N --interval-s S --seed N --home DIR
     tokenwatt run      --home DIR           # load, attribute, dbt build, site: everything, in-process
+    tokenwatt run      --engine spark --home DIR   # load and attribution on Spark (HOME/spark)
     tokenwatt demo     --home DIR           # simulate the default fleet, run, print a summary
     tokenwatt evaluate --home DIR [--json]  # score attribution against the simulator's ground truth
     tokenwatt calibrate                      # simulated J/token vs ML.ENERGY measurements
@@ -78,9 +79,30 @@ def run_pipeline(home: str | Path, selection: str | None = None, raise_on_error:
             instance.dispose()
 
 
+def cmd_run_spark(args) -> int:
+    """`tokenwatt run --engine spark`: load and attribution on Spark (see warehouse/spark/run.py)."""
+    from warehouse.spark.session import SparkMissing
+
+    t0 = time.perf_counter()
+    print(f"tokenwatt run: home {Path(args.home).resolve()}, engine spark", file=sys.stderr)
+    try:
+        from warehouse.spark.run import run_spark
+
+        out = run_spark(args.home, args.spark_master)
+    except SparkMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2, default=str))
+    print(f"tokenwatt run: ok in {time.perf_counter() - t0:.1f} s (load and attribution on Spark; not on Spark "
+          f"yet: {', '.join(out['not_on_spark'])} - run with --engine duckdb for those)", file=sys.stderr)
+    return 0
+
+
 def cmd_run(args) -> int:
     import dagster as dg
 
+    if getattr(args, "engine", "duckdb") == "spark":
+        return cmd_run_spark(args)
     t0 = time.perf_counter()
     print(f"tokenwatt run: home {Path(args.home).resolve()}", file=sys.stderr)
     result = run_pipeline(args.home, raise_on_error=False)
@@ -237,6 +259,10 @@ def _pipeline_commands(sub) -> None:
 
     p = sub.add_parser("run", help="load, attribute, transform and publish (all assets, in-process)")
     _home_arg(p)
+    p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                   help="duckdb (default: everything) or spark (load and attribution on Spark, into HOME/spark)")
+    p.add_argument("--spark-master", default=None,
+                   help="Spark master for --engine spark (default TOKENWATT_SPARK_MASTER or local[2])")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="simulate the demo fleet, run everything, print a summary")
