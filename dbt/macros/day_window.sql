@@ -1,8 +1,8 @@
 {#- Incremental by UTC day. The run's window of days comes from the warehouse, not from dbt's command
     line: the pipeline (pipelines/dbt.py) writes it into run.dbt_window (one row: min_date, max_date)
     before `dbt build` and empties it afterwards, so the command line is the same for every window and
-    dbt's partial parsing carries over (changing --vars makes dbt re-parse the whole project). The
-    table is created empty by on-run-start (dbt_project.yml); empty means every day (1900..2999).
+    dbt's partial parsing carries over (changing --vars makes dbt re-parse the whole project). An
+    empty or missing table means every day (1900..2999).
     By hand, dbt --vars '{min_date: ..., max_date: ...}' still overrides it.
     The model deletes the window's days and inserts them again; --full-refresh rebuilds the table. -#}
 
@@ -23,6 +23,12 @@ cast('{{ value if value is not none else default }}' as date)
 
 {% macro day_window_between() -%}
 between {{ day_window_bound('min_date', '1900-01-01') }} and {{ day_window_bound('max_date', '2999-12-31') }}
+{%- endmacro %}
+
+{#- The days the window's requests ran on: the ingest refuses a request that lasts more than a day
+    (warehouse/ingest/rules.py), so one that arrived in the window ran on its days or the day after. -#}
+{% macro day_window_run_days() -%}
+between {{ day_window_bound('min_date', '1900-01-01') }} and {{ day_window_bound('max_date', '2999-12-31') }} + 1
 {%- endmacro %}
 
 {% macro day_window_config(day_expr='date') -%}

@@ -22,9 +22,9 @@ with requests as (
 
 energy as (
     {%- if windowed %}
-    {#- the window's requests only: their rows from the first day of the window on (a request runs
-        on or after the day it arrived), summed per request as stg_attribution__request_energy does #}
-    {{ request_energy_by_request("date >= " ~ day_window_bound('min_date', '1900-01-01')
+    {#- the window's requests only: their rows of the days they ran on (day_window_run_days), summed
+        per request as stg_attribution__request_energy does #}
+    {{ request_energy_by_request("date " ~ day_window_run_days()
                                  ~ " and request_id in (select request_id from requests)") }}
     {%- else %}
     select * from {{ ref('stg_attribution__request_energy') }}

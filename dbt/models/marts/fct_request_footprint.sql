@@ -9,8 +9,8 @@
 {{ day_window_config() }}
 with request_days as (
     select * from {{ source('attribution', 'request_energy') }}
-    -- a request runs on or after the day it arrived
-    {% if is_incremental() %} where date >= {{ day_window_bound('min_date', '1900-01-01') }}{% endif %}
+    -- the days the window's requests ran on (macros/day_window.sql)
+    {% if is_incremental() %} where date {{ day_window_run_days() }}{% endif %}
 ),
 
 requests as (
@@ -20,7 +20,7 @@ requests as (
 
 node_days as (
     select * from {{ ref('fct_footprint_node_daily') }}
-    {% if is_incremental() %} where date >= {{ day_window_bound('min_date', '1900-01-01') }}{% endif %}
+    {% if is_incremental() %} where date {{ day_window_run_days() }}{% endif %}
 ),
 
 per_day as (
