@@ -3,14 +3,12 @@
 The manifest comes from the home's target folder (pipelines/dbt_project.py prepares it when the
 definitions load); each build writes to that same folder, so dbt's partial parse carries over.
 """
-import json
-
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from warehouse.attribution.run import data_day_range
 from warehouse.ingest.days import clear_dirty_days
-from warehouse.ingest.window import dbt_window, dbt_window_vars
+from warehouse.ingest.window import dbt_window, write_dbt_window
 
 from pipelines.dbt_project import target_path
 from pipelines.ingest import window
@@ -49,13 +47,21 @@ def build_dbt_models(manifest_path) -> dg.AssetsDefinition:
                 args, first_last = ["build", "--full-refresh"], None
             else:
                 first_last = dbt_window(con, *win)
-                args = ["build", "--vars", json.dumps(dbt_window_vars(*first_last))]
+                args = ["build"]
             args += NOT_IN_RUNS
+            write_dbt_window(con, first_last)
         finally:
             con.close()
         context.log.info(f"dbt {' '.join(args)} (run window {win}, rows rebuilt for {first_last or 'every day'})")
         # the home's own target folder (not a fresh one per call), so dbt's partial parse carries over
-        yield from dbt.cli(args, context=context, target_path=target_path(tokenwatt.home)).stream()
+        try:
+            yield from dbt.cli(args, context=context, target_path=target_path(tokenwatt.home)).stream()
+        finally:
+            con = tokenwatt.connect()
+            try:
+                write_dbt_window(con, None)  # dbt by hand, without --vars, rebuilds every day again
+            finally:
+                con.close()
         con = tokenwatt.connect()
         try:
             cleared = clear_dirty_days(con, *(win or ("1900-01-01", "2999-12-31")))

@@ -6,7 +6,7 @@ The logic lives in warehouse/ingest/ (scan, manifest, days, window, checks; no D
   day with data, if later). The attribution is partitioned by day; a run over many days is one
   run (``BackfillPolicy.single_run``), never one run per day. The load and the dbt models run in
   the same run over the same window (read from the run's partition tags): the load reads the
-  window's ``date=`` files, dbt gets it as ``--vars`` and its incremental marts replace those days.
+  window's ``date=`` files, dbt reads it from ``run.dbt_window`` and its incremental marts replace those days.
   (They are not Dagster-partitioned themselves: Dagster cannot run a partitioned asset downstream
   of another partitioned asset without a partition, and plain unpartitioned runs - schedules,
   ``dg.materialize`` of everything - must keep working; they mean "every day".)

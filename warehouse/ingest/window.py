@@ -1,4 +1,5 @@
-"""Run windows: contiguous day ranges, dbt ``--vars``, and the mart days a rebuild can change."""
+"""Run windows: contiguous day ranges, dbt's day window (``run.dbt_window`` or ``--vars``), and the mart days a
+rebuild can change."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,6 +24,20 @@ def dbt_window_vars(first: str | dt.date, last: str | dt.date) -> dict:
     if b < a:
         raise ValueError(f"empty window: {a} > {b}")
     return {"min_date": a.isoformat(), "max_date": b.isoformat()}
+
+
+def write_dbt_window(con, first_last: tuple[str, str] | None) -> None:
+    """The days the day-partitioned dbt models rebuild (dbt/macros/day_window.sql): ``run.dbt_window``
+    holds one row (first, last), or none for every day. Passed through the warehouse rather than
+    ``--vars`` so that dbt's command line is the same for every window and its partial parse carries
+    over from one run to the next (other ``--vars`` make dbt parse the whole project again)."""
+    con.execute("create schema if not exists run")
+    con.execute("create table if not exists run.dbt_window (min_date date, max_date date)")
+    con.execute("delete from run.dbt_window")
+    if first_last is not None:
+        v = dbt_window_vars(*first_last)
+        con.execute("insert into run.dbt_window values (cast(? as date), cast(? as date))",
+                    [v["min_date"], v["max_date"]])
 
 
 def dbt_window(con, first: str, last: str) -> tuple[str, str]:

@@ -82,12 +82,19 @@ series as (
     select replica_key, min(ts) as first_ts from scrapes group by all
 ),
 
-telemetry_placed as (
-    select r.replica_id, r.prompt_tokens, r.completion_tokens, k.ts as scrape_ts
+-- only the requests of a scraped replica after its first scrape go into the as-of join (the same rows
+-- as joining series afterwards): a fleet without server counters sorts no request at all
+counted_requests as (
+    select r.replica_id, r.prompt_tokens, r.completion_tokens, r.finish_ts
     from requests as r
-    asof join scrapes as k on k.replica_key = r.replica_id and r.finish_ts <= k.ts
     join series as s on s.replica_key = r.replica_id
     where r.finish_ts > s.first_ts
+),
+
+telemetry_placed as (
+    select r.replica_id, r.prompt_tokens, r.completion_tokens, k.ts as scrape_ts
+    from counted_requests as r
+    asof join scrapes as k on k.replica_key = r.replica_id and r.finish_ts <= k.ts
 ),
 
 server_hourly as (

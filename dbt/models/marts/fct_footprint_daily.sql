@@ -1,9 +1,12 @@
 -- The footprint per UTC day (of arrival), site, chip, model, task and language: sums of
 -- fct_request_footprint, and per request and per token on both boundaries.
+-- Incremental by UTC day (macros/day_window.sql).
+{{ day_window_config() }}
 with requests as (
     select r.*, coalesce(ns.site, 'default') as site,
     from {{ ref('fct_request_footprint') }} as r
     left join {{ source('ref', 'node_sites') }} as ns on ns.node = r.node
+    {% if is_incremental() %} where r.date {{ day_window_between() }}{% endif %}
 ),
 
 final as (

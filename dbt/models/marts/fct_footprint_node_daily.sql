@@ -16,12 +16,16 @@
 -- Carbon and water: total kWh x the site's factors (ref.site_footprint, the 'default' site for a site
 -- the footprint file does not name); the location-based intensity is the hourly profile weighted by
 -- the node-day's host energy per UTC hour (the annual factor without host readings).
+-- Incremental by UTC day (macros/day_window.sql): every figure of a node-day comes from that day's rows.
+{{ day_window_config() }}
 with device_day as (
     select * from {{ ref('stg_attribution__device_day') }}
+    {% if is_incremental() %} where date {{ day_window_between() }}{% endif %}
 ),
 
 request_days as (
     select * from {{ source('attribution', 'request_energy') }}
+    {% if is_incremental() %} where date {{ day_window_between() }}{% endif %}
 ),
 
 requests as (
@@ -30,6 +34,7 @@ requests as (
 
 host as (
     select * from {{ ref('stg_raw__host_samples') }} where is_host_domain
+    {% if is_incremental() %} and date {{ day_window_between() }}{% endif %}
 ),
 
 node_sites as (

@@ -1,4 +1,6 @@
--- incremental by UTC day: see macros/day_window.sql
+-- incremental by UTC day: see macros/day_window.sql. The costing is macros/requests_costed.sql
+-- (intermediate.int_requests_costed over every day), run over the window's requests only.
+-- depends_on: {{ source('attribution', 'request_energy') }}
 {{ day_window_config() }}
 select
     request_id, replica_id, node, chip, vendor, model, task, language, tier, status,
@@ -24,7 +26,4 @@ select
     coalesce(input_revenue_usd, 0) as input_revenue_usd,
     coalesce(output_revenue_usd, 0) as output_revenue_usd,
     coalesce(input_share, 1.0) as input_share,
-from {{ ref('int_requests_costed') }}
-{% if is_incremental() %}
-where date {{ day_window_between() }}
-{% endif %}
+from ({{ requests_costed(windowed=is_incremental()) }}) as costed

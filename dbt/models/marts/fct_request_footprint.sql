@@ -5,16 +5,22 @@
 -- those of the node-day it came from), on the full boundary and on the accelerator-only boundary
 -- (accelerator energy alone, no PUE) side by side. Per node-day these shares add up to
 -- fct_footprint_node_daily.shared_j + pooled_in_j.
+-- Incremental by UTC day of arrival (macros/day_window.sql).
+{{ day_window_config() }}
 with request_days as (
     select * from {{ source('attribution', 'request_energy') }}
+    -- the days the window's requests ran on (macros/day_window.sql)
+    {% if is_incremental() %} where date {{ day_window_run_days() }}{% endif %}
 ),
 
 requests as (
     select * from {{ ref('fct_request_energy') }}
+    {% if is_incremental() %} where date {{ day_window_between() }}{% endif %}
 ),
 
 node_days as (
     select * from {{ ref('fct_footprint_node_daily') }}
+    {% if is_incremental() %} where date {{ day_window_run_days() }}{% endif %}
 ),
 
 per_day as (

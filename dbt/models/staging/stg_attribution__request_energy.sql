@@ -1,13 +1,4 @@
 -- The pipeline attributes per UTC day: attribution.request_energy has one row per request and day
--- it ran on (a request that crosses midnight has one row per day). A request's energy is the sum.
-select
-    request_id,
-    sum(active_energy_j) as active_energy_j,
-    sum(idle_share_j) as idle_share_j,
-    sum(energy_j) as energy_j,
-    sum(prefill_energy_j) as prefill_energy_j,
-    sum(decode_energy_j) as decode_energy_j,
-    sum(prefill_device_s) as prefill_device_s,
-    sum(decode_device_s) as decode_device_s,
-from {{ source('attribution', 'request_energy') }}
-group by request_id
+-- it ran on (a request that crosses midnight has one row per day). A request's energy is the sum
+-- (macros/request_energy.sql, which the windowed marts share).
+{{ request_energy_by_request() }}
