@@ -67,26 +67,14 @@ def request_replicas(con, args: list) -> list[str]:
         f"select distinct replica_id from raw.requests where {OVERLAP} order by 1", args).fetchall()]
 
 
-def read_requests(con, rids: list[str], args: list) -> dict:
-    """The requests overlapping the window of each replica in ``rids``, in one scan:
-    {replica_id: (ids, {s, f, e, c} arrays sorted by s, then request id)}. The replica ids are a
-    parameter (data), never SQL text."""
-    if not rids:
-        return {}
-    r = con.execute(f"""
-        select replica_id, request_id,
+def read_requests(con, rid: str, args: list):
+    """One replica's requests overlapping the window: (ids, {s, f, e, c} arrays sorted by s)."""
+    r = con.sql(f"""
+        select request_id,
                epoch_us(coalesce(scheduled_ts, arrival_ts)) / 1e6 as s,
                epoch_us(coalesce(first_token_ts, finish_ts)) / 1e6 as f,
                epoch_us(finish_ts) / 1e6 as e, completion_tokens::double as c
-        from raw.requests
-        where replica_id in (select unnest(?::varchar[])) and {OVERLAP}
-        order by replica_id, s, request_id
-    """, [list(rids), *args]).to_arrow_table()
-    if not r.num_rows:
-        return {}
-    enc = pc.dictionary_encode(r["replica_id"]).combine_chunks()
-    codes = enc.indices.to_numpy()
-    names = enc.dictionary.to_pylist()
-    ids = r["request_id"].combine_chunks()
-    cols = {k: r[k].to_numpy().astype(np.float64) for k in ("s", "f", "e", "c")}
-    return {names[codes[a]]: (ids.slice(a, b - a), {k: v[a:b] for k, v in cols.items()}) for a, b in _groups(codes)}
+        from raw.requests where replica_id = ? and {OVERLAP}
+        order by s, request_id
+    """, params=[rid, *args]).to_arrow_table()
+    return r["request_id"].combine_chunks(), {k: r[k].to_numpy().astype(np.float64) for k in ("s", "f", "e", "c")}

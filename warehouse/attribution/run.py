@@ -164,8 +164,10 @@ def _read_window(w: _Window) -> dict:
     return by_node
 
 
-def _load_replica(w: _Window, rid: str, requests: dict):
-    ids, rq = requests.get(rid, (None, None))
+def _load_replica(w: _Window, rid: str):
+    ids = rq = None
+    if rid in w.req_replicas:
+        ids, rq = read.read_requests(w.con, rid, w.args)
     devs = [(d, *w.samples[d]) for d in w.replicas.get(rid, []) if d in w.samples]
     w.seen.update(w.replicas.get(rid, []))
     return rid, rq, ids, devs
@@ -180,9 +182,7 @@ def _write_requests(w: _Window, ids, req_rows: list) -> None:
 def _attribute_node(w: _Window, node: str, rids: list) -> dict:
     """A node's clock skew (estimated from all its replicas, corrected or not), then each replica."""
     t0 = time.perf_counter()
-    requests = read.read_requests(w.con, [rid for rid in rids if rid in w.req_replicas], w.args)
-    loaded = [_load_replica(w, rid, requests) for rid in rids]
-    del requests
+    loaded = [_load_replica(w, rid) for rid in rids]
     t0 = w.add_time("read_s", t0)
     shifts, cache = {}, {}
     if node:
