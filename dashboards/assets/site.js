@@ -269,7 +269,7 @@
     all.forEach(function (r, ri) {
       var row = el("tr", null, t.total && ri === all.length - 1 ? "total" : null);
       live.columns.forEach(function (col) {
-        var v = r[col.key], td = el("td", null, col.fmt ? "num" : null);
+        var v = r[col.key], td = el("td", null, col.fmt ? "num" : (col.wrap ? "wrap" : null));
         if (col.swatch && live.colors && live.colors[v]) {
           var sw = el("span", null, "sw");
           sw.style.background = live.colors[v];
