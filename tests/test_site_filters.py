@@ -17,10 +17,15 @@ import pytest
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.site_filters_expect import (CHIP, FROM, TO, VENDOR, _add_token_economics, _expect_devices,  # noqa: E402
-                                       _expect_idle, _expect_overview, _expect_resets, _expect_skew, _expect_split,
-                                       _expect_workloads)
-from tests.test_site_browser import PAGES, Browser, _have_browser, problems, remote  # noqa: E402
+from tests.site_filters_expect import (CHIP, FROM, TO, VENDOR, _add_footprint_power_completeness,  # noqa: E402
+                                       _add_token_economics, _expect_completeness, _expect_devices, _expect_footprint,
+                                       _expect_idle, _expect_overview, _expect_power_model, _expect_resets,
+                                       _expect_skew, _expect_split, _expect_workloads)
+from tests.test_site_browser import PAGES as BROWSER_PAGES  # noqa: E402
+from tests.test_site_browser import Browser, _have_browser, problems, remote  # noqa: E402
+
+#: every page of the site: the browser test's and the footprint page
+PAGES = [*BROWSER_PAGES, *(p for p in ("footprint",) if p not in BROWSER_PAGES)]
 
 pytestmark = pytest.mark.skipif(not _have_browser(), reason="needs selenium, /usr/bin/chromium, /usr/bin/chromedriver")
 
@@ -66,6 +71,7 @@ def built(tmp_path_factory):
     d = tmp_path_factory.mktemp("site-filters")
     db = build_fixture(d / "warehouse.duckdb", n_requests=6000, days=8)
     _add_token_economics(db)
+    _add_footprint_power_completeness(db)
     res = build_site(db, d / "site", images=False)
     assert not res["errors"], res["errors"]
     return {"db": db, "site": Path(res["out_dir"])}
@@ -78,7 +84,7 @@ def _check_table(browser, name: str, keys: tuple, exp: dict) -> None:
     assert exp and set(got) == set(exp), (name, sorted(got), sorted(exp))
     for key, e in exp.items():
         for k, v in e.items():
-            assert _close(got[key][k], v), (name, key, k, got[key][k], v)
+            assert got[key][k] == v if isinstance(v, str) else _close(got[key][k], v), (name, key, k, got[key][k], v)
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +186,14 @@ def test_chip_and_dates_follow_to_every_page_and_match_duckdb(built, browser):
                     assert got[dev][k] == v if k == "chip" else _close(got[dev][k], v), (dev, k, got[dev][k], v)
         if page == "cost":  # input vs output tokens per chip and model
             _check_table(browser, "cost-input-output-table", ("chip", "model"), _expect_split(db))
-        if page == "quality":  # counter resets per chip, clock skew per node and day
+        if page == "quality":  # counter resets per chip, clock skew per node and day, server counters per replica
             _check_table(browser, "quality-counter-resets-table", ("chip",), _expect_resets(db))
             _check_table(browser, "quality-clock-skew", ("date", "node"), _expect_skew(db))
+            _check_table(browser, "quality-server-completeness-table", ("replica", "node"), _expect_completeness(db))
+        if page == "energy":  # the learned power model per chip and model
+            _check_table(browser, "energy-power-model-table", ("chip", "model"), _expect_power_model(db))
+        if page == "footprint":  # energy, carbon and water per request by boundary, per chip and model
+            _check_table(browser, "footprint-breakdown-table", ("chip", "model"), _expect_footprint(db))
         if page == "cost":  # the workload table: chip x model x task x tier of the selection, as in DuckDB
             exp = _expect_workloads(db)
             rows = browser.driver.execute_script(TABLE, "cost-workload-table")

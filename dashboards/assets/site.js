@@ -123,7 +123,9 @@
       case "pct1": return (neg ? "-" : "") + fixed(a, 1) + " %";
       case "num0": return (neg ? "-" : "") + fixed(a, 0);
       case "num1": return (neg ? "-" : "") + fixed(a, 1);
+      case "num2": return (neg ? "-" : "") + fixed(a, 2);
       case "num3": return (neg ? "-" : "") + fixed(a, 3);
+      case "num4": return (neg ? "-" : "") + fixed(a, 4);
       case "times2": return (neg ? "-" : "") + "\u00d7" + fixed(a, 2);
       default: return String(x);
     }
@@ -137,7 +139,7 @@
     for (var i = 0; i < n; i++) {
       if (st.chip !== "all" && c.chip && c.chip[i] !== st.chip && !any("chip", i)) continue;
       if (st.vendor !== "all" && !c.chip && c.vendor && c.vendor[i] !== st.vendor) continue;
-      if (st.model !== "all" && c.model && c.model[i] !== st.model) continue;
+      if (st.model !== "all" && c.model && c.model[i] !== st.model && !any("model", i)) continue;
       if (st.from && c.date && !any("date", i) && !(c.date[i] >= st.from)) continue;
       if (st.to && c.date && !any("date", i) && !(c.date[i] <= st.to)) continue;
       out.push(i);
@@ -267,7 +269,7 @@
     all.forEach(function (r, ri) {
       var row = el("tr", null, t.total && ri === all.length - 1 ? "total" : null);
       live.columns.forEach(function (col) {
-        var v = r[col.key], td = el("td", null, col.fmt ? "num" : null);
+        var v = r[col.key], td = el("td", null, col.fmt ? "num" : (col.wrap ? "wrap" : null));
         if (col.swatch && live.colors && live.colors[v]) {
           var sw = el("span", null, "sw");
           sw.style.background = live.colors[v];

@@ -218,7 +218,9 @@ def _quality(ctx: Ctx) -> Section:
           fmt_num(r.fleet_energy_error_pct, 2), f"{r.conservation_residual_rel:.2e}"
           if pd.notna(r.conservation_residual_rel) else "–"] for r in aq.itertuples()],
         caption="APE = absolute percentage error of a request's attributed energy against the ground truth. "
-                "Conservation residual = |attributed − measured| / measured over the fleet.",
+                "Conservation residual = |attributed − measured| / measured over the fleet. One evaluation run "
+                "per method and sampling interval over the whole fleet and period against the simulator's ground "
+                "truth, not per chip, model or day: it cannot follow the filters.",
         num_cols={1, 2, 3, 4, 5})))
     return sec
 

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.pages._core import Chart, Ctx, Html, Section, chip_filter, fmt_num, html_table, no_data, tidy
+from dashboards.pages._core import Chart, Ctx, Live, Section, chip_filter, columns, no_data, tidy
 
 PM = "marts.fct_power_model"
 CATALOG = "marts.fct_power_curve_catalog"
@@ -15,7 +15,7 @@ CURVE_DASH = {"learned": [1, 0], "catalog": [6, 4]}  # solid: learned from the f
 
 
 def power_model_section(ctx: Ctx) -> Section:
-    wh, pal = ctx.wh, ctx.pal
+    wh = ctx.wh
     sec = Section("Learned power model",
                   "Per device and UTC day, the attribution fits the interval energy above idle against the seconds "
                   "the device spent prefilling and decoding at each batch size (non-negative least squares, power "
@@ -26,24 +26,58 @@ def power_model_section(ctx: Ctx) -> Section:
         sec.blocks.append(note)
         return sec
     sec.blocks.append(_curve_chart(ctx))
-    summary = wh.df(f"""
-        select chip, model, count(distinct device_id) as devices, count(distinct (device_id, date)) as device_days,
-               count(distinct (device_id, date)) filter (where learned) as learned_days,
-               median(prefill_decode_ratio) filter (where learned and feature = 'prefill') as ratio,
-               median(active_power_w) filter (where learned and feature = 'prefill') as prefill_w,
-               median(r2) filter (where feature = 'prefill') as r2,
-               string_agg(distinct fallback_reason, '; ') as reasons
-        from {PM} group by all order by chip, model""")
-    sec.blocks.append(Html(html_table(
-        ["Chip", "Model", "Devices", "Device-days learned", "Prefill active power (W)", "Prefill / decode power",
-         "Fit R²", "Fallback reasons"],
-        [[r.chip, r.model, fmt_num(r.devices), f"{int(r.learned_days)} of {int(r.device_days)}",
-          fmt_num(r.prefill_w, 0), fmt_num(r.ratio, 2), fmt_num(r.r2, 3), r.reasons or "–"]
-         for r in summary.itertuples()],
-        caption="Prefill / decode power: learned prefill power over the decode power averaged over the day's decode "
-                "time (medians over devices and days).", num_cols={2, 4, 5, 6},
-        swatches={0: [pal.chip_hex(c) for c in summary.chip]})))
+    sec.blocks.append(summary_table(ctx))
     return sec
+
+
+SUMMARY_MEASURES = [
+    {"name": "devices", "max": "devices"},
+    {"name": "learned_days", "sum": "learned_days"}, {"name": "device_days", "sum": "device_days"},
+    {"name": "prefill_w", "ratio": ["prefill_w_sum", "prefill_n"]},
+    {"name": "ratio", "ratio": ["ratio_sum", "ratio_n"]},
+    {"name": "r2", "ratio": ["r2_sum", "r2_n"]}]
+SUMMARY_COLUMNS = [{"key": "chip", "label": "Chip", "swatch": True}, {"key": "model", "label": "Model"},
+                   {"key": "devices", "label": "Devices (most in a day)", "fmt": "num0"},
+                   {"key": "learned_days", "label": "Device-days learned", "fmt": "num0"},
+                   {"key": "device_days", "label": "Device-days", "fmt": "num0"},
+                   {"key": "prefill_w", "label": "Prefill active power (W, mean)", "fmt": "num0"},
+                   {"key": "ratio", "label": "Prefill / decode power (mean)", "fmt": "num2"},
+                   {"key": "r2", "label": "Fit R² (mean)", "fmt": "num3"},
+                   {"key": "reasons", "label": "Fallback reasons (any date)"}]
+
+
+def summary_table(ctx: Ctx) -> Live:
+    """Per chip and model for the selected chip, model and dates: devices, device-days learned, and the
+    learned prefill power, prefill/decode ratio and fit R² as means over device-days (sums and counts
+    per day, added up in the browser: a median cannot be added up from per-day figures). The fallback
+    reasons are the chip and model's over the whole period."""
+    wh, pal = ctx.wh, ctx.pal
+    df = wh.df(f"""
+        with r as (select chip, model, string_agg(distinct fallback_reason, '; ' order by fallback_reason) as reasons
+                   from {PM} group by all)
+        select strftime(p.date, '%Y-%m-%d') as date, p.chip, p.model, count(distinct p.device_id) as devices,
+               count(distinct p.device_id) as device_days,
+               count(distinct p.device_id) filter (where p.learned) as learned_days,
+               sum(p.active_power_w) filter (where p.learned and p.feature = 'prefill') as prefill_w_sum,
+               count(p.active_power_w) filter (where p.learned and p.feature = 'prefill') as prefill_n,
+               sum(p.prefill_decode_ratio) filter (where p.learned and p.feature = 'prefill') as ratio_sum,
+               count(p.prefill_decode_ratio) filter (where p.learned and p.feature = 'prefill') as ratio_n,
+               sum(p.r2) filter (where p.feature = 'prefill') as r2_sum,
+               count(p.r2) filter (where p.feature = 'prefill') as r2_n,
+               coalesce(any_value(r.reasons), '–') as reasons
+        from {PM} p left join r on r.chip is not distinct from p.chip and r.model is not distinct from p.model
+        group by all order by all""")
+    return Live("energy-power-model-table", {
+        "kind": "table", "data": columns(df), "dims": ["date"],
+        "sums": ["device_days", "learned_days", "prefill_w_sum", "prefill_n", "ratio_sum", "ratio_n", "r2_sum",
+                 "r2_n"],
+        "measures": SUMMARY_MEASURES, "group": ["chip", "model", "reasons"], "columns": SUMMARY_COLUMNS,
+        "colors": {c: pal.chip_hex(c) for c in pal.chips}, "order": {"chip": pal.chips},
+        "sort": {"col": "chip", "desc": False},
+        "caption": "For the selected chip, model and dates. Prefill / decode power: learned prefill power over the "
+                   "decode power averaged over the day's decode time. Power, ratio and R²: means over the learned "
+                   "device-days (a median cannot be added up from per-day figures); fallback reasons over the "
+                   "whole period."})
 
 
 def curve_data(ctx: Ctx) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 
 from dashboards import theme
-from dashboards.pages._core import (Chart, Ctx, Html, Page, Section, chip_filter, day_x, fmt_num, html_table,
-                                    no_data, safe, tidy, tt_date)
+from dashboards.pages._core import (Chart, Ctx, Html, Live, Page, Section, chip_filter, columns, day_x, fmt_num,
+                                    html_table, no_data, safe, tidy, tt_date)
 
 REQ = "marts.fct_request_footprint"
 DAILY = "marts.fct_footprint_daily"
@@ -57,8 +57,11 @@ def _median(ctx: Ctx) -> Section:
             ["Carbon, location-based (gCO2e)", fmt_num(r.g_loc, 3), "–"],
             ["Water, on-site (mL)", fmt_num(r.ml, 3), fmt_num(GOOGLE["ml"], 2)]]
     rows += [[f"Share: {b} (%)", fmt_num(share[b], 1), fmt_num(GOOGLE["split_pct"][b], 0)] for b in BOUNDARIES]
-    sec.blocks.append(Html(html_table(["Per request (median)", "This fleet", "Google"], rows, num_cols={1, 2},
-                                      caption=f"Published figures: {GOOGLE_SOURCE}.")))
+    sec.blocks.append(Html(html_table(
+        ["Per request (median)", "This fleet", "Google"], rows, num_cols={1, 2},
+        caption="Medians over every request of the whole period, all chips and models: a median cannot be added "
+                "up from per-day sums, so this table does not follow the filters (the breakdown per chip and model "
+                f"below does, as means). Published figures: {GOOGLE_SOURCE}.")))
     return sec
 
 
@@ -97,17 +100,46 @@ def _breakdown(ctx: Ctx) -> Section:
     sec.blocks.append(Chart("footprint-boundary-per-chip-model", chip_filter(ch), long,
                             "The accelerator bar alone is what an accelerator-only figure reports.", wide=True,
                             filter_by="chip"))
-    rows = [[a.chip, a.model, fmt_num(a.acc_wh / a.requests, 4), fmt_num(a.full_wh / a.requests, 4),
-             fmt_num(a.acc_g_mkt / a.requests, 4), fmt_num(a.g_mkt / a.requests, 4), fmt_num(a.g_loc / a.requests, 4),
-             fmt_num(a.acc_ml / a.requests, 4), fmt_num(a.ml / a.requests, 4),
-             fmt_num(a.full_wh / a.tokens * 1000 if a.tokens else None, 4)] for a in agg.itertuples() if a.requests]
-    sec.blocks.append(Html(html_table(
-        ["Chip", "Model", "Wh/request (accelerator)", "Wh/request (full)", "gCO2e/request (accelerator, market)",
-         "gCO2e/request (full, market)", "gCO2e/request (full, location)", "mL/request (accelerator)",
-         "mL/request (full)", "Wh per 1k tokens (full)"], rows, num_cols=set(range(2, 10)),
-        caption="Means over the period. Accelerator only: the attributed accelerator energy, no PUE. Full: "
-                "accelerator + host + reserve + facility.")))
+    sec.blocks.append(breakdown_table(ctx))
     return sec
+
+
+#: per-request and per-token figures of the breakdown table: ratios of per-day sums
+BREAKDOWN_SUMS = ["requests", "tokens", "acc_wh", "full_wh", "acc_g_mkt", "g_mkt", "g_loc", "acc_ml", "ml"]
+BREAKDOWN_MEASURES = [
+    {"name": "acc_wh_per_request", "ratio": ["acc_wh", "requests"]},
+    {"name": "full_wh_per_request", "ratio": ["full_wh", "requests"]},
+    {"name": "acc_g_mkt_per_request", "ratio": ["acc_g_mkt", "requests"]},
+    {"name": "g_mkt_per_request", "ratio": ["g_mkt", "requests"]},
+    {"name": "g_loc_per_request", "ratio": ["g_loc", "requests"]},
+    {"name": "acc_ml_per_request", "ratio": ["acc_ml", "requests"]},
+    {"name": "ml_per_request", "ratio": ["ml", "requests"]},
+    {"name": "full_wh_per_1k_tokens", "ratio": ["full_wh", "tokens"], "k": 1000}]
+BREAKDOWN_COLUMNS = [{"key": "chip", "label": "Chip", "swatch": True}, {"key": "model", "label": "Model"}] + [
+    {"key": m["name"], "label": label, "fmt": "num4"} for m, label in zip(BREAKDOWN_MEASURES, (
+        "Wh/request (accelerator)", "Wh/request (full)", "gCO2e/request (accelerator, market)",
+        "gCO2e/request (full, market)", "gCO2e/request (full, location)", "mL/request (accelerator)",
+        "mL/request (full)", "Wh per 1k tokens (full)"), strict=True)]
+
+
+def breakdown_table(ctx: Ctx) -> Live:
+    """Per chip and model: energy, carbon and water per request (and full Wh per thousand tokens) for the
+    selected chip, model and dates, from per-day sums of marts.fct_footprint_daily added up in the browser."""
+    wh, pal = ctx.wh, ctx.pal
+    daily = wh.df(f"""select strftime(date, '%Y-%m-%d') as date, chip, model, sum(requests) as requests,
+                             sum(total_tokens) as tokens, sum(accelerator_wh) as acc_wh, sum(full_wh) as full_wh,
+                             sum(accelerator_market_gco2e) as acc_g_mkt, sum(full_market_gco2e) as g_mkt,
+                             sum(full_location_gco2e) as g_loc, sum(accelerator_water_ml) as acc_ml,
+                             sum(full_water_ml) as ml
+                      from {DAILY} where chip is not null group by all having sum(requests) > 0 order by all""")
+    return Live("footprint-breakdown-table", {
+        "kind": "table", "data": columns(daily), "dims": ["date"], "sums": BREAKDOWN_SUMS,
+        "measures": BREAKDOWN_MEASURES, "group": ["chip", "model"], "columns": BREAKDOWN_COLUMNS,
+        "colors": {c: pal.chip_hex(c) for c in pal.chips}, "order": {"chip": pal.chips},
+        "sort": {"col": "chip", "desc": False}, "csv": "footprint-breakdown.csv",
+        "caption": "Means per request over the selected chip, model and dates (sums over the requests). "
+                   "Accelerator only: the attributed accelerator energy, no PUE. Full: accelerator + host + "
+                   "reserve + facility."})
 
 
 def _carbon_by_site(ctx: Ctx) -> Section:

@@ -264,6 +264,8 @@ def _backtest(ctx: Ctx) -> Section:
                                               "horizon (per unit of the model's own standard deviation) gives the "
                                               "band, plus the uncertainty of the growth rate. The last column: "
                                               "that band's half-width 1 day ahead over the half-width of the "
-                                              "model's own 80 % interval (×1.00: the model's interval was right)."),
+                                              "model's own 80 % interval (×1.00: the model's interval was right). "
+                                              "Fleet-level by nature: the forecast is of the whole fleet's loss, "
+                                              "not per chip, model or a chosen date range."),
                            wide=False))
     return sec

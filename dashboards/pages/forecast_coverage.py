@@ -87,5 +87,8 @@ def _coverage(ctx: Ctx) -> Section:
     sec.blocks.append(Html(html_table(["Scenario", "Horizon", "Band", "Coverage", "Covered / origins"], rows,
                                       num_cols={3, 4},
                                       caption="Rolling-origin backtest: each origin is fitted only on the days "
-                                              "before it. – : the history is too short for that horizon.")))
+                                              "before it. – : the history is too short for that horizon. "
+                                              "Fleet-level by nature: the backtest scores the forecast of the whole "
+                                              "fleet's loss over the whole history, not per chip, model or a "
+                                              "chosen date range.")))
     return sec

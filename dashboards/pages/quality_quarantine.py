@@ -32,7 +32,7 @@ def partition_sql(col: str = "file") -> tuple[str, str]:
 
 
 Q_MEASURES = [{"name": "rows", "sum": "rows"}, {"name": "files", "max": "files"}]
-Q_COLUMNS = [{"key": "kind", "label": "Record kind"}, {"key": "reason", "label": "Reason"},
+Q_COLUMNS = [{"key": "kind", "label": "Record kind"}, {"key": "reason", "label": "Reason", "wrap": True},
              {"key": "field", "label": "Field"},
              {"key": "chip", "label": "Chip (of the file's node)", "swatch": True, "null_text": NO_CHIP},
              {"key": "rows", "label": "Rows", "fmt": "num0"},
