@@ -67,11 +67,6 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
     key_cols = ", ".join(keys)
     reason = reason_sql(kind, sorted(_bad_names(con, kind)))
 
-    def on(a, b):
-        return " and ".join(f"{a}.{k} = {b}.{k}" for k in keys)
-
-    part = ", ".join(f"o.{k}" for k in keys)
-    key_val = " || ' ' || ".join(f"coalesce(cast(n.{k} as varchar), 'null')" for k in keys)
     existing_filter = ""
     if kind in ("device_samples", "host_samples"):  # the key holds the day: look only at those days' rows
         existing_filter = (f"where r._date between (select min({day_expr}) from _n) "
@@ -89,45 +84,11 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
         create or replace temp table _cand as
         select {key_cols} from _n group by all having count(*) > 1
         union
-        select {', '.join('r.' + k for k in keys)} from raw.{kind} r semi join _n k on {on('r', 'k')}
+        select {', '.join('r.' + k for k in keys)} from raw.{kind} r semi join _n k on {_on(keys, 'r', 'k')}
         {existing_filter}
     """)
     if con.execute("select count(*) from _cand").fetchone()[0]:
-        # 3. the candidates' rows only: among the good ones, the first by (file, row) wins, rows
-        # already in raw win over new ones
-        con.execute(f"""
-            insert into _bad
-            with ok as materialized (
-                select {', '.join('n.' + k for k in keys)}, n._file, n._row from _n n
-                semi join _cand c on {on('n', 'c')}
-                anti join _bad b on b._file = n._file and b._row = n._row
-            ),
-            dupkeys as (select {key_cols} from ok group by all having count(*) > 1),
-            d as (
-                select {part}, o._file, o._row,
-                       row_number() over (partition by {part} order by o._file, o._row) as _nth,
-                       first(o._file) over (partition by {part} order by o._file, o._row) as _first_file
-                from ok o semi join dupkeys k on {on('o', 'k')}
-            ),
-            dups as (
-                select n._file, n._row,
-                       case when n._first_file = n._file then 'key|duplicate within file|' || {key_val}
-                            else 'key|duplicate of a row in another file|' || {key_val} end as _reason
-                from d n where n._nth > 1
-            ),
-            known as (
-                select distinct {', '.join('r.' + k for k in keys)} from raw.{kind} r
-                semi join ok k on {on('r', 'k')}
-                {existing_filter}
-            ),
-            existing as (
-                select n._file, n._row, 'key|duplicate of a row already loaded|' || {key_val} as _reason
-                from ok n semi join known e on {on('e', 'n')}
-                anti join dups x on x._file = n._file and x._row = n._row
-            )
-            select * from dups
-            union all select * from existing
-        """)
+        _flag_duplicates(con, kind, keys, existing_filter)
     any_bad = con.execute("select count(*) from _bad").fetchone()[0] > 0
     # always through the anti join, even with no refused row: a plain scan of the Arrow rows is an
     # order-preserving insert whose row groups the next checkpoint rewrites (about 1 s a million rows)
@@ -145,6 +106,51 @@ def validate_and_insert(con, kind: str, col_list: str) -> tuple[dict, list]:
         """)
     return _counts(con, kind, good, any_bad)
 
+
+def _on(keys: list, a: str, b: str) -> str:
+    return " and ".join(f"{a}.{k} = {b}.{k}" for k in keys)
+
+
+def _flag_duplicates(con, kind: str, keys: list, existing_filter: str) -> None:
+    """Add to ``_bad`` the duplicate rows among the key candidates' (``_cand``) good rows."""
+    key_cols = ", ".join(keys)
+    part = ", ".join(f"o.{k}" for k in keys)
+    key_val = " || ' ' || ".join(f"coalesce(cast(n.{k} as varchar), 'null')" for k in keys)
+    # 3. the candidates' rows only: among the good ones, the first by (file, row) wins, rows
+    # already in raw win over new ones
+    con.execute(f"""
+        insert into _bad
+        with ok as materialized (
+            select {', '.join('n.' + k for k in keys)}, n._file, n._row from _n n
+            semi join _cand c on {_on(keys, 'n', 'c')}
+            anti join _bad b on b._file = n._file and b._row = n._row
+        ),
+        dupkeys as (select {key_cols} from ok group by all having count(*) > 1),
+        d as (
+            select {part}, o._file, o._row,
+                   row_number() over (partition by {part} order by o._file, o._row) as _nth,
+                   first(o._file) over (partition by {part} order by o._file, o._row) as _first_file
+            from ok o semi join dupkeys k on {_on(keys, 'o', 'k')}
+        ),
+        dups as (
+            select n._file, n._row,
+                   case when n._first_file = n._file then 'key|duplicate within file|' || {key_val}
+                        else 'key|duplicate of a row in another file|' || {key_val} end as _reason
+            from d n where n._nth > 1
+        ),
+        known as (
+            select distinct {', '.join('r.' + k for k in keys)} from raw.{kind} r
+            semi join ok k on {_on(keys, 'r', 'k')}
+            {existing_filter}
+        ),
+        existing as (
+            select n._file, n._row, 'key|duplicate of a row already loaded|' || {key_val} as _reason
+            from ok n semi join known e on {_on(keys, 'e', 'n')}
+            anti join dups x on x._file = n._file and x._row = n._row
+        )
+        select * from dups
+        union all select * from existing
+    """)
 
 def _counts(con, kind: str, good: str = "_n anti join _bad using (_file, _row)", any_bad: bool = True
             ) -> tuple[dict, list]:
